@@ -1,0 +1,61 @@
+# talgate — see README.md. Everything a fresh Debian 12 machine needs is installed from here.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := .stamps
+
+# Debian packages the code and the tests use (nft + libnftables for the agent, iproute2 for the
+# lab, iperf3/ping/conntrack for lab tests and benchmarks, tmux for driving the console by hand).
+DEB_PACKAGES := nftables libnftables1 iproute2 iperf3 iputils-ping conntrack procps tmux git
+
+.PHONY: install deps venv test test-unit test-lab lint demo demo-down bench clean
+
+install: deps venv
+
+deps: $(STAMPS)/deps
+$(STAMPS)/deps: Makefile
+	@mkdir -p $(STAMPS)
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	@touch $@
+
+venv: $(STAMPS)/venv
+$(STAMPS)/venv: pyproject.toml
+	@mkdir -p $(STAMPS)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[console,dev]'
+	@touch $@
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -p no:cacheprovider tests
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit
+
+test-lab: install
+	$(BIN)/pytest -q tests/lab
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check . || true
+
+demo: install
+	$(BIN)/talgate lab up
+	@echo
+	$(BIN)/talgate lab status
+
+demo-down: install
+	$(BIN)/talgate lab down
+
+bench: install
+	$(BIN)/python bench/forwarding.py
+
+clean:
+	rm -rf $(VENV) $(STAMPS) *.egg-info

@@ -1,0 +1,251 @@
+"""Semantic checks over a structurally valid RouterConfig.
+
+Each check returns Problems with a path into the document; errors stop a commit, warnings
+are shown. Bad input never reaches a renderer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+
+from .config import RouterConfig, Rule
+from .load import Problem
+
+SELF = "self"
+
+
+def _dups(items, path_of, what: str) -> list[Problem]:
+    """Problems for every repeated name; items is [(index, name)]."""
+    counts = Counter(name for _, name in items if name)
+    out, seen = [], {}
+    for i, name in items:
+        if name and counts[name] > 1:
+            if name in seen:
+                out.append(Problem(path_of(i), f"duplicate {what} name {name!r} (also at {path_of(seen[name])})"))
+            else:
+                seen[name] = i
+    return out
+
+
+def interface_networks(cfg: RouterConfig):
+    """[(ifname, network, interface-address)] of every configured address."""
+    out = []
+    for name, itf in cfg.interfaces.items():
+        for a in [*itf.ipv4, *itf.ipv6]:
+            out.append((name, a.network, a))
+    return out
+
+
+def resolve_addresses(cfg: RouterConfig, items: list[str]) -> list[ipaddress._BaseNetwork]:
+    nets = []
+    for a in items:
+        if a in cfg.sets:
+            nets.extend(ipaddress.ip_network(x) for x in cfg.sets[a].addresses)
+        else:
+            nets.append(ipaddress.ip_network(a))
+    return nets
+
+
+def rule_families(cfg: RouterConfig, r: Rule) -> set[int]:
+    """IP versions a rule applies to (dual-stack unless addresses, proto or family narrow it)."""
+    fams = {4, 6}
+    if r.family == "ipv4":
+        fams = {4}
+    elif r.family == "ipv6" or r.proto == "icmpv6":
+        fams = {6}
+    if r.proto == "icmp" and r.icmp_types:
+        from .config import ICMP_TYPES, ICMPV6_TYPES
+
+        fams &= ({4} if set(r.icmp_types) <= ICMP_TYPES else set()) | (
+            {6} if set(r.icmp_types) <= ICMPV6_TYPES else set())
+    for side in (r.src, r.dst):
+        if side:
+            fams &= {n.version for n in resolve_addresses(cfg, side)}
+    return fams
+
+
+def check(cfg: RouterConfig) -> list[Problem]:
+    p: list[Problem] = []
+    zones = set(cfg.zones)
+    ifaces = set(cfg.interfaces)
+
+    if cfg.system.management_interface and cfg.system.management_interface not in ifaces:
+        p.append(Problem("system.management_interface",
+                         f"unknown interface {cfg.system.management_interface!r}"))
+
+    # Interfaces: overlapping subnets, duplicate addresses.
+    nets = interface_networks(cfg)
+    for i, (n1, net1, a1) in enumerate(nets):
+        for n2, net2, a2 in nets[i + 1:]:
+            if net1.version != net2.version:
+                continue
+            fam = "ipv4" if net1.version == 4 else "ipv6"
+            if a1.ip == a2.ip:
+                p.append(Problem(f"interfaces.{n2}.{fam}", f"address {a2.ip} is also on {n1}"))
+            elif net1.overlaps(net2):
+                p.append(Problem(f"interfaces.{n2}.{fam}",
+                                 f"subnet {net2} overlaps {net1} on interface {n1}"))
+
+    # Zones: known interfaces, each interface in one zone.
+    owner: dict[str, str] = {}
+    for zname, z in cfg.zones.items():
+        if zname == SELF:
+            p.append(Problem(f"zones.{zname}", "'self' is reserved for the router itself"))
+        for j, itf in enumerate(z.interfaces):
+            if itf not in ifaces:
+                p.append(Problem(f"zones.{zname}.interfaces[{j}]", f"unknown interface {itf!r}"))
+            elif itf in owner:
+                p.append(Problem(f"zones.{zname}.interfaces[{j}]",
+                                 f"interface {itf!r} is already in zone {owner[itf]!r}"))
+            else:
+                owner[itf] = zname
+
+    # Address sets: one family mix is fine, but no empty-string garbage and no duplicates.
+    for sname, s in cfg.sets.items():
+        dup = [a for a, c in Counter(s.addresses).items() if c > 1]
+        for a in dup:
+            p.append(Problem(f"sets.{sname}.addresses", f"duplicate entry {a}"))
+
+    # Policies.
+    pairs: dict[tuple[str, str], int] = {}
+    for i, pol in enumerate(cfg.policies):
+        for field, z in (("from", pol.from_), ("to", pol.to)):
+            if z not in zones:
+                p.append(Problem(f"policies[{i}].{field}", f"unknown zone {z!r}"))
+        key = (pol.from_, pol.to)
+        if key in pairs:
+            p.append(Problem(f"policies[{i}]", f"a policy from {pol.from_} to {pol.to} already exists "
+                                               f"at policies[{pairs[key]}]"))
+        pairs.setdefault(key, i)
+    p += _dups(list(enumerate(pol.key for pol in cfg.policies)), lambda i: f"policies[{i}].name", "policy")
+
+    # Rules.
+    p += _dups(list(enumerate(r.name for r in cfg.rules)), lambda i: f"rules[{i}].name", "rule")
+    for i, r in enumerate(cfg.rules):
+        for j, z in enumerate(r.from_):
+            if z not in zones:
+                p.append(Problem(f"rules[{i}].from" + (f"[{j}]" if len(r.from_) > 1 else ""), f"unknown zone {z!r}"))
+        for j, z in enumerate(r.to):
+            if z != SELF and z not in zones:
+                p.append(Problem(f"rules[{i}].to" + (f"[{j}]" if len(r.to) > 1 else ""),
+                                 f"unknown zone {z!r} (zones: {', '.join(sorted(zones)) or 'none'}, or 'self')"))
+        bad_ref = False
+        for side in ("src", "dst"):
+            for j, a in enumerate(getattr(r, side)):
+                if "/" not in a and a not in cfg.sets:
+                    p.append(Problem(f"rules[{i}].{side}[{j}]", f"unknown address set {a!r}"))
+                    bad_ref = True
+        if not bad_ref and not rule_families(cfg, r):
+            p.append(Problem(f"rules[{i}]", f"rule {r.name!r} can never match: its addresses, proto and "
+                                            "family have no IP version in common"))
+    if not any(x.severity == "error" and x.path.startswith("rules") for x in p):
+        p += shadowed_rules(cfg)
+
+    # NAT.
+    nat_names = [(f"nat.snat[{i}].name", s.name) for i, s in enumerate(cfg.nat.snat)]
+    nat_names += [(f"nat.forwards[{i}].name", f.name) for i, f in enumerate(cfg.nat.forwards)]
+    paths = dict(enumerate(path for path, _ in nat_names))
+    p += _dups([(i, n) for i, (_, n) in enumerate(nat_names)], lambda i: paths[i], "NAT")
+    for i, m in enumerate(cfg.nat.masquerade):
+        if m.out not in zones:
+            p.append(Problem(f"nat.masquerade[{i}].out", f"unknown zone {m.out!r}"))
+    for i, s in enumerate(cfg.nat.snat):
+        if s.out not in zones:
+            p.append(Problem(f"nat.snat[{i}].out", f"unknown zone {s.out!r}"))
+        for j, a in enumerate(s.src):
+            if "/" not in a and a not in cfg.sets:
+                p.append(Problem(f"nat.snat[{i}].src[{j}]", f"unknown address set {a!r}"))
+            elif "/" in a and ipaddress.ip_network(a).version != s.to.version:
+                p.append(Problem(f"nat.snat[{i}].src[{j}]", f"{a} is not in the family of {s.to}"))
+    for i, f in enumerate(cfg.nat.forwards):
+        if f.in_ not in zones:
+            p.append(Problem(f"nat.forwards[{i}].in", f"unknown zone {f.in_!r}"))
+        tgt = f.target_addr
+        if target_zone(cfg, tgt) is None:
+            p.append(Problem(f"nat.forwards[{i}].to",
+                             f"target {tgt} is outside every interface subnet; no zone can reach it"))
+        for j, a in enumerate(f.src):
+            if "/" not in a and a not in cfg.sets:
+                p.append(Problem(f"nat.forwards[{i}].src[{j}]", f"unknown address set {a!r}"))
+
+    # Routes.
+    p += _dups(list(enumerate(r.name for r in cfg.routes)), lambda i: f"routes[{i}].name", "route")
+    seen_dst: dict[tuple, int] = {}
+    for i, r in enumerate(cfg.routes):
+        if r.interface and r.interface not in ifaces:
+            p.append(Problem(f"routes[{i}].interface", f"unknown interface {r.interface!r}"))
+        if r.via is not None and not r.interface:
+            if not any(net.version == r.via.version and r.via in net for _, net, _ in nets):
+                p.append(Problem(f"routes[{i}].via",
+                                 f"gateway {r.via} is not on any interface subnet (add 'interface')"))
+        key = (r.to, r.metric)
+        if key in seen_dst:
+            p.append(Problem(f"routes[{i}].to", f"route to {r.to} with metric {r.metric} already at "
+                                                f"routes[{seen_dst[key]}]"))
+        seen_dst.setdefault(key, i)
+    return p
+
+
+def target_zone(cfg: RouterConfig, addr) -> str | None:
+    for ifname, net, _ in interface_networks(cfg):
+        if net.version == addr.version and addr in net:
+            return cfg.zone_of(ifname)
+    return None
+
+
+# ---- shadowing -------------------------------------------------------------------------
+
+
+def _port_ranges(ports: list[str]) -> list[tuple[int, int]]:
+    out = []
+    for p in ports:
+        lo, _, hi = p.partition("-")
+        out.append((int(lo), int(hi or lo)))
+    return out
+
+
+def _ports_cover(outer: list[str], inner: list[str]) -> bool:
+    if not outer:
+        return True
+    if not inner:
+        return False
+    o = _port_ranges(outer)
+    return all(any(a <= lo and hi <= b for a, b in o) for lo, hi in _port_ranges(inner))
+
+
+def _addrs_cover(cfg, outer: list[str], inner: list[str]) -> bool:
+    if not outer:
+        return True
+    if not inner:
+        return False
+    o = resolve_addresses(cfg, outer)
+    return all(any(n.version == x.version and n.subnet_of(x) for x in o) for n in resolve_addresses(cfg, inner))
+
+
+def covers(cfg: RouterConfig, a: Rule, b: Rule) -> bool:
+    """True when every packet rule b matches is also matched by rule a."""
+    if not (set(b.from_) <= set(a.from_) and set(b.to) <= set(a.to)):
+        return False
+    if not rule_families(cfg, b) <= rule_families(cfg, a):
+        return False
+    if a.proto != "any" and a.proto != b.proto:
+        return False
+    if a.icmp_types and not (b.icmp_types and set(b.icmp_types) <= set(a.icmp_types)):
+        return False
+    return (_ports_cover(a.sport, b.sport) and _ports_cover(a.dport, b.dport)
+            and _addrs_cover(cfg, a.src, b.src) and _addrs_cover(cfg, a.dst, b.dst))
+
+
+def shadowed_rules(cfg: RouterConfig) -> list[Problem]:
+    out = []
+    active = [(i, r) for i, r in enumerate(cfg.rules) if r.enabled]
+    for k, (i, r) in enumerate(active):
+        for j, earlier in active[:k]:
+            if covers(cfg, earlier, r):
+                verb = "same action" if earlier.action == r.action else f"{earlier.action}s it first"
+                out.append(Problem(f"rules[{i}]", f"rule {r.name!r} is shadowed by rules[{j}] "
+                                                  f"({earlier.name!r}, {verb}); it never matches",
+                                   severity="warning"))
+                break
+    return out

@@ -1,0 +1,309 @@
+"""The router's configuration document (``router.yaml``), version 1.
+
+Pydantic v2 models, unknown keys rejected everywhere. Structural validation lives here
+(types, ranges, prefixes, ports); checks that need the whole document (references,
+duplicates, overlaps, shadowing) live in :mod:`backend.model.checks`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+IFNAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"  # IFNAMSIZ - 1
+HOSTNAME_RE = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+
+Name = Annotated[str, Field(pattern=NAME_RE)]
+IfName = Annotated[str, Field(pattern=IFNAME_RE)]
+Action = Literal["accept", "drop", "reject"]
+
+# ICMP type names nft understands (icmp / icmpv6 type names).
+ICMP_TYPES = {
+    "echo-reply", "destination-unreachable", "source-quench", "redirect", "echo-request",
+    "router-advertisement", "router-solicitation", "time-exceeded", "parameter-problem",
+    "timestamp-request", "timestamp-reply", "info-request", "info-reply",
+    "address-mask-request", "address-mask-reply",
+}
+ICMPV6_TYPES = {
+    "destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem",
+    "echo-request", "echo-reply", "mld-listener-query", "mld-listener-report",
+    "mld-listener-done", "mld-listener-reduction", "nd-router-solicit", "nd-router-advert",
+    "nd-neighbor-solicit", "nd-neighbor-advert", "nd-redirect", "router-renumbering",
+    "ind-neighbor-solicit", "ind-neighbor-advert", "mld2-listener-report",
+}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
+
+
+def _listify(v):
+    if v is None:
+        return []
+    if isinstance(v, (str, int)):
+        return [v]
+    return v
+
+
+def _port_item(v) -> str:
+    """A port item is N or "N-M"; returned normalised as a string."""
+    if isinstance(v, bool):
+        raise ValueError("a port must be a number 1-65535 or a range 'N-M'")
+    if isinstance(v, int):
+        lo = hi = v
+    elif isinstance(v, str) and re.fullmatch(r"\s*\d+\s*(-\s*\d+\s*)?", v):
+        parts = [int(p) for p in v.split("-")]
+        lo, hi = parts[0], parts[-1]
+    else:
+        raise ValueError(f"invalid port {v!r}: expected a number 1-65535 or a range 'N-M'")
+    if not (1 <= lo <= 65535 and 1 <= hi <= 65535):
+        raise ValueError(f"port {v!r} out of range 1-65535")
+    if lo > hi:
+        raise ValueError(f"port range {v!r} is reversed")
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
+def _ports(v):
+    return [_port_item(p) for p in _listify(v)]
+
+
+Ports = Annotated[list[str], BeforeValidator(_ports)]
+NameList = Annotated[list[Name], BeforeValidator(_listify)]
+
+
+def _address(v: str) -> str:
+    """An address item: a host or prefix (host bits must be zero), or a set name."""
+    if not isinstance(v, str):
+        raise ValueError(f"invalid address {v!r}")
+    if re.fullmatch(NAME_RE, v) and not re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*", v):
+        return v  # a named address set, resolved by the checks
+    try:
+        return str(ipaddress.ip_network(v, strict=True))
+    except ValueError as e:
+        raise ValueError(f"invalid address or prefix {v!r}: {e}") from None
+
+
+AddressList = Annotated[list[str], BeforeValidator(lambda v: [_address(a) for a in _listify(v)])]
+
+
+def _prefix(v: str) -> str:
+    if not isinstance(v, str):
+        raise ValueError(f"invalid prefix {v!r}")
+    try:
+        return str(ipaddress.ip_network(v, strict=True))
+    except ValueError as e:
+        raise ValueError(f"invalid prefix {v!r}: {e}") from None
+
+
+class System(Strict):
+    hostname: str = Field("talgate", pattern=HOSTNAME_RE, max_length=253, description="The router's host name.")
+    domain: str | None = Field(None, pattern=HOSTNAME_RE, max_length=253, description="The LAN's DNS domain.")
+    management_interface: IfName | None = Field(
+        None, description="The link Talos configures itself (management); all others belong to the agent."
+    )
+
+
+class Interface(Strict):
+    description: str | None = None
+    enabled: bool = True
+    mtu: int | None = Field(None, ge=576, le=65535, description="Link MTU (IPv6 needs >= 1280).")
+    ipv4: list[ipaddress.IPv4Interface] = Field(default_factory=list, description="Static IPv4 addresses (CIDR).")
+    ipv6: list[ipaddress.IPv6Interface] = Field(default_factory=list, description="Static IPv6 addresses (CIDR).")
+
+    @field_validator("ipv4", "ipv6", mode="before")
+    @classmethod
+    def _list(cls, v):
+        return _listify(v)
+
+    @model_validator(mode="after")
+    def _mtu_v6(self):
+        if self.ipv6 and self.mtu is not None and self.mtu < 1280:
+            raise ValueError("mtu below 1280 cannot carry IPv6")
+        return self
+
+
+class Zone(Strict):
+    description: str | None = None
+    interfaces: list[IfName] = Field(default_factory=list)
+    input: Action = Field("drop", description="Default for traffic from this zone to the router itself.")
+    forward: Action = Field("drop", description="Default for traffic from this zone to any zone without a policy.")
+    log: bool = Field(False, description="Log packets that hit this zone's defaults.")
+
+
+class Policy(Strict):
+    name: Name | None = None
+    from_: Name = Field(alias="from")
+    to: Name
+    action: Action
+    log: bool = False
+
+    @property
+    def key(self) -> str:
+        return self.name or f"{self.from_}-{self.to}"
+
+
+class AddressSet(Strict):
+    description: str | None = None
+    addresses: AddressList = Field(default_factory=list)
+
+    @field_validator("addresses")
+    @classmethod
+    def _no_names(cls, v):
+        for a in v:
+            if "/" not in a:
+                raise ValueError(f"invalid address or prefix {a!r}")
+        return v
+
+
+class Rule(Strict):
+    name: Name
+    description: str | None = None
+    enabled: bool = True
+    from_: NameList = Field(alias="from", description="Source zone(s).")
+    to: NameList = Field(description="Destination zone(s), or 'self' for the router itself.")
+    src: AddressList = Field(default_factory=list, description="Source prefixes or address-set names.")
+    dst: AddressList = Field(default_factory=list, description="Destination prefixes or address-set names.")
+    proto: Literal["tcp", "udp", "icmp", "icmpv6", "any"] = Field(
+        "any", description="'icmp' is ICMP for IPv4 and ICMPv6 for IPv6 (types matched by name); 'icmpv6' is IPv6 only."
+    )
+    sport: Ports = Field(default_factory=list)
+    dport: Ports = Field(default_factory=list)
+    icmp_types: Annotated[list[str], BeforeValidator(_listify)] = Field(default_factory=list)
+    family: Literal["ipv4", "ipv6", "any"] = "any"
+    action: Action
+    log: bool = False
+    counter: bool = True
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if (self.sport or self.dport) and self.proto not in ("tcp", "udp"):
+            raise ValueError("ports need proto tcp or udp")
+        if self.icmp_types:
+            if self.proto not in ("icmp", "icmpv6"):
+                raise ValueError("icmp_types need proto icmp or icmpv6")
+            known = ICMP_TYPES | ICMPV6_TYPES if self.proto == "icmp" else ICMPV6_TYPES
+            bad = [t for t in self.icmp_types if t not in known]
+            if bad:
+                raise ValueError(f"unknown {self.proto} type(s) {', '.join(bad)}")
+        if self.proto == "icmpv6" and self.family == "ipv4":
+            raise ValueError("proto icmpv6 does not exist in family ipv4")
+        if not self.from_:
+            raise ValueError("from needs at least one zone")
+        if not self.to:
+            raise ValueError("to needs at least one zone or 'self'")
+        return self
+
+
+class Masquerade(Strict):
+    name: Name | None = None
+    out: Name = Field(description="Outbound zone.")
+    family: Literal["ipv4", "ipv6", "any"] = Field(
+        "ipv4", description="ipv4 by default; ipv6 or any opts in to NAT66 masquerading."
+    )
+
+    @property
+    def key(self) -> str:
+        return self.name or f"masquerade-{self.out}"
+
+
+class Snat(Strict):
+    name: Name
+    out: Name = Field(description="Outbound zone.")
+    src: AddressList = Field(default_factory=list)
+    to: ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class PortForward(Strict):
+    name: Name
+    in_: Name = Field(alias="in", description="Zone the connection arrives from.")
+    proto: Literal["tcp", "udp"] = "tcp"
+    dport: Annotated[str, BeforeValidator(_port_item)]
+    to: str = Field(description="Target 'ADDR:PORT', '[V6ADDR]:PORT' or just ADDR (same port).")
+    src: AddressList = Field(default_factory=list, description="Only from these sources.")
+    log: bool = False
+
+    @field_validator("to")
+    @classmethod
+    def _target(cls, v: str) -> str:
+        cls._split(v)
+        return v
+
+    @staticmethod
+    def _split(v: str):
+        m = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([0-9.]+)(?::(\d+))?|([0-9A-Fa-f:]+)", v)
+        if not m:
+            raise ValueError(f"invalid forward target {v!r}: expected ADDR:PORT or [V6ADDR]:PORT")
+        addr = m.group(1) or m.group(3) or m.group(5)
+        port = m.group(2) or m.group(4)
+        try:
+            ip = ipaddress.ip_address(addr)
+        except ValueError:
+            raise ValueError(f"invalid forward target address {addr!r}") from None
+        if port is not None:
+            _port_item(int(port))
+        return ip, (int(port) if port else None)
+
+    @property
+    def target_addr(self) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+        return self._split(self.to)[0]
+
+    @property
+    def target_port(self) -> int | None:
+        return self._split(self.to)[1]
+
+
+class Nat(Strict):
+    masquerade: list[Masquerade] = Field(default_factory=list)
+    snat: list[Snat] = Field(default_factory=list)
+    forwards: list[PortForward] = Field(default_factory=list)
+
+
+class Route(Strict):
+    name: Name | None = None
+    to: Annotated[str, BeforeValidator(lambda v: "0.0.0.0/0" if v == "default" else _prefix(v))]
+    via: ipaddress.IPv4Address | ipaddress.IPv6Address | None = None
+    interface: IfName | None = None
+    metric: int = Field(0, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="after")
+    def _gw(self):
+        if self.via is None and self.interface is None:
+            raise ValueError("a route needs via or interface")
+        net = ipaddress.ip_network(self.to)
+        if self.via is not None and self.via.version != net.version:
+            # 'default' means 0.0.0.0/0; follow the gateway's family.
+            if net.prefixlen == 0:
+                self.to = "::/0" if self.via.version == 6 else "0.0.0.0/0"
+            else:
+                raise ValueError(f"gateway {self.via} is not in the family of {self.to}")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.name or f"{self.to}"
+
+
+class RouterConfig(Strict):
+    """talgate router configuration, version 1."""
+
+    model_config = ConfigDict(extra="forbid", title="talgate router.yaml", populate_by_name=True)
+
+    version: Literal[1] = 1
+    system: System = Field(default_factory=System)
+    interfaces: dict[IfName, Interface] = Field(default_factory=dict)
+    zones: dict[Name, Zone] = Field(default_factory=dict)
+    sets: dict[Name, AddressSet] = Field(default_factory=dict, description="Named address sets.")
+    policies: list[Policy] = Field(default_factory=list)
+    rules: list[Rule] = Field(default_factory=list)
+    nat: Nat = Field(default_factory=Nat)
+    routes: list[Route] = Field(default_factory=list)
+
+    def zone_of(self, ifname: str) -> str | None:
+        for zname, z in self.zones.items():
+            if ifname in z.interfaces:
+                return zname
+        return None

@@ -1,0 +1,465 @@
+"""RouterConfig → the ``inet talgate`` nftables table. Pure and deterministic.
+
+The output is an nftables JSON command list (applied by the agent in one libnftables
+transaction) and the same ruleset as nft text (for diffs and humans; loadable by ``nft -f``).
+Every rule carries a comment naming the config item it came from ("rule NAME",
+"forward NAME", "policy FROM-TO", "zone Z input", …) so counters and errors map back.
+
+Only the ``inet talgate`` table is ever named: Talos (``inet talos``) and the CNI keep theirs.
+Ports are matched through ``meta l4proto`` (the transport header after any IPv6 extension
+headers), never ``ip6 nexthdr``, so extension headers cannot bypass a port match.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass, field
+
+from ..model.checks import SELF, resolve_addresses, rule_families, target_zone
+from ..model.config import ICMP_TYPES, ICMPV6_TYPES, RouterConfig, Rule
+
+TABLE = "talgate"
+FAMILY = "inet"
+
+# RFC 4890: ICMPv6 that must not be dropped.
+ICMPV6_ERRORS = ["destination-unreachable", "packet-too-big", "time-exceeded", "parameter-problem"]
+ICMPV6_ND = ["nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert",
+             "ind-neighbor-solicit", "ind-neighbor-advert"]
+ICMPV6_MLD = ["mld-listener-query", "mld-listener-report", "mld-listener-done", "mld2-listener-report"]
+
+
+@dataclass(frozen=True)
+class E:
+    """One expression in both forms."""
+
+    json: dict
+    text: str
+
+
+def _q(s: str) -> str:
+    return json.dumps(s)
+
+
+def _val_text(v) -> str:
+    if isinstance(v, str) and not re.fullmatch(r"[0-9A-Fa-f:./-]+|[a-z][a-z0-9-]*", v):
+        return _q(v)
+    return str(v)
+
+
+def _set_json(values):
+    if len(values) == 1:
+        return values[0]
+    return {"set": values}
+
+
+def _set_text(texts):
+    return texts[0] if len(texts) == 1 else "{ " + ", ".join(texts) + " }"
+
+
+def meta(key: str, values, op: str = "==") -> E:
+    values = values if isinstance(values, list) else [values]
+    txt = _set_text([_q(v) if key in ("iifname", "oifname") else _val_text(v) for v in values])
+    op_t = "" if op == "==" else f"{op} "
+    return E({"match": {"op": op, "left": {"meta": {"key": key}}, "right": _set_json(values)}},
+             f"meta {key} {op_t}{txt}" if key not in ("iifname", "oifname") else f"{key} {op_t}{txt}")
+
+
+def ct_state(states: list[str]) -> E:
+    return E({"match": {"op": "in", "left": {"ct": {"key": "state"}}, "right": states if len(states) > 1 else states[0]}},
+             "ct state " + ",".join(states))
+
+
+def ct_status(status: str) -> E:
+    return E({"match": {"op": "in", "left": {"ct": {"key": "status"}}, "right": status}}, f"ct status {status}")
+
+
+def payload(proto: str, fld: str, values, op: str = "==") -> E:
+    values = values if isinstance(values, list) else [values]
+    op_t = "" if op == "==" else f"{op} "
+    return E({"match": {"op": op, "left": {"payload": {"protocol": proto, "field": fld}}, "right": _set_json(values)}},
+             f"{proto} {fld} {op_t}{_set_text([_val_text(v) if not isinstance(v, dict) else _range_text(v) for v in values])}")
+
+
+def _range_text(v: dict) -> str:
+    if "range" in v:
+        return f"{v['range'][0]}-{v['range'][1]}"
+    if "prefix" in v:
+        return f"{v['prefix']['addr']}/{v['prefix']['len']}"
+    raise ValueError(v)
+
+
+def addr_match(fam: int, side: str, nets: list | None = None, set_ref: str | None = None) -> E:
+    proto = "ip" if fam == 4 else "ip6"
+    fld = "saddr" if side == "src" else "daddr"
+    if set_ref:
+        return E({"match": {"op": "==", "left": {"payload": {"protocol": proto, "field": fld}}, "right": f"@{set_ref}"}},
+                 f"{proto} {fld} @{set_ref}")
+    vals = [_net_json(n) for n in nets]
+    return payload(proto, fld, vals)
+
+
+def _net_json(n):
+    n = ipaddress.ip_network(n)
+    if n.prefixlen == n.max_prefixlen:
+        return str(n.network_address)
+    return {"prefix": {"addr": str(n.network_address), "len": n.prefixlen}}
+
+
+def ports_json(ports: list[str]):
+    out = []
+    for p in ports:
+        lo, _, hi = p.partition("-")
+        out.append(int(lo) if not hi else {"range": [int(lo), int(hi)]})
+    return out
+
+
+def tcp_flags_not_syn() -> E:
+    return E({"match": {"op": "!=", "left": {"&": [{"payload": {"protocol": "tcp", "field": "flags"}},
+                                                  ["fin", "syn", "rst", "ack"]]}, "right": "syn"}},
+             "tcp flags & (fin|syn|rst|ack) != syn")
+
+
+COUNTER = E({"counter": None}, "counter")
+ACCEPT = E({"accept": None}, "accept")
+DROP = E({"drop": None}, "drop")
+
+
+def log(prefix: str) -> E:
+    return E({"log": {"prefix": prefix}}, f"log prefix {_q(prefix)}")
+
+
+def jump(chain: str) -> E:
+    return E({"jump": {"target": chain}}, f"jump {chain}")
+
+
+def reject(tcp: bool) -> E:
+    if tcp:
+        return E({"reject": {"type": "tcp reset"}}, "reject with tcp reset")
+    return E({"reject": {"type": "icmpx", "expr": "admin-prohibited"}}, "reject with icmpx admin-prohibited")
+
+
+def vmap(keys: list[str], entries: list[tuple[list[str], str]]) -> E:
+    """iifname [. oifname] vmap { k : jump chain, ... }"""
+    key_json = ({"meta": {"key": keys[0]}} if len(keys) == 1
+                else {"concat": [{"meta": {"key": k}} for k in keys]})
+    data = []
+    texts = []
+    for k, chain in entries:
+        kj = k[0] if len(k) == 1 else {"concat": k}
+        data.append([kj, {"jump": {"target": chain}}])
+        texts.append(" . ".join(_q(x) for x in k) + f" : jump {chain}")
+    return E({"vmap": {"key": key_json, "data": {"set": data}}},
+             " . ".join(keys) + " vmap { " + ", ".join(texts) + " }")
+
+
+@dataclass
+class NRule:
+    chain: str
+    exprs: list[E]
+    comment: str
+
+    def json(self) -> dict:
+        return {"rule": {"family": FAMILY, "table": TABLE, "chain": self.chain,
+                         "expr": [e.json for e in self.exprs], "comment": self.comment}}
+
+    def text(self) -> str:
+        return " ".join(e.text for e in self.exprs) + f" comment {_q(self.comment)}"
+
+
+@dataclass
+class NChain:
+    name: str
+    hook: str | None = None
+    type: str = "filter"
+    prio: int = 0
+    policy: str | None = None
+    rules: list[NRule] = field(default_factory=list)
+
+
+@dataclass
+class NSet:
+    name: str
+    type: str
+    elements: list
+
+
+@dataclass
+class Ruleset:
+    chains: list[NChain]
+    sets: list[NSet]
+
+    def commands(self) -> list[dict]:
+        """The JSON command list: replace the whole table in one transaction."""
+        t = {"family": FAMILY, "name": TABLE}
+        cmds: list[dict] = [{"add": {"table": dict(t)}}, {"delete": {"table": dict(t)}}]
+        cmds += self.create_commands()
+        return cmds
+
+    def create_commands(self) -> list[dict]:
+        t = {"family": FAMILY, "name": TABLE}
+        cmds: list[dict] = [{"add": {"table": dict(t)}}]
+        for s in self.sets:
+            sd = {"family": FAMILY, "table": TABLE, "name": s.name, "type": s.type, "flags": ["interval"]}
+            if s.elements:
+                sd["elem"] = [_net_json(n) for n in s.elements]
+            cmds.append({"add": {"set": sd}})
+        for c in self.chains:
+            cd = {"family": FAMILY, "table": TABLE, "name": c.name}
+            if c.hook:
+                cd.update(type=c.type, hook=c.hook, prio=c.prio, policy=c.policy or "accept")
+            cmds.append({"add": {"chain": cd}})
+        for c in self.chains:
+            for r in c.rules:
+                cmds.append({"add": r.json()})
+        return cmds
+
+    def document(self) -> dict:
+        return {"nftables": self.commands()}
+
+    def text(self) -> str:
+        out = [f"table {FAMILY} {TABLE} {{"]
+        for s in self.sets:
+            out.append(f"\tset {s.name} {{")
+            out.append(f"\t\ttype {s.type}")
+            out.append("\t\tflags interval")
+            if s.elements:
+                out.append("\t\telements = { " + ", ".join(str(ipaddress.ip_network(n)) for n in s.elements) + " }")
+            out.append("\t}")
+        for c in self.chains:
+            out.append(f"\tchain {c.name} {{")
+            if c.hook:
+                prio = {0: "filter", -100: "dstnat", 100: "srcnat"}.get(c.prio, str(c.prio))
+                out.append(f"\t\ttype {c.type} hook {c.hook} priority {prio}; policy {c.policy or 'accept'};")
+            for r in c.rules:
+                out.append("\t\t" + r.text())
+            out.append("\t}")
+        out.append("}")
+        return "\n".join(out) + "\n"
+
+
+def chain_id(*parts: str) -> str:
+    return "_".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts)
+
+
+def set_name(name: str, fam: int) -> str:
+    return chain_id("set", name, f"v{fam}")
+
+
+def _verdict(action: str, tcp_only: bool = False) -> list[list[E]]:
+    """Expression tails for an action; reject becomes tcp reset + icmpx."""
+    if action == "accept":
+        return [[ACCEPT]]
+    if action == "drop":
+        return [[DROP]]
+    if tcp_only:
+        return [[reject(True)]]
+    return [[meta("l4proto", "tcp"), reject(True)], [reject(False)]]
+
+
+def _default_rules(chain: str, action: str, comment: str, do_log: bool) -> list[NRule]:
+    rules = []
+    for tail in _verdict(action):
+        exprs = [COUNTER]
+        if do_log and action != "accept":
+            exprs.append(log(f"tg {comment}: "))
+        rules.append(NRule(chain, tail[:-1] + exprs + tail[-1:], comment))
+    return rules
+
+
+def _l4(proto: str, fam: int, r: Rule) -> list[E]:
+    """Protocol, port and ICMP-type matches for one family's part of a rule."""
+    ex: list[E] = []
+    if proto in ("tcp", "udp"):
+        ex.append(meta("l4proto", proto))
+        if r.sport:
+            ex.append(payload(proto, "sport", ports_json(r.sport)))
+        if r.dport:
+            ex.append(payload(proto, "dport", ports_json(r.dport)))
+    elif proto in ("icmp", "icmpv6"):
+        if fam == 4:
+            ex.append(meta("l4proto", "icmp"))
+            if r.icmp_types:
+                ex.append(payload("icmp", "type", sorted(r.icmp_types)))
+        else:
+            ex.append(meta("l4proto", "ipv6-icmp"))
+            if r.icmp_types:
+                ex.append(payload("icmpv6", "type", sorted(r.icmp_types)))
+    return ex
+
+
+def _side(cfg: RouterConfig, items: list[str], fam: int, side: str) -> E | None:
+    if not items:
+        return None
+    if len(items) == 1 and items[0] in cfg.sets:
+        return addr_match(fam, side, set_ref=set_name(items[0], fam))
+    nets = [n for n in resolve_addresses(cfg, items) if n.version == fam]
+    return addr_match(fam, side, nets=list(ipaddress.collapse_addresses(nets)))
+
+
+def render_rule(cfg: RouterConfig, r: Rule, chain: str) -> list[NRule]:
+    fams = sorted(rule_families(cfg, r))
+    comment = f"rule {r.name}"
+    # One nft rule per family only when something family-specific must be said.
+    split = bool(r.src or r.dst) or r.proto in ("icmp", "icmpv6") or fams != [4, 6]
+    parts = [(f, True) for f in fams] if split else [(0, False)]
+    out = []
+    for fam, specific in parts:
+        ex: list[E] = []
+        if specific and not (r.src or r.dst) and r.proto not in ("icmp", "icmpv6"):
+            ex.append(meta("nfproto", "ipv4" if fam == 4 else "ipv6"))
+        ex += _l4(r.proto, fam, r)
+        for side in ("src", "dst"):
+            m = _side(cfg, getattr(r, side), fam, side)
+            if m:
+                ex.append(m)
+        if r.counter:
+            ex.append(COUNTER)
+        if r.log:
+            ex.append(log(f"tg {r.name}: "))
+        for tail in _verdict(r.action, tcp_only=r.proto == "tcp"):
+            out.append(NRule(chain, ex + tail, comment))
+    return out
+
+
+def _base(chain: str) -> list[NRule]:
+    return [
+        NRule(chain, [ct_state(["established", "related"]), ACCEPT], "builtin established"),
+        NRule(chain, [ct_state(["invalid"]), COUNTER, DROP], "builtin invalid"),
+        NRule(chain, [meta("l4proto", "tcp"), ct_state(["new"]), tcp_flags_not_syn(), COUNTER, DROP],
+              "builtin tcp-new-without-syn"),
+    ]
+
+
+def render(cfg: RouterConfig) -> Ruleset:
+    zones = list(cfg.zones)
+    zchain = {z: chain_id("zone", z) for z in zones}
+
+    sets = []
+    for sname, s in cfg.sets.items():
+        for fam in (4, 6):
+            nets = [ipaddress.ip_network(a) for a in s.addresses if ipaddress.ip_network(a).version == fam]
+            sets.append(NSet(set_name(sname, fam), "ipv4_addr" if fam == 4 else "ipv6_addr",
+                             [str(n) for n in ipaddress.collapse_addresses(nets)]))
+
+    inp = NChain("input", hook="input", policy="drop")
+    inp.rules += _base("input")
+    inp.rules.append(NRule("input", [meta("iif", "lo"), ACCEPT], "builtin loopback"))
+    inp.rules += [
+        NRule("input", [meta("l4proto", "ipv6-icmp"), payload("icmpv6", "type", ICMPV6_ERRORS), ACCEPT],
+              "builtin icmpv6-errors"),
+        NRule("input", [meta("l4proto", "ipv6-icmp"), payload("icmpv6", "type", ICMPV6_ND),
+                        payload("ip6", "hoplimit", 255), ACCEPT], "builtin icmpv6-nd"),
+        NRule("input", [meta("l4proto", "ipv6-icmp"), payload("icmpv6", "type", ICMPV6_MLD),
+                        payload("ip6", "saddr", [{"prefix": {"addr": "fe80::", "len": 10}}]), ACCEPT],
+              "builtin icmpv6-mld"),
+    ]
+    fwd = NChain("forward", hook="forward", policy="drop")
+    fwd.rules += _base("forward")
+    fwd.rules.append(NRule("forward", [meta("l4proto", "ipv6-icmp"), payload("icmpv6", "type", ICMPV6_ERRORS),
+                                       ACCEPT], "builtin icmpv6-errors"))
+    out = NChain("output", hook="output", policy="accept")
+    chains = [inp, fwd, out]
+
+    # input: per-zone chains with rules to self, then the zone's default.
+    in_entries = []
+    for z in zones:
+        c = NChain(chain_id(zchain[z], "in"))
+        for r in cfg.rules:
+            if r.enabled and z in r.from_ and SELF in r.to:
+                c.rules += render_rule(cfg, r, c.name)
+        c.rules += _default_rules(c.name, cfg.zones[z].input, f"zone {z} input", cfg.zones[z].log)
+        chains.append(c)
+        in_entries += [([i], c.name) for i in cfg.zones[z].interfaces]
+    if in_entries:
+        inp.rules.append(NRule("input", [vmap(["iifname"], in_entries)], "builtin zone-dispatch"))
+    inp.rules += _default_rules("input", "drop", "builtin unzoned-input", False)
+
+    # forward: one chain per zone pair.
+    policies = {(p.from_, p.to): p for p in cfg.policies}
+    fwd_entries = []
+    for a in zones:
+        for b in zones:
+            c = NChain(chain_id(zchain[a], "to", b))
+            for f in cfg.nat.forwards:
+                if f.in_ == a and target_zone(cfg, f.target_addr) == b:
+                    c.rules += _forward_accept(cfg, f, c.name)
+            for r in cfg.rules:
+                if r.enabled and a in r.from_ and b in r.to:
+                    c.rules += render_rule(cfg, r, c.name)
+            pol = policies.get((a, b))
+            if pol:
+                c.rules += _default_rules(c.name, pol.action, f"policy {pol.key}", pol.log)
+            else:
+                c.rules += _default_rules(c.name, cfg.zones[a].forward, f"zone {a} forward", cfg.zones[a].log)
+            chains.append(c)
+            for i in cfg.zones[a].interfaces:
+                for o in cfg.zones[b].interfaces:
+                    fwd_entries.append(([i, o], c.name))
+    if fwd_entries:
+        fwd.rules.append(NRule("forward", [vmap(["iifname", "oifname"], fwd_entries)], "builtin zone-dispatch"))
+    fwd.rules += _default_rules("forward", "drop", "builtin unzoned-forward", False)
+
+    chains += _nat_chains(cfg)
+    return Ruleset(chains, sets)
+
+
+def _zone_ifaces(cfg: RouterConfig, zone: str, key: str) -> E:
+    return meta(key, sorted(cfg.zones[zone].interfaces))
+
+
+def _forward_accept(cfg, f, chain) -> list[NRule]:
+    fam = f.target_addr.version
+    dport = [f.target_port] if f.target_port else ports_json([f.dport])
+    ex = [payload("ip" if fam == 4 else "ip6", "daddr", str(f.target_addr)),
+          meta("l4proto", f.proto), payload(f.proto, "dport", dport), ct_status("dnat"), COUNTER]
+    if f.log:
+        ex.append(log(f"tg forward {f.name}: "))
+    return [NRule(chain, ex + [ACCEPT], f"forward {f.name}")]
+
+
+def _nat_chains(cfg: RouterConfig) -> list[NChain]:
+    pre = NChain("prerouting_nat", hook="prerouting", type="nat", prio=-100)
+    post = NChain("postrouting_nat", hook="postrouting", type="nat", prio=100)
+    for f in cfg.nat.forwards:
+        if not cfg.zones[f.in_].interfaces:
+            continue
+        fam = f.target_addr.version
+        ex = [_zone_ifaces(cfg, f.in_, "iifname")]
+        if f.src:
+            m = _side(cfg, f.src, fam, "src")
+            if m:
+                ex.append(m)
+        ex += [meta("l4proto", f.proto), payload(f.proto, "dport", ports_json([f.dport]))]
+        if fam == 6:
+            ex.append(meta("nfproto", "ipv6"))
+        dn = {"family": "ip" if fam == 4 else "ip6", "addr": str(f.target_addr)}
+        tgt = str(f.target_addr) if fam == 4 else f"[{f.target_addr}]"
+        if f.target_port:
+            dn["port"] = f.target_port
+            tgt += f":{f.target_port}"
+        ex += [COUNTER, E({"dnat": dn}, f"dnat {dn['family']} to {tgt}")]
+        pre.rules.append(NRule(pre.name, ex, f"forward {f.name}"))
+    for s in cfg.nat.snat:
+        if not cfg.zones[s.out].interfaces:
+            continue
+        fam = s.to.version
+        ex = [_zone_ifaces(cfg, s.out, "oifname"), meta("nfproto", "ipv4" if fam == 4 else "ipv6")]
+        m = _side(cfg, s.src, fam, "src")
+        if m:
+            ex.append(m)
+        fam_s = "ip" if fam == 4 else "ip6"
+        ex += [COUNTER, E({"snat": {"family": fam_s, "addr": str(s.to)}}, f"snat {fam_s} to {s.to}")]
+        post.rules.append(NRule(post.name, ex, f"snat {s.name}"))
+    for m in cfg.nat.masquerade:
+        if not cfg.zones[m.out].interfaces:
+            continue
+        fams = {"ipv4": ["ipv4"], "ipv6": ["ipv6"], "any": ["ipv4", "ipv6"]}[m.family]
+        for fam in fams:
+            post.rules.append(NRule(post.name, [_zone_ifaces(cfg, m.out, "oifname"), meta("nfproto", fam), COUNTER,
+                                                E({"masquerade": None}, "masquerade")], f"masquerade {m.key}"))
+    return [pre, post]
+
+
+__all__ = ["render", "Ruleset", "TABLE", "FAMILY", "ICMP_TYPES", "ICMPV6_TYPES"]

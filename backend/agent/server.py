@@ -1,0 +1,298 @@
+"""The agent's API: HTTP+JSON over Unix sockets, one read-write and one read-only.
+
+Read-only enforcement lives in one place: ``Route.write`` — a write arriving on the read-only
+socket is refused here, whatever client sent it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import pwd
+import signal
+import socket
+import socketserver
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
+from urllib.parse import parse_qs, urlparse
+
+from ..gitops import Conflict, RepoError
+from ..render.nft import render
+from .pipeline import ApplyFailed, Pipeline, Refused
+
+log = logging.getLogger("talgate.agent")
+API = "/v1"
+
+
+@dataclass
+class Route:
+    fn: Callable
+    write: bool = False
+
+
+@dataclass
+class Caller:
+    uid: int | None
+    pid: int | None
+    user: str
+    read_only: bool
+    ssh: str | None = None
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, error: str, **extra):
+        self.status, self.error, self.extra = status, error, extra
+        super().__init__(error)
+
+
+def _peer(sock: socket.socket) -> tuple[int | None, int | None]:
+    try:
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, uid, _gid = struct.unpack("3i", creds)
+        return uid, pid
+    except OSError:
+        return None, None
+
+
+def _username(uid: int | None) -> str:
+    if uid is None:
+        return "unknown"
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid{uid}"
+
+
+class Agent:
+    def __init__(self, pipeline: Pipeline, socket_path: str, ro_socket_path: str | None):
+        self.p = pipeline
+        self.socket_path = socket_path
+        self.ro_socket_path = ro_socket_path
+        self.servers: list[socketserver.BaseServer] = []
+        self.routes: dict[tuple[str, str], Route] = {
+            ("GET", "/status"): Route(self.status),
+            ("GET", "/config"): Route(self.config),
+            ("GET", "/log"): Route(self.log),
+            ("GET", "/diff"): Route(self.diff),
+            ("POST", "/diff"): Route(self.diff_candidate),
+            ("GET", "/render"): Route(self.render),
+            ("POST", "/validate"): Route(self.validate),
+            ("GET", "/counters"): Route(self.counters),
+            ("POST", "/commit"): Route(self.commit, write=True),
+            ("POST", "/apply"): Route(self.apply, write=True),
+            ("POST", "/rollback"): Route(self.rollback, write=True),
+        }
+
+    # -- handlers ------------------------------------------------------------------------
+
+    def status(self, caller: Caller, q: dict, body: dict) -> dict:
+        st = self.p.status()
+        st["sockets"] = {"rw": self.socket_path, "ro": self.ro_socket_path}
+        st["read_only"] = caller.read_only
+        st["pid"] = os.getpid()
+        try:
+            from ..model import load_config
+
+            st["hostname"] = load_config(self.p.repo.read()).system.hostname
+        except Exception:  # noqa: BLE001 - status must always answer
+            st["hostname"] = None
+        return st
+
+    def config(self, caller, q, body):
+        rev = q.get("rev")
+        r = self.p.repo.resolve(rev)
+        return {"rev": r, "text": self.p.repo.read(r)}
+
+    def log(self, caller, q, body):
+        n = int(q.get("n", 50))
+        return {"entries": [e.to_dict() for e in self.p.repo.log(n)]}
+
+    def diff(self, caller, q, body):
+        a = q.get("a") or "HEAD~1"
+        b = q.get("b") or "HEAD"
+        return {"a": self.p.repo.resolve(a), "b": self.p.repo.resolve(b), "diff": self.p.repo.diff(a, b)}
+
+    def diff_candidate(self, caller, q, body):
+        text = _need(body, "config")
+        base = body.get("base") or "HEAD"
+        out = {"base": self.p.repo.resolve(base), "diff": self.p.repo.diff(base, text_b=text)}
+        from ..model import validate_text
+
+        cfg, problems = validate_text(text)
+        out["problems"] = [p.to_dict() for p in problems]
+        if cfg is not None:
+            import difflib
+
+            old_cfg, _ = validate_text(self.p.repo.read(base))
+            old = render(old_cfg).text() if old_cfg else ""
+            out["nft_diff"] = "".join(difflib.unified_diff(old.splitlines(True), render(cfg).text().splitlines(True),
+                                                           "HEAD.nft", "candidate.nft"))
+        return out
+
+    def render(self, caller, q, body):
+        from ..model import validate_text
+
+        r = self.p.repo.resolve(q.get("rev"))
+        cfg, problems = validate_text(self.p.repo.read(r))
+        if cfg is None:
+            raise HttpError(422, "the revision does not validate", problems=[p.to_dict() for p in problems])
+        return {"rev": r, "nft": render(cfg).text()}
+
+    def validate(self, caller, q, body):
+        text = _need(body, "config")
+        try:
+            _cfg, _rs, warnings = self.p.check_text(text)
+        except Refused as e:
+            return {"ok": False, "problems": [p.to_dict() for p in e.problems]}
+        return {"ok": True, "problems": [p.to_dict() for p in warnings]}
+
+    def counters(self, caller, q, body):
+        from ..host import nft as nfthost
+
+        return {"counters": nfthost.counters()}
+
+    def commit(self, caller, q, body):
+        text = _need(body, "config")
+        msg = _need(body, "message")
+        author = body.get("author") or caller.user
+        log.info("commit by %s (uid %s pid %s): %s", author, caller.uid, caller.pid, msg)
+        return self.p.commit(text, msg, author, base=body.get("base", "HEAD"))
+
+    def apply(self, caller, q, body):
+        return self.p.apply(body.get("rev"))
+
+    def rollback(self, caller, q, body):
+        author = body.get("author") or caller.user
+        return self.p.rollback(body.get("rev"), author, base=body.get("base", "HEAD"))
+
+    # -- dispatch ------------------------------------------------------------------------
+
+    def dispatch(self, method: str, path: str, caller: Caller, body: dict) -> tuple[int, dict]:
+        u = urlparse(path)
+        if not u.path.startswith(API):
+            return 404, {"error": f"unknown path {u.path}"}
+        route = self.routes.get((method, u.path[len(API):]))
+        if route is None:
+            return 404, {"error": f"unknown endpoint {method} {u.path}"}
+        if route.write and caller.read_only:
+            log.warning("refused write %s %s from read-only socket (uid %s)", method, u.path, caller.uid)
+            return 403, {"error": "read-only connection: the agent refuses writes on this socket"}
+        q = {k: v[-1] for k, v in parse_qs(u.query).items()}
+        try:
+            return 200, route.fn(caller, q, body)
+        except HttpError as e:
+            return e.status, {"error": e.error, **e.extra}
+        except Refused as e:
+            return e.status, {"error": "refused: nothing was changed", "problems": [p.to_dict() for p in e.problems]}
+        except Conflict as e:
+            return 409, {"error": str(e), "head": e.head}
+        except ApplyFailed as e:
+            return 500, {"error": str(e)}
+        except RepoError as e:
+            return 400, {"error": str(e)}
+        except Exception as e:  # noqa: BLE001 - never kill the agent over one request
+            log.exception("internal error")
+            return 500, {"error": f"internal error: {e.__class__.__name__}: {e}"}
+
+    # -- sockets -------------------------------------------------------------------------
+
+    def _make_server(self, path: str, read_only: bool):
+        agent = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, fmt, *args):
+                log.debug("%s", fmt % args)
+
+            def _handle(self, method):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    body = json.loads(raw) if raw else {}
+                    if not isinstance(body, dict):
+                        raise ValueError("body must be a JSON object")
+                except ValueError as e:
+                    status, out = 400, {"error": f"bad request body: {e}"}
+                else:
+                    uid, pid = _peer(self.connection)
+                    caller = Caller(uid, pid, _username(uid), read_only, body.get("ssh_connection"))
+                    status, out = agent.dispatch(method, self.path, caller, body)
+                data = json.dumps(out, default=str).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):  # noqa: N802
+                self._handle("GET")
+
+            def do_POST(self):  # noqa: N802
+                self._handle("POST")
+
+        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+            daemon_threads = True
+
+            def get_request(self):
+                conn, _ = self.socket.accept()
+                return conn, ("unix", 0)
+
+        if os.path.exists(path):
+            os.unlink(path)
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+        srv = Server(path, Handler)
+        os.chmod(path, 0o666 if read_only else 0o660)
+        return srv
+
+    def serve(self) -> None:
+        self.servers.append(self._make_server(self.socket_path, read_only=False))
+        if self.ro_socket_path:
+            self.servers.append(self._make_server(self.ro_socket_path, read_only=True))
+        threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self.servers]
+        for t in threads:
+            t.start()
+        stop = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+        log.info("serving on %s (rw) and %s (ro)", self.socket_path, self.ro_socket_path)
+        stop.wait()
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        for s in self.servers:
+            s.shutdown()
+            s.server_close()
+        for path in (self.socket_path, self.ro_socket_path):
+            if path and os.path.exists(path):
+                os.unlink(path)
+
+
+def _need(body: dict, key: str):
+    if key not in body or body[key] in (None, ""):
+        raise HttpError(400, f"missing {key!r} in request")
+    return body[key]
+
+
+def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | None,
+              init_from: str | None = None) -> int:
+    from ..gitops import ConfigRepo
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if init_from and not os.path.exists(os.path.join(repo, ".git")):
+        with open(init_from) as f:
+            ConfigRepo.init(repo, f.read(), message="initial configuration")
+        log.info("initialised config repo %s from %s", repo, init_from)
+    p = Pipeline(repo, state)
+    try:
+        r = p.apply()
+        log.info("converged to HEAD %s: %s changes", r["rev"][:12], r["changes"])
+    except (Refused, ApplyFailed, RepoError) as e:
+        p.last_error = f"start-up apply failed: {e}"
+        log.error("%s", p.last_error)
+    Agent(p, socket_path, ro_socket_path).serve()
+    return 0

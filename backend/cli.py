@@ -1,0 +1,324 @@
+"""The ``talgate`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+
+
+def _client(args):
+    from .client import AgentClient
+
+    return AgentClient(getattr(args, "socket", None))
+
+
+def _print_problems(problems, out=sys.stderr) -> None:
+    for p in problems:
+        tag = "" if p.get("severity", "error") == "error" else "warning: "
+        print(f"{p['path']}: {tag}{p['message']}", file=out)
+
+
+def _fail(e) -> int:
+    from .client import AgentError
+
+    if isinstance(e, AgentError):
+        print(f"talgate: {e}", file=sys.stderr)
+        _print_problems(e.problems)
+        return 2 if e.status == 0 else 1
+    print(f"talgate: {e}", file=sys.stderr)
+    return 1
+
+
+def _worktree(args, client) -> tuple[str, str]:
+    """(path, text) of the candidate: -f FILE, or router.yaml in the agent's repo."""
+    path = getattr(args, "file", None)
+    if not path:
+        path = str(Path(client.status()["repo"]) / "router.yaml")
+    try:
+        return path, Path(path).read_text()
+    except OSError as e:
+        raise SystemExit(f"talgate: cannot read {path}: {e.strerror}") from None
+
+
+# -- commands ----------------------------------------------------------------------------
+
+
+def cmd_validate(args) -> int:
+    from .model import validate_text
+
+    path = args.file or "router.yaml"
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+    except OSError as e:
+        print(f"{path}: cannot read: {e.strerror}", file=sys.stderr)
+        return 1
+    cfg, problems = validate_text(text, source=path)
+    _print_problems([p.to_dict() for p in problems])
+    if cfg is None:
+        return 1
+    print(f"{path}: valid" + (f" ({len(problems)} warning(s))" if problems else ""))
+    return 0
+
+
+def cmd_schema(args) -> int:
+    from .model import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
+    return 0
+
+
+def cmd_diff(args) -> int:
+    c = _client(args)
+    if args.rev:
+        d = c.diff(args.rev[0], args.rev[1] if len(args.rev) > 1 else "HEAD")
+        sys.stdout.write(d["diff"])
+        return 0
+    path, text = _worktree(args, c)
+    d = c.diff_candidate(text)
+    if d.get("problems"):
+        _print_problems(d["problems"])
+    sys.stdout.write(d["diff"] or f"# {path}: no changes against HEAD\n")
+    if args.nft and d.get("nft_diff"):
+        sys.stdout.write(d["nft_diff"])
+    return 0
+
+
+def cmd_commit(args) -> int:
+    c = _client(args)
+    path, text = _worktree(args, c)
+    r = c.commit(text, args.message, base=args.base or "HEAD")
+    _print_problems(r.get("warnings", []))
+    if r.get("changes") == 0 and r.get("message"):
+        print(r["message"])
+        return 0
+    print(f"committed {r['rev'][:12]} and applied it: {r['changes']} change(s) in {r['seconds'] * 1000:.0f} ms")
+    return 0
+
+
+def cmd_apply(args) -> int:
+    r = _client(args).apply(args.rev)
+    print(f"applied {r['rev'][:12]}: {r['changes']} change(s)")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    r = _client(args).rollback(args.rev)
+    print(f"rolled back: new commit {r['rev'][:12]} applied with {r['changes']} change(s)")
+    return 0
+
+
+def cmd_log(args) -> int:
+    import time
+
+    entries = _client(args).log(args.n)
+    if args.json:
+        print(json.dumps(entries, indent=2))
+        return 0
+    for e in entries:
+        t = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["time"]))
+        print(f"{e['rev'][:12]}  {t}  {e['author']:<12}  {e['message'].splitlines()[0]}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    st = _client(args).status()
+    if args.json:
+        print(json.dumps(st, indent=2))
+        return 0
+    print(f"hostname   {st.get('hostname')}")
+    print(f"repo       {st['repo']}")
+    print(f"head       {(st['head'] or '-')[:12]}")
+    print(f"applied    {(st['applied'] or '-')[:12]}" + ("" if st["in_sync"] else "   (differs from HEAD)"))
+    print(f"sockets    rw {st['sockets']['rw']}  ro {st['sockets']['ro']}")
+    print(f"worktree   {'edited (talgate diff / talgate commit)' if st['worktree_dirty'] else 'clean'}")
+    print(f"last error {st['last_error'] or '-'}")
+    return 0
+
+
+def cmd_render(args) -> int:
+    print(_client(args).render(args.rev)["nft"], end="")
+    return 0
+
+
+def cmd_agent(args) -> int:
+    from .agent.server import run_agent
+
+    return run_agent(args.repo, args.state, args.socket, args.ro_socket, args.init_from)
+
+
+def _lab(args):
+    from .lab.lab import DEFAULT_STATE, Lab
+
+    state = args.state or (DEFAULT_STATE if args.prefix == "tg-" else f"{DEFAULT_STATE}.{args.prefix.strip('-')}")
+    return Lab(args.prefix, Path(state))
+
+
+def cmd_lab(args) -> int:
+    from .lab.lab import LabError
+
+    lab = _lab(args)
+    try:
+        if args.lab_cmd == "up":
+            text = Path(args.config).read_text() if args.config else None
+            lab.up(text)
+            st = lab.status()
+            print(f"lab up: {' '.join(st['namespaces'])}")
+            print(f"  agent      pid {st['processes']['agent']['pid']}, log {lab.state / 'agent.log'}")
+            print(f"  sockets    {lab.socket} (read-write), {lab.ro_socket} (read-only)")
+            print(f"  config     {lab.repo}/router.yaml — edit it, then `talgate diff` and `talgate commit -m MSG`")
+            print("  try        talgate status; talgate lab exec lan -- ping -c1 203.0.113.10")
+            if lab.socket != "/run/talgate-lab/agent.sock":
+                print(f"  export TALGATE_SOCKET={lab.socket}")
+        elif args.lab_cmd == "down":
+            removed = lab.down()
+            print("lab down: removed " + (" ".join(removed) if removed else "nothing (no lab namespaces)"))
+        elif args.lab_cmd == "status":
+            st = lab.status()
+            if args.json:
+                print(json.dumps(st, indent=2))
+            else:
+                print(f"lab {'up' if st['up'] else 'down'}: {' '.join(st['namespaces']) or 'no namespaces'}")
+                for name, p in st["processes"].items():
+                    print(f"  {name:<14} pid {p['pid']:<8} {'running' if p['alive'] else 'DEAD'}")
+            return 0 if st["up"] else 3
+        elif args.lab_cmd == "exec":
+            cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+            if not cmd:
+                raise LabError("nothing to run: talgate lab exec HOST -- CMD...")
+            argv = lab.exec_args(args.host, cmd)
+            os.execvp(argv[0], argv)
+    except LabError as e:
+        print(f"talgate lab: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_talos_render(args) -> int:
+    from .model import validate_text
+    from .render.talos import render_talos_links
+
+    text = Path(args.file).read_text() if args.file else _client(args).config()["text"]
+    cfg, problems = validate_text(text)
+    if cfg is None:
+        _print_problems([p.to_dict() for p in problems])
+        return 1
+    sys.stdout.write(render_talos_links(cfg))
+    return 0
+
+
+def cmd_console(args) -> int:
+    try:
+        from console.app import run
+    except ImportError as e:
+        print(f"talgate: the console is not available: {e}", file=sys.stderr)
+        return 1
+    return run(socket=args.socket, read_only=args.read_only)
+
+
+# -- parser ------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="talgate", description="talgate router: config in git, applied by one agent")
+    p.add_argument("--version", action="version", version=f"talgate {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def with_socket(sp):
+        sp.add_argument("--socket", metavar="PATH",
+                        help="agent socket (default: $TALGATE_SOCKET, /run/talgate/agent.sock, the lab's)")
+        return sp
+
+    cfg = sub.add_parser("config", help="validate the document, print its schema")
+    csub = cfg.add_subparsers(dest="config_cmd", required=True)
+    v = csub.add_parser("validate", help="check a router.yaml (default ./router.yaml; - for stdin)")
+    v.add_argument("file", nargs="?")
+    v.set_defaults(func=cmd_validate)
+    s = csub.add_parser("schema", help="print the JSON Schema of router.yaml")
+    s.set_defaults(func=cmd_schema)
+
+    d = with_socket(sub.add_parser("diff", help="the working tree's router.yaml against HEAD"))
+    d.add_argument("-f", "--file", help="candidate file instead of the repo's working tree")
+    d.add_argument("--nft", action="store_true", help="also show the rendered nftables diff")
+    d.add_argument("--rev", nargs="+", metavar="REV", help="diff between revisions instead (A [B])")
+    d.set_defaults(func=cmd_diff)
+
+    c = with_socket(sub.add_parser("commit", help="validate, commit and apply the working tree's router.yaml"))
+    c.add_argument("-m", "--message", required=True)
+    c.add_argument("-f", "--file", help="candidate file instead of the repo's working tree")
+    c.add_argument("--base", help="revision the edit was based on (refused if HEAD moved)")
+    c.set_defaults(func=cmd_commit)
+
+    a = with_socket(sub.add_parser("apply", help="re-apply HEAD now; reports the changes made"))
+    a.add_argument("rev", nargs="?", help=argparse.SUPPRESS)
+    a.set_defaults(func=cmd_apply)
+
+    r = with_socket(sub.add_parser("rollback", help="new commit restoring REV (default: the previous one)"))
+    r.add_argument("rev", nargs="?")
+    r.set_defaults(func=cmd_rollback)
+
+    lg = with_socket(sub.add_parser("log", help="config history"))
+    lg.add_argument("-n", type=int, default=20)
+    lg.add_argument("--json", action="store_true")
+    lg.set_defaults(func=cmd_log)
+
+    st = with_socket(sub.add_parser("status", help="agent, repo and apply state"))
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+
+    rn = with_socket(sub.add_parser("render", help="print the nftables ruleset of HEAD (or REV)"))
+    rn.add_argument("rev", nargs="?")
+    rn.set_defaults(func=cmd_render)
+
+    ag = sub.add_parser("agent", help="run the agent (the only process that touches the kernel)")
+    ag.add_argument("--repo", default="/var/lib/talgate/repo")
+    ag.add_argument("--state", default="/var/lib/talgate/state")
+    ag.add_argument("--socket", default="/run/talgate/agent.sock")
+    ag.add_argument("--ro-socket", default="/run/talgate/agent-ro.sock")
+    ag.add_argument("--init-from", metavar="FILE", help="create the repo from FILE when it does not exist")
+    ag.set_defaults(func=cmd_agent)
+
+    lab = sub.add_parser("lab", help="the namespace lab on this machine")
+    lab.add_argument("--prefix", default="tg-", help="namespace prefix (default tg-)")
+    lab.add_argument("--state", help="state folder (default /run/talgate-lab)")
+    lsub = lab.add_subparsers(dest="lab_cmd", required=True)
+    up = lsub.add_parser("up", help="build the lab and start the agent in tg-router")
+    up.add_argument("--config", help="initial router.yaml (default: the lab example)")
+    lsub.add_parser("down", help="stop the lab and remove its namespaces")
+    ls = lsub.add_parser("status", help="namespaces and processes")
+    ls.add_argument("--json", action="store_true")
+    ex = lsub.add_parser("exec", help="run a command in a lab host: exec HOST -- CMD...")
+    ex.add_argument("host")
+    ex.add_argument("cmd", nargs=argparse.REMAINDER)
+    lab.set_defaults(func=cmd_lab)
+
+    tl = sub.add_parser("talos", help="Talos machine-config pieces")
+    tsub = tl.add_subparsers(dest="talos_cmd", required=True)
+    tr = with_socket(tsub.add_parser("render", help="LinkConfig for the management link from the config"))
+    tr.add_argument("file", nargs="?", help="router.yaml (default: HEAD from the agent)")
+    tr.set_defaults(func=cmd_talos_render)
+
+    co = with_socket(sub.add_parser("console", help="the Textual console"))
+    co.add_argument("--read-only", action="store_true")
+    co.set_defaults(func=cmd_console)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .client import AgentError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except AgentError as e:
+        return _fail(e)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

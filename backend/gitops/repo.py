@@ -1,0 +1,191 @@
+"""The config repository: one ``router.yaml`` in a git repo with a working tree.
+
+pygit2 (libgit2) in-process: no git binary needed. A commit writes its objects first and
+moves the branch ref last, with the expected old target, so a crash never leaves a partial
+commit and two writers from the same base cannot both win.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pygit2
+
+CONFIG_FILE = "router.yaml"
+BRANCH = "refs/heads/main"
+
+
+class RepoError(Exception):
+    pass
+
+
+class Conflict(RepoError):
+    """The caller's base revision is not HEAD any more."""
+
+    def __init__(self, base: str | None, head: str):
+        self.base, self.head = base, head
+        super().__init__(f"conflict: your change is based on {short(base)} but HEAD is now {short(head)}; "
+                         "reload, re-apply your edit and commit again")
+
+
+def short(rev: str | None) -> str:
+    return rev[:12] if rev else "(none)"
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    rev: str
+    author: str
+    email: str
+    time: int
+    message: str
+    parent: str | None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class ConfigRepo:
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        try:
+            self.repo = pygit2.Repository(str(self.path))
+        except pygit2.GitError as e:
+            raise RepoError(f"{self.path}: not a talgate config repo ({e})") from None
+
+    # -- creation ------------------------------------------------------------------------
+
+    @classmethod
+    def init(cls, path: str | os.PathLike, text: str, author: str = "talgate",
+             message: str = "initial configuration") -> ConfigRepo:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        if (path / ".git").exists():
+            raise RepoError(f"{path}: a repository already exists")
+        pygit2.init_repository(str(path), initial_head="main")
+        r = cls(path)
+        r.commit(text, message, author=author, base=None)
+        return r
+
+    # -- reading -------------------------------------------------------------------------
+
+    def head(self) -> str | None:
+        try:
+            return str(self.repo.references[BRANCH].target)
+        except KeyError:
+            return None
+
+    def resolve(self, rev: str | None) -> str:
+        """A full revision id from a full or abbreviated id, 'HEAD', 'HEAD~N'."""
+        if rev is None or rev == "HEAD":
+            h = self.head()
+            if h is None:
+                raise RepoError("the repository has no commits")
+            return h
+        try:
+            obj = self.repo.revparse_single(rev)
+        except (KeyError, ValueError, pygit2.GitError):
+            raise RepoError(f"unknown revision {rev!r}") from None
+        commit = obj.peel(pygit2.Commit)
+        return str(commit.id)
+
+    def read(self, rev: str | None = None) -> str:
+        commit = self.repo[self.resolve(rev)]
+        try:
+            blob = commit.tree[CONFIG_FILE]
+        except KeyError:
+            raise RepoError(f"revision {short(str(commit.id))} has no {CONFIG_FILE}") from None
+        return blob.data.decode()
+
+    def working_text(self) -> str:
+        return (self.path / CONFIG_FILE).read_text()
+
+    def log(self, limit: int = 50, rev: str | None = None) -> list[LogEntry]:
+        h = self.head()
+        if h is None:
+            return []
+        out = []
+        for c in self.repo.walk(self.resolve(rev) if rev else h, pygit2.enums.SortMode.TOPOLOGICAL):
+            out.append(LogEntry(str(c.id), c.author.name, c.author.email, c.commit_time, c.message.strip(),
+                                str(c.parent_ids[0]) if c.parent_ids else None))
+            if len(out) >= limit:
+                break
+        return out
+
+    def diff(self, a: str | None, b: str | None = None, text_b: str | None = None) -> str:
+        """Unified diff of router.yaml from revision a to revision b (or to text_b)."""
+        ra = self.resolve(a)
+        ta = self.read(ra)
+        if text_b is None:
+            rb = self.resolve(b)
+            tb, label_b = self.read(rb), short(rb)
+        else:
+            tb, label_b = text_b, "candidate"
+        return "".join(difflib.unified_diff(ta.splitlines(True), tb.splitlines(True),
+                                            f"{short(ra)}/{CONFIG_FILE}", f"{label_b}/{CONFIG_FILE}"))
+
+    # -- writing -------------------------------------------------------------------------
+
+    def commit(self, text: str, message: str, author: str = "talgate", email: str | None = None,
+               base: str | None = "HEAD", write_worktree: bool = True) -> str:
+        """Commit text as router.yaml. base must equal HEAD ('HEAD' = whatever it is now)."""
+        head = self.head()
+        if base == "HEAD":
+            base = head
+        if base != head:
+            raise Conflict(base, head)
+        if not message.strip():
+            raise RepoError("a commit needs a message")
+        oid = self.create_commit(text, message, author, email, head)
+        self.advance(oid, head)
+        if write_worktree:
+            self.write_worktree(text)
+        return oid
+
+    def create_commit(self, text: str, message: str, author: str, email: str | None,
+                      parent: str | None) -> str:
+        """Write the commit's objects without moving any ref (safe to abandon)."""
+        blob = self.repo.create_blob(text.encode())
+        tb = self.repo.TreeBuilder()
+        tb.insert(CONFIG_FILE, blob, pygit2.enums.FileMode.BLOB)
+        tree = tb.write()
+        sig = pygit2.Signature(author or "talgate", email or f"{author or 'talgate'}@talgate.local", int(time.time()), 0)
+        parents = [pygit2.Oid(hex=parent)] if parent else []
+        oid = self.repo.create_commit(None, sig, sig, message.strip() + "\n", tree, parents)
+        return str(oid)
+
+    def advance(self, oid: str, expected_old: str | None) -> None:
+        """Move main to oid iff it still points at expected_old (callers hold the agent lock)."""
+        if self.head() != expected_old:
+            raise Conflict(expected_old, self.head())
+        target = pygit2.Oid(hex=oid)
+        if expected_old is None:
+            self.repo.references.create(BRANCH, target)
+            self.repo.set_head(BRANCH)
+        else:
+            self.repo.references[BRANCH].set_target(target, message="talgate commit")
+
+    def reset_head(self, rev: str) -> None:
+        """Point main back at rev (used when applying a new commit failed)."""
+        self.repo.references[BRANCH].set_target(pygit2.Oid(hex=rev), message="talgate: apply failed")
+
+    def write_worktree(self, text: str) -> None:
+        p = self.path / CONFIG_FILE
+        tmp = p.with_suffix(".yaml.tmp")
+        tmp.write_text(text)
+        os.replace(tmp, p)
+        # Keep the index in step so `git status` in the repo is clean.
+        idx = self.repo.index
+        idx.read()
+        idx.add(CONFIG_FILE)
+        idx.write()
+
+    def worktree_dirty(self) -> bool:
+        try:
+            return self.working_text() != self.read()
+        except (FileNotFoundError, RepoError):
+            return True

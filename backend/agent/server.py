@@ -86,6 +86,9 @@ class Agent:
             ("POST", "/apply"): Route(self.apply, write=True),
             ("POST", "/rollback"): Route(self.rollback, write=True),
         }
+        from .observe_api import register
+
+        register(self)
 
     # -- handlers ------------------------------------------------------------------------
 

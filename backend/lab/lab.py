@@ -117,6 +117,11 @@ class Lab:
         try:
             for h in HOSTS:
                 self._run(["ip", "netns", "add", self.ns(h)])
+                # Before any link exists: no DAD (link-locals are usable at once and never
+                # "tentative" mid-test) and no RAs (the router sends none yet).
+                self._run(["ip", "netns", "exec", self.ns(h), "sysctl", "-qw",
+                           "net.ipv6.conf.default.accept_dad=0", "net.ipv6.conf.all.accept_dad=0",
+                           "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0"])
             router = self.ns("router")
             for h, (rlink, addrs, routes, extra) in TOPOLOGY.items():
                 self._run(["ip", "link", "add", "name", rlink, "netns", router, "type", "veth",
@@ -127,10 +132,6 @@ class Lab:
                 lines += [f"route add {r}" for r in routes]
                 self._batch(self.ns(h), lines)
             self._batch(router, ["link set lo up"])
-            for h in HOSTS:
-                # Hosts take no RAs (the router sends none yet) and keep their static addresses.
-                self._run(["ip", "netns", "exec", self.ns(h), "sysctl", "-qw",
-                           "net.ipv6.conf.all.accept_ra=0", "net.ipv6.conf.default.accept_ra=0"])
             for h, ports in SERVERS.items():
                 meta["pids"][f"whoami-{h}"] = self.spawn(
                     h, [sys.executable, "-m", "backend.lab.whoami", h, *map(str, ports)], f"whoami-{h}.log")

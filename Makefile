@@ -47,9 +47,9 @@ lint: install
 	$(BIN)/ruff format --check . || true
 
 demo: install
-	$(BIN)/talgate lab up
-	@echo
-	$(BIN)/talgate lab status
+	@$(BIN)/talgate lab status >/dev/null 2>&1 || $(BIN)/talgate lab up
+	@$(BIN)/talgate lab status
+	@$(BIN)/talgate status
 
 demo-down: install
 	$(BIN)/talgate lab down

@@ -148,7 +148,7 @@ def cmd_render(args) -> int:
 def cmd_agent(args) -> int:
     from .agent.server import run_agent
 
-    return run_agent(args.repo, args.state, args.socket, args.ro_socket, args.init_from)
+    return run_agent(args.repo, args.state, args.socket, args.ro_socket, args.init_from, args.rendered)
 
 
 def _lab(args):
@@ -279,6 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--state", default="/var/lib/talgate/state")
     ag.add_argument("--socket", default="/run/talgate/agent.sock")
     ag.add_argument("--ro-socket", default="/run/talgate/agent-ro.sock")
+    ag.add_argument("--rendered", default="/var/lib/talgate/rendered",
+                    help="folder for rendered service configs (read by the service daemons)")
     ag.add_argument("--init-from", metavar="FILE", help="create the repo from FILE when it does not exist")
     ag.set_defaults(func=cmd_agent)
 

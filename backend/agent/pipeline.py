@@ -18,6 +18,7 @@ from pathlib import Path
 from ..gitops import ConfigRepo, Conflict, RepoError, short
 from ..host import nft as nfthost
 from ..host.net import ApplyError, NetApplier, desired
+from ..host.services import ServiceApplier
 from ..model import Problem, validate_text
 from ..model.config import RouterConfig
 from ..render.nft import Ruleset, render
@@ -43,16 +44,20 @@ class Applied:
     fingerprint: str | None = None
     owned: tuple[str, ...] = ()
     time: float = 0.0
+    original_mtu: dict | None = None
 
 
 class Pipeline:
-    def __init__(self, repo_path: str | os.PathLike, state_dir: str | os.PathLike):
+    def __init__(self, repo_path: str | os.PathLike, state_dir: str | os.PathLike,
+                 rendered_dir: str | os.PathLike | None = None):
         self.repo = ConfigRepo(repo_path)
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
         self.net = NetApplier()
+        self.services = ServiceApplier(rendered_dir)
         self.applied = self._load_applied()
+        self.net.original_mtu = self.applied.original_mtu = dict(self.applied.original_mtu or {})
         self.last_error: str | None = None
         self.last_apply: dict | None = None
 
@@ -84,6 +89,7 @@ class Pipeline:
         rs = render(cfg)
         kernel = [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
                   for n in self.net.missing_links(desired(cfg)) if cfg.interfaces[n].enabled]
+        kernel += [p for p in self.services.check(cfg) if p.severity == "error"]
         if kernel:
             raise Refused(kernel)
         try:
@@ -109,7 +115,9 @@ class Pipeline:
             nft_changes = 1
         self.applied.render_hash, self.applied.fingerprint = rh, fp
         self.applied.owned = tuple(sorted(cfg.interfaces))
-        return {"changes": net_changes + nft_changes, "net": net_changes, "nft": nft_changes,
+        svc_changes = self.services.apply(cfg)
+        return {"changes": net_changes + nft_changes + svc_changes, "net": net_changes, "nft": nft_changes,
+                "services": svc_changes,
                 "seconds": round(time.monotonic() - t0, 4)}
 
     def _restore(self, rev: str | None) -> None:
@@ -198,4 +206,5 @@ class Pipeline:
             "worktree_dirty": self.repo.worktree_dirty(),
             "last_error": self.last_error,
             "last_apply": self.last_apply,
+            "services": self.services.status(),
         }

@@ -282,7 +282,7 @@ def _need(body: dict, key: str):
 
 
 def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | None,
-              init_from: str | None = None) -> int:
+              init_from: str | None = None, rendered: str | None = None) -> int:
     from ..gitops import ConfigRepo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -290,7 +290,7 @@ def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | Non
         with open(init_from) as f:
             ConfigRepo.init(repo, f.read(), message="initial configuration")
         log.info("initialised config repo %s from %s", repo, init_from)
-    p = Pipeline(repo, state)
+    p = Pipeline(repo, state, rendered)
     try:
         r = p.apply()
         log.info("converged to HEAD %s: %s changes", r["rev"][:12], r["changes"])

@@ -73,6 +73,8 @@ class NetApplier:
 
     def __init__(self, proc_sys: str = "/proc/sys"):
         self.proc_sys = Path(proc_sys)
+        # MTU each link had before the config first set one, so removing `mtu` restores it.
+        self.original_mtu: dict[str, int] = {}
 
     # -- observation ---------------------------------------------------------------------
 
@@ -128,8 +130,13 @@ class NetApplier:
             lh = have.links.get(name)
             if lh is None:
                 continue
-            if lw["mtu"] and lh["mtu"] != lw["mtu"]:
-                ops.append(("link-mtu", name, lw["mtu"]))
+            mtu = lw["mtu"]
+            if mtu:
+                self.original_mtu.setdefault(name, lh["mtu"])
+            else:
+                mtu = self.original_mtu.pop(name, None)
+            if mtu and lh["mtu"] != mtu:
+                ops.append(("link-mtu", name, mtu))
             if lw["up"] != lh["up"]:
                 ops.append(("link-state", name, "up" if lw["up"] else "down"))
         for key in sorted(set(have.routes) - set(want.routes), key=str):

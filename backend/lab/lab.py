@@ -149,7 +149,8 @@ class Lab:
         init.write_text(config_text)
         pid = self.spawn("router", [sys.executable, "-m", "backend.cli", "agent", "--repo", self.repo,
                                     "--state", str(self.state / "agent"), "--socket", self.socket,
-                                    "--ro-socket", self.ro_socket, "--init-from", str(init)], "agent.log")
+                                    "--ro-socket", self.ro_socket, "--rendered", str(self.state / "rendered"),
+                                    "--init-from", str(init)], "agent.log")
         self.wait_agent(pid, timeout)
         return pid
 

@@ -52,6 +52,7 @@ def test_rollback_restores_kernel_exactly_and_is_a_commit(lab):
     text = example_config().replace("192.168.20.1/24", "192.168.21.1/24").replace(
         "  - {name: default-v6", "  - {name: lab-extra, to: 10.77.0.0/16, via: 192.168.10.10}\n  - {name: default-v6")
     text = text.replace("    - {out: wan}", "    - {out: wan}\n    - {out: guest}")
+    text = text.replace("  lan0:\n", "  lan0:\n    mtu: 1400\n")
     lab.worktree.write_text(text)
     d = lab.cli("diff")
     assert d.returncode == 0 and "+    - {out: guest}" in d.stdout and "192.168.21.1/24" in d.stdout
@@ -61,6 +62,7 @@ def test_rollback_restores_kernel_exactly_and_is_a_commit(lab):
     assert changed != base_state
     assert "10.77.0.0/16 via 192.168.10.10" in changed["routes4"]
     assert "192.168.21.1/24" in changed["addrs"]
+    assert "lan0@if" in changed["addrs"] and "mtu 1400" in lab.router("ip", "link", "show", "lan0")
 
     r = lab.cli("rollback")
     assert r.returncode == 0, r.stderr
@@ -122,3 +124,18 @@ def test_half_way_failure_restores_previous_state(lab):
     st = lab.client.status()
     assert "half-way" not in str(lab.client.log(1)) and st["last_error"]
     assert lab.tcp("mgmt", "192.168.99.1", 22) is not None
+
+
+def test_agent_converges_the_kernel_to_head_on_start(lab):
+    before = lab.kernel_state()
+    lab.lab.stop_agent()
+    lab.router("nft", "flush", "ruleset")
+    lab.router("ip", "addr", "del", "192.168.10.1/24", "dev", "lan0")
+    lab.router("ip", "route", "del", "default")
+    assert lab.kernel_state() != before
+    pid = lab.lab.start_agent(example_config())
+    meta = lab.lab.meta()
+    meta["pids"]["agent"] = pid
+    lab.lab._write_meta(meta)
+    assert lab.kernel_state() == before
+    assert lab.tcp("lan", "203.0.113.10", 80) == "talgate-lab isp 80 198.51.100.2"

@@ -1,0 +1,23 @@
+"""Client methods for the agent's observation endpoints (see ``backend/agent/observe_api.py``)."""
+
+from __future__ import annotations
+
+from ..client import AgentClient
+
+
+class ObserveMixin:
+    def interfaces(self) -> list[dict]:
+        return self.request("GET", "/interfaces")["interfaces"]
+
+    def neighbours(self) -> list[dict]:
+        return self.request("GET", "/neighbours")["neighbours"]
+
+    def conntrack_top(self, n: int = 10) -> dict:
+        return self.request("GET", "/conntrack/top", n=n)
+
+    def history(self, seconds: int | None = None) -> dict:
+        return self.request("GET", "/history", seconds=seconds)
+
+
+class ObserveClient(ObserveMixin, AgentClient):
+    """AgentClient plus observation: what the console uses."""

@@ -1,0 +1,178 @@
+"""A fake agent with a fixed state, for snapshot tests, screenshots and benchmarks (no sockets, no kernel).
+
+It answers the same calls as ``ObserveClient``; validation and rendering use the real pure model and
+renderer, so forms show the same problems the real agent would.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import math
+
+from backend.client import AgentError
+from backend.lab.lab import example_config
+
+T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: fixed so snapshots do not move
+
+
+def _rev(text: str, n: int) -> str:
+    return hashlib.sha1(f"{n}:{text}".encode()).hexdigest()
+
+
+def wave(n: int, seed: int, scale: float) -> list[float]:
+    return [max(0.0, scale * (0.55 + 0.4 * math.sin((i + seed * 7) / 9.0) + 0.2 * math.sin(i / 2.3 + seed)))
+            for i in range(n)]
+
+
+class FakeAgent:
+    def __init__(self, text: str | None = None, read_only: bool = False, extra_ifaces: int = 0,
+                 socket_path: str = "/run/talgate-lab/agent.sock"):
+        self.socket_path = socket_path
+        self.read_only = read_only
+        text = text or example_config()
+        self.commits = [{"rev": _rev(text, 0), "text": text, "time": T0, "author": "talgate",
+                         "message": "initial configuration"}]
+        self.extra_ifaces = extra_ifaces
+        self.calls: list[str] = []
+        self.confirm = None
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @property
+    def head(self) -> dict:
+        return self.commits[-1]
+
+    def status(self) -> dict:
+        self.calls.append("status")
+        st = {"repo": "/var/lib/talgate/repo", "head": self.head["rev"], "applied": self.head["rev"], "in_sync": True,
+              "worktree_dirty": False, "last_error": None, "last_apply": None, "hostname": "gw", "pid": 4242,
+              "sockets": {"rw": "/run/talgate/agent.sock", "ro": "/run/talgate/agent-ro.sock"},
+              "read_only": self.read_only}
+        if self.confirm:
+            st["confirm"] = self.confirm
+        return st
+
+    def _find(self, rev: str | None) -> dict:
+        if rev in (None, "HEAD"):
+            return self.head
+        base, _, back = rev.partition("~")
+        for i, c in enumerate(self.commits):
+            if c["rev"].startswith(base):
+                j = i - int(back or 0) if back or "~" in rev else i
+                if j < 0:
+                    break
+                return self.commits[j]
+        raise AgentError(400, {"error": f"unknown revision {rev!r}"})
+
+    def config(self, rev=None) -> dict:
+        c = self._find(rev)
+        return {"rev": c["rev"], "text": c["text"]}
+
+    def log(self, n=50) -> list[dict]:
+        return [{k: c[k] for k in ("rev", "time", "author", "message")} for c in reversed(self.commits)][:n]
+
+    def diff(self, a=None, b=None) -> dict:
+        ca, cb = self._find(a or "HEAD~1"), self._find(b)
+        d = "".join(difflib.unified_diff(ca["text"].splitlines(True), cb["text"].splitlines(True), "a/router.yaml",
+                                         "b/router.yaml"))
+        return {"a": ca["rev"], "b": cb["rev"], "diff": d}
+
+    def validate(self, text: str) -> dict:
+        from backend.model import validate_text
+
+        cfg, problems = validate_text(text)
+        return {"ok": cfg is not None, "problems": [p.to_dict() for p in problems]}
+
+    def diff_candidate(self, text: str, base=None) -> dict:
+        from backend.model import validate_text
+        from backend.render.nft import render
+
+        b = self._find(base)
+        out = {"base": b["rev"], "diff": "".join(difflib.unified_diff(b["text"].splitlines(True),
+                                                                      text.splitlines(True)))}
+        cfg, problems = validate_text(text)
+        out["problems"] = [p.to_dict() for p in problems]
+        if cfg is not None:
+            old, _ = validate_text(b["text"])
+            out["nft_diff"] = "".join(difflib.unified_diff(render(old).text().splitlines(True),
+                                                           render(cfg).text().splitlines(True), "HEAD.nft",
+                                                           "candidate.nft"))
+        return out
+
+    def counters(self) -> dict:
+        from backend.model import validate_text
+
+        cfg, _ = validate_text(self.head["text"])
+        out = {}
+        for i, r in enumerate(cfg.rules if cfg else []):
+            out[f"rule {r.name}"] = {"packets": (i * 37) % 500, "bytes": (i * 37) % 500 * 84}
+        for p in cfg.policies if cfg else []:
+            out[f"policy {p.key}"] = {"packets": 1200, "bytes": 96_000}
+        for z in cfg.zones if cfg else []:
+            out[f"zone {z} input"] = {"packets": 17, "bytes": 1400}
+            out[f"zone {z} forward"] = {"packets": 3, "bytes": 180}
+        for f in cfg.nat.forwards if cfg else []:
+            out[f"forward {f.name}"] = {"packets": 5, "bytes": 300}
+        for m in cfg.nat.masquerade if cfg else []:
+            out[f"masquerade {m.key}"] = {"packets": 880, "bytes": 61_000}
+        return out
+
+    def _ifnames(self) -> list[str]:
+        return ["wan0", "lan0", "guest0", "mgmt0"] + [f"vx{i}" for i in range(self.extra_ifaces)]
+
+    def interfaces(self) -> list[dict]:
+        addrs = {"wan0": (["198.51.100.2/24"], ["2001:db8:100::2/64"]), "lan0": (["192.168.10.1/24"], []),
+                 "guest0": (["192.168.20.1/24"], []), "mgmt0": (["192.168.99.1/24"], [])}
+        out = []
+        for k, n in enumerate(self._ifnames()):
+            v4, v6 = addrs.get(n, ([], []))
+            out.append({"name": n, "state": "up", "mtu": 1500, "mac": f"02:00:00:00:00:{k % 256:02x}", "ipv4": v4,
+                        "ipv6": v6, "rx_rate": 1000.0 * (k + 1), "tx_rate": 500.0 * (k + 1),
+                        "counters": {"rx_bytes": 123456 * (k + 1), "rx_packets": 1000 * (k + 1), "rx_errors": 0,
+                                     "rx_dropped": 0, "tx_bytes": 654321 * (k + 1), "tx_packets": 900 * (k + 1),
+                                     "tx_errors": 0, "tx_dropped": 0}})
+        return out
+
+    def neighbours(self) -> list[dict]:
+        return [{"dst": "198.51.100.1", "dev": "wan0", "lladdr": "02:00:00:00:01:01", "state": "reachable"},
+                {"dst": "192.168.10.10", "dev": "lan0", "lladdr": "02:00:00:00:01:02", "state": "stale"}]
+
+    def history(self, seconds=None) -> dict:
+        n = 300
+        return {"interval": 1.0, "times": [T0 + i for i in range(n)],
+                "interfaces": {name: {"rx": wave(n, k, 1e5 * (k + 1)), "tx": wave(n, k + 3, 4e4 * (k + 1))}
+                               for k, name in enumerate(self._ifnames())}}
+
+    def conntrack_top(self, n=10) -> dict:
+        top = [{"src": "192.168.10.10", "flows": 12, "peers": 4, "packets": 5400, "bytes": 4_100_000},
+               {"src": "192.168.20.10", "flows": 5, "peers": 2, "packets": 800, "bytes": 96_000},
+               {"src": "2001:db8:10:10::10", "flows": 2, "peers": 1, "packets": 40, "bytes": 5_200}]
+        return {"total": 19, "accounting": True, "top": top[:n]}
+
+    # -- writes --------------------------------------------------------------------------
+
+    def _refuse_ro(self) -> None:
+        if self.read_only:
+            raise AgentError(403, {"error": "read-only connection: the agent refuses writes on this socket"})
+
+    def commit(self, text: str, message: str, base="HEAD") -> dict:
+        self._refuse_ro()
+        if base not in (None, "HEAD") and self._find(base)["rev"] != self.head["rev"]:
+            raise AgentError(409, {"error": "HEAD moved", "head": self.head["rev"]})
+        v = self.validate(text)
+        if not v["ok"]:
+            raise AgentError(422, {"error": "refused: nothing was changed", "problems": v["problems"]})
+        n = len(self.commits)
+        self.commits.append({"rev": _rev(text, n), "text": text, "time": T0 + 60 * n, "author": "admin",
+                             "message": message})
+        return {"rev": self.head["rev"], "changes": 1, "seconds": 0.01}
+
+    def apply(self, rev=None) -> dict:
+        self._refuse_ro()
+        return {"rev": self.head["rev"], "changes": 0}
+
+    def rollback(self, rev=None) -> dict:
+        self._refuse_ro()
+        target = self._find(rev)
+        return self.commit(target["text"], f"rollback to {target['rev'][:12]}")

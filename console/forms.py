@@ -1,0 +1,157 @@
+"""Modal screens: confirmation, one-line prompt, edit forms with inline problems, help and text views."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Input, Label, Static
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no")]
+
+    def __init__(self, message: str, danger: bool = True):
+        super().__init__()
+        self.message, self.danger = message, danger
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(Text(self.message, style="bold red" if self.danger else "bold"))
+            yield Static("[y] yes   [n/esc] no", classes="buttons")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+
+class PromptScreen(ModalScreen[str | None]):
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, title: str, value: str = "", placeholder: str = ""):
+        super().__init__()
+        self.title_text, self.value, self.placeholder = title, value, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.title_text, classes="title")
+            yield Input(self.value, placeholder=self.placeholder, id="answer")
+            yield Static("[enter] ok   [esc] cancel", classes="buttons")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+@dataclass
+class Field:
+    key: str
+    label: str
+    value: str = ""
+    placeholder: str = ""
+
+
+# check(values) → (problems by field key, problems not tied to a field); runs in a worker thread.
+Checker = Callable[[dict], tuple[dict[str, list[str]], list[str]]]
+
+
+class FormScreen(ModalScreen[dict | None]):
+    """Fields with problems shown at the field; ctrl+s (or enter on the last field) checks and saves."""
+
+    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "save", "save")]
+
+    def __init__(self, title: str, fields: list[Field], check: Checker):
+        super().__init__()
+        self.title_text, self.fields, self.check = title, fields, check
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog"):
+            yield Static(self.title_text, classes="title")
+            for f in self.fields:
+                with Horizontal(classes="field"):
+                    yield Label(f.label, classes="label")
+                    yield Input(f.value, placeholder=f.placeholder, id=f"f-{f.key}")
+                yield Static("", id=f"e-{f.key}", classes="error")
+            yield Static("", id="e-_general", classes="error")
+            yield Static("[tab] next  [ctrl+s] save  [esc] cancel", classes="buttons", id="form-hint")
+
+    def values(self) -> dict:
+        return {f.key: self.query_one(f"#f-{f.key}", Input).value for f in self.fields}
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == f"f-{self.fields[-1].key}":
+            self.action_save()
+        else:
+            self.focus_next()
+
+    def action_save(self) -> None:
+        self.query_one("#form-hint", Static).update("checking with the agent …")
+        self._run_check(self.values())
+
+    @work(thread=True, exclusive=True)
+    def _run_check(self, values: dict) -> None:
+        try:
+            by_field, general = self.check(values)
+        except Exception as e:  # noqa: BLE001 - shown to the user, the form stays open
+            by_field, general = {}, [str(e)]
+        self.app.call_from_thread(self._show_problems, values, by_field, general)
+
+    def _show_problems(self, values: dict, by_field: dict, general: list[str]) -> None:
+        self.query_one("#form-hint", Static).update("[tab] next  [ctrl+s] save  [esc] cancel")
+        for key, msgs in [(f.key, by_field.get(f.key, [])) for f in self.fields] + [("_general", general)]:
+            w = self.query_one(f"#e-{key}", Static)
+            w.update("\n".join(msgs))
+            w.display = bool(msgs)
+        if not by_field and not general:
+            self.dismiss(values)
+        else:
+            first = next((f.key for f in self.fields if by_field.get(f.key)), None)
+            if first:
+                self.query_one(f"#f-{first}", Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class TextScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q", "close", "close")]
+
+    def __init__(self, title: str, body: str | Text):
+        super().__init__()
+        self.title_text, self.body = title, body
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="textdialog"):
+            yield Static(self.title_text, classes="title")
+            with VerticalScroll(classes="scrollbox"):
+                yield Static(self.body)
+            yield Static("[esc] close  [up/down/pgup/pgdn] scroll", classes="buttons")
+
+    def on_mount(self) -> None:
+        self.query_one("#textdialog").styles.height = "90%"
+        self.query_one("#textdialog").styles.width = "95%"
+        self.query_one(VerticalScroll).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def diff_text(diff: str) -> Text:
+    t = Text(no_wrap=True)
+    for line in diff.splitlines():
+        style = ""
+        if line.startswith("+") and not line.startswith("+++"):
+            style = "green"
+        elif line.startswith("-") and not line.startswith("---"):
+            style = "red"
+        elif line.startswith("@@"):
+            style = "cyan"
+        t.append(line + "\n", style=style)
+    return t

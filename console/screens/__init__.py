@@ -1,0 +1,1 @@
+"""The console's screens, one module each; reachable by ``:name`` and a number key."""

@@ -1,0 +1,123 @@
+"""dashboard: hostname, HEAD/applied, pending confirm, WAN state, per-interface sparklines, problems."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import VerticalScroll
+from textual.widgets import Static
+
+from ..widgets import human_rate, sparkline
+from .base import BaseView
+
+
+class DashboardView(BaseView):
+    NAME = "dashboard"
+    DEFAULT_CSS = """
+    DashboardView #summary { height: auto; padding: 0 1; }
+    DashboardView #sparks { height: auto; padding: 0 1; }
+    DashboardView #problems { height: auto; padding: 0 1; }
+    """
+
+    def compose_body(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(id="summary")
+            yield Static("traffic (last minute)  rx | tx", classes="title", id="t-sparks")
+            yield Static(id="sparks")
+            yield Static("problems", classes="title")
+            yield Static(id="problems")
+
+    def refresh_view(self, changed: set[str]) -> None:
+        s = self.store
+        st = s.status or {}
+        t = Text(no_wrap=True, overflow="ellipsis")
+        t.append("host     ", style="dim")
+        t.append(f"{st.get('hostname') or '?'}", style="bold")
+        t.append(f"   agent pid {st.get('pid', '-')}\n", style="dim")
+        t.append("HEAD     ", style="dim")
+        t.append(f"{(st.get('head') or '-')[:12]}")
+        t.append("   applied ", style="dim")
+        t.append(f"{(st.get('applied') or '-')[:12]}")
+        t.append("  in sync\n" if st.get("in_sync") else "  DIFFERS from HEAD\n",
+                 style="green" if st.get("in_sync") else "bold red")
+        cd = s.confirm_countdown()
+        if cd is not None:
+            t.append("confirm  ", style="dim")
+            t.append(f"{(st['confirm'].get('rev') or '')[:12]} rolls back in {cd} s unless confirmed\n",
+                     style="bold reverse")
+        t.append("WAN      ", style="dim")
+        t.append_text(self._wan())
+        if s.candidate.dirty:
+            t.append("\ncandidate", style="dim")
+            t.append(f" {len(s.candidate.changes())} change(s) staged — 6 or :changes to review and commit",
+                     style="yellow")
+        self.query_one("#summary", Static).update(t)
+        self.query_one("#sparks", Static).update(self._sparks())
+        self.query_one("#problems", Static).update(self._problems())
+
+    def _wan(self) -> Text:
+        s = self.store
+        zones = s.candidate.head.get("zones") or {}
+        wan_ifs = (zones.get("wan") or {}).get("interfaces") or []
+        byname = {i["name"]: i for i in s.interfaces}
+        t = Text()
+        if not wan_ifs:
+            return Text("no wan zone", style="dim")
+        for n in wan_ifs:
+            i = byname.get(n)
+            if i is None:
+                t.append(f"{n} missing ", style="bold red")
+                continue
+            up = i["state"] == "up"
+            t.append(f"{n} ", style="bold")
+            t.append(i["state"], style="green" if up else "bold red")
+            addrs = (i.get("ipv4") or [])[:1] + (i.get("ipv6") or [])[:1]
+            t.append(f" {' '.join(addrs)}  rx {human_rate(i.get('rx_rate'))} tx {human_rate(i.get('tx_rate'))}  ")
+        return t
+
+    def _sparks(self) -> Text:
+        h = (self.store.history or {}).get("interfaces") or {}
+        width = max(10, (self.size.width - 2 - 10 - 3 - 2 * 7) // 2)
+        t = Text(no_wrap=True)
+        plain = self.app.plain
+        for name in sorted(h):
+            rx, tx = h[name]["rx"][-60:], h[name]["tx"][-60:]
+            t.append(f"{name:<10}", style="bold")
+            t.append(sparkline(rx, width, plain), style="green")
+            t.append(f"{human_rate(rx[-1] if rx else 0):>7}")
+            t.append(" | ")
+            t.append(sparkline(tx, width, plain), style="cyan")
+            t.append(f"{human_rate(tx[-1] if tx else 0):>7}\n")
+        if not h:
+            t.append("no samples yet", style="dim")
+        t.rstrip()
+        return t
+
+    def _problems(self) -> Text:
+        s = self.store
+        st = s.status or {}
+        items: list[tuple[str, str]] = []
+        if st.get("last_error"):
+            items.append(("error", st["last_error"]))
+        if st and not st.get("in_sync", True):
+            items.append(("warning", "the applied revision differs from HEAD"))
+        configured = s.candidate.head.get("interfaces") or {}
+        byname = {i["name"]: i for i in s.interfaces}
+        for n, d in configured.items():
+            i = byname.get(n)
+            if (d or {}).get("enabled", True) and i is not None and i["state"] not in ("up", "unknown"):
+                items.append(("warning", f"interface {n} is {i['state']}"))
+            elif i is None and s.interfaces:
+                items.append(("warning", f"interface {n} is configured but absent"))
+        for p in s.problems:
+            items.append((p.get("severity", "error"), f"candidate {p['path']}: {p['message']}"))
+        if s.error:
+            items.append(("warning", s.error))
+        t = Text(no_wrap=True, overflow="ellipsis")
+        for sev, msg in items[-8:]:
+            t.append(f"{sev:<8}", style="bold red" if sev == "error" else "yellow")
+            t.append(f"{msg}\n")
+        if not items:
+            t.append("none", style="green")
+        t.rstrip()
+        return t

@@ -1,0 +1,206 @@
+"""firewall: rules (with live hit counters from nft), policies and zones; rules are edited in the candidate."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.widgets import ContentSwitcher, Static
+
+from ..candidate import join_list
+from ..forms import ConfirmScreen, FormScreen
+from ..widgets import LiveTable, human_count
+from .base import BaseView
+from .editing import RULE_FIELDS, check_item, fields_for, item_from
+
+RULE_COLS = [("#", 3), ("name", 18), ("from", 7), ("to", 7), ("proto", 5), ("dport", 9), ("action", 6), ("hits", 7)]
+POLICY_COLS = [("from", 10), ("to", 10), ("action", 8), ("log", 4), ("hits", 8), ("bytes", 8)]
+ZONE_COLS = [("zone", 10), ("interfaces", 24), ("input", 7), ("forward", 7), ("in hits", 8), ("fwd hits", 8)]
+
+ACTION_STYLE = {"accept": "green", "drop": "red", "reject": "yellow"}
+
+
+def _action(a) -> Text:
+    return Text(str(a or "-"), style=ACTION_STYLE.get(str(a), ""))
+
+
+class FirewallView(BaseView):
+    NAME = "firewall"
+    BINDINGS = [
+        Binding("r", "section('rules')", "rules"),
+        Binding("p", "section('policies')", "policies"),
+        Binding("z", "section('zones')", "zones"),
+        Binding("a", "add", "add"),
+        Binding("e,enter", "edit", "edit", key_display="e"),
+        Binding("d", "delete", "delete"),
+        Binding("K", "move_up", "up", key_display="K"),
+        Binding("J", "move_down", "down", key_display="J"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield Static(id="sections", classes="hint")
+        with ContentSwitcher(initial="rules", id="switch"):
+            yield LiveTable(RULE_COLS, id="rules")
+            yield LiveTable(POLICY_COLS, id="policies")
+            yield LiveTable(ZONE_COLS, id="zones")
+
+    def on_mount(self) -> None:
+        self._show_sections()
+
+    def _show_sections(self) -> None:
+        cur = self.query_one(ContentSwitcher).current
+        t = Text(" ")
+        for key, name in (("r", "rules"), ("p", "policies"), ("z", "zones")):
+            t.append(f"[{key}] {name}", style="bold reverse" if name == cur else "dim")
+            t.append("  ")
+        n = len(self.store.candidate.rules)
+        t.append(f"{n} rules", style="dim")
+        self.query_one("#sections", Static).update(t)
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        ok = super().check_action(action, parameters)
+        if not ok:
+            return ok
+        if action in ("add", "edit", "delete", "move_up", "move_down"):
+            return self.query_one(ContentSwitcher).current == "rules"
+        return True
+
+    def action_section(self, name: str) -> None:
+        self.query_one(ContentSwitcher).current = name
+        self.query_one(f"#{name}", LiveTable).focus()
+        self._show_sections()
+        self.refresh_bindings()
+
+    # -- rows ----------------------------------------------------------------------------
+
+    @staticmethod
+    def rule_key(i: int, r: dict, names: dict) -> str:
+        n = r.get("name")
+        return n if n and names.get(n) == 1 else f"#{i}"
+
+    def rule_rows(self) -> list[tuple[str, tuple]]:
+        cand = self.store.candidate
+        ctr = self.store.counters
+        head = {r.get("name"): r for r in cand.head.get("rules") or [] if isinstance(r, dict)}
+        names: dict = {}
+        for r in cand.rules:
+            names[r.get("name")] = names.get(r.get("name"), 0) + 1
+        rows = []
+        for i, r in enumerate(cand.rules):
+            n = r.get("name")
+            mark = "" if head.get(n) == r else ("+" if n not in head else "~")
+            hits = ctr.get(f"rule {n}", {}).get("packets") if n in head else None
+            name = Text(str(n), style="dim strike" if r.get("enabled") is False else "")
+            dport = join_list(r.get("dport")) or (join_list(r.get("icmp_types")) if r.get("icmp_types") else "")
+            rows.append((self.rule_key(i, r, names),
+                         (Text(f"{i + 1}{mark}", style="bold yellow" if mark else "dim"), name,
+                          join_list(r.get("from")), join_list(r.get("to")), r.get("proto") or "any", dport or "*",
+                          _action(r.get("action")), human_count(hits) if hits is not None else "-")))
+        return rows
+
+    def policy_rows(self) -> list[tuple[str, tuple]]:
+        ctr = self.store.counters
+        rows = []
+        for i, p in enumerate(self.store.candidate.data.get("policies") or []):
+            key = p.get("name") or f"{p.get('from')}-{p.get('to')}"
+            c = ctr.get(f"policy {key}", {})
+            rows.append((f"{i}:{key}", (p.get("from"), p.get("to"), _action(p.get("action")),
+                                        "yes" if p.get("log") else "", human_count(c.get("packets")),
+                                        human_count(c.get("bytes")))))
+        return rows
+
+    def zone_rows(self) -> list[tuple[str, tuple]]:
+        ctr = self.store.counters
+        rows = []
+        for z, d in (self.store.candidate.data.get("zones") or {}).items():
+            d = d or {}
+            rows.append((z, (z, join_list(d.get("interfaces")), _action(d.get("input", "drop")),
+                             _action(d.get("forward", "drop")), human_count(ctr.get(f"zone {z} input", {}).get("packets")),
+                             human_count(ctr.get(f"zone {z} forward", {}).get("packets")))))
+        return rows
+
+    def refresh_view(self, changed: set[str]) -> None:
+        if changed & {"counters", "config", "edit"}:
+            self.query_one("#rules", LiveTable).sync(self.rule_rows())
+            self.query_one("#policies", LiveTable).sync(self.policy_rows())
+            self.query_one("#zones", LiveTable).sync(self.zone_rows())
+            self._show_sections()
+
+    # -- editing -------------------------------------------------------------------------
+
+    def _index(self) -> int | None:
+        t = self.query_one("#rules", LiveTable)
+        if t.current_key is None:
+            return None
+        return t.cursor_row if not t.filter_text else self._index_of_key(t.current_key)
+
+    def _index_of_key(self, key: str) -> int | None:
+        if key.startswith("#"):
+            return int(key[1:])
+        for i, r in enumerate(self.store.candidate.rules):
+            if r.get("name") == key:
+                return i
+        return None
+
+    def _edited(self, select: str | None = None) -> None:
+        self.update_frame()
+        self.refresh_view({"edit"})
+        if select:
+            self.query_one("#rules", LiveTable).select_key(select)
+
+    def _open_form(self, index: int | None) -> None:
+        cand = self.store.candidate
+        old = cand.rules[index] if index is not None else None
+        item = old or {"from": "", "to": "", "proto": "tcp", "action": "drop"}
+        client = self.store.client
+
+        def check(values):
+            return check_item(client, cand, "rules", index, RULE_FIELDS, values, old)
+
+        def done(values):
+            if values is None:
+                return
+            new = item_from(RULE_FIELDS, values, old)
+            cand.put("rules", index, new)
+            self._edited(new.get("name"))
+            self.notify(f"rule {new.get('name')}: staged (6 to review and commit)")
+
+        title = f"edit rule {old.get('name')}" if old else "add rule"
+        self.app.push_screen(FormScreen(title, fields_for(RULE_FIELDS, item), check), done)
+
+    def action_add(self) -> None:
+        self._open_form(None)
+
+    def action_edit(self) -> None:
+        i = self._index()
+        if i is not None:
+            self._open_form(i)
+
+    def action_delete(self) -> None:
+        i = self._index()
+        if i is None:
+            return
+        name = self.store.candidate.rules[i].get("name")
+
+        def done(yes):
+            if yes:
+                self.store.candidate.delete("rules", i)
+                self._edited()
+                self.notify(f"rule {name}: deletion staged")
+
+        self.app.push_screen(ConfirmScreen(f"Delete rule {name!r} from the candidate?"), done)
+
+    def _move(self, delta: int) -> None:
+        i = self._index()
+        if i is None:
+            return
+        cand = self.store.candidate
+        j = cand.move("rules", i, delta)
+        if j != i:
+            self._edited(cand.rules[j].get("name"))
+
+    def action_move_up(self) -> None:
+        self._move(-1)
+
+    def action_move_down(self) -> None:
+        self._move(1)

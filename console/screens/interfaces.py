@@ -1,0 +1,117 @@
+"""interfaces: name, zone, state, MTU, live rx/tx and addresses; detail (counters, neighbours); edit."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+
+from ..candidate import join_list
+from ..forms import Field, FormScreen, TextScreen
+from ..widgets import LiveTable, human_count, human_rate
+from .base import BaseView
+from .editing import check_interface, interface_edit
+
+COLUMNS = [("name", 10), ("zone", 7), ("state", 7), ("mtu", 5), ("rx", 7), ("tx", 7), ("addresses", None)]
+
+
+class InterfacesView(BaseView):
+    NAME = "interfaces"
+    BINDINGS = [
+        Binding("enter", "detail", "detail"),
+        Binding("e", "edit", "edit"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield LiveTable(COLUMNS, id="ifaces")
+
+    def rows(self) -> list[tuple[str, tuple]]:
+        s = self.store
+        cand = s.candidate
+        configured = cand.data.get("interfaces") or {}
+        seen = {}
+        for i in s.interfaces:
+            seen[i["name"]] = i
+        names = list(configured) + sorted(n for n in seen if n not in configured)
+        rows = []
+        for n in names:
+            i = seen.get(n)
+            conf = configured.get(n) or {}
+            state = i["state"] if i else "absent"
+            st = Text(state, style="green" if state == "up" else "dim" if state == "unknown" else "bold red")
+            mtu = str(conf.get("mtu") or (i or {}).get("mtu") or "-")
+            addrs = " ".join(((i or {}).get("ipv4") or []) + ((i or {}).get("ipv6") or [])) if i else \
+                " ".join(map(str, (conf.get("ipv4") or []) + (conf.get("ipv6") or [])))
+            rows.append((n, (n, cand.zone_of(n) or "-", st, mtu, human_rate((i or {}).get("rx_rate")),
+                             human_rate((i or {}).get("tx_rate")), addrs)))
+        return rows
+
+    def refresh_view(self, changed: set[str]) -> None:
+        if changed & {"interfaces", "config", "edit"}:
+            self.query_one(LiveTable).sync(self.rows())
+
+    def _current(self) -> str | None:
+        return self.query_one(LiveTable).current_key
+
+    def action_detail(self) -> None:
+        name = self._current()
+        if name:
+            self._detail(name)
+
+    @work(thread=True, exclusive=True, group="detail")
+    def _detail(self, name: str) -> None:
+        try:
+            neigh = [n for n in self.store.client.neighbours() if n.get("dev") == name]
+        except Exception as e:  # noqa: BLE001 - shown in the view
+            neigh = [{"dst": f"(neighbours unavailable: {e})", "lladdr": "", "state": ""}]
+        self.app.call_from_thread(self._show_detail, name, neigh)
+
+    def _show_detail(self, name: str, neigh: list[dict]) -> None:
+        i = next((x for x in self.store.interfaces if x["name"] == name), None)
+        conf = (self.store.candidate.data.get("interfaces") or {}).get(name) or {}
+        t = Text()
+        t.append(f"{name}", style="bold")
+        t.append(f"  zone {self.store.candidate.zone_of(name) or '-'}  {conf.get('description') or ''}\n")
+        if i:
+            t.append(f"state {i['state']}  mtu {i.get('mtu')}  mac {i.get('mac') or '-'}\n")
+            t.append(f"addresses {' '.join(i.get('ipv4', []) + i.get('ipv6', [])) or '-'}\n\n")
+            c = i.get("counters") or {}
+            t.append("counters\n", style="bold")
+            for d in ("rx", "tx"):
+                t.append(f"  {d}  bytes {human_count(c.get(d + '_bytes')):>8}  packets {human_count(c.get(d + '_packets')):>8}"
+                         f"  errors {c.get(d + '_errors', 0)}  dropped {c.get(d + '_dropped', 0)}\n")
+        else:
+            t.append("not present on the box\n")
+        t.append("\nneighbours\n", style="bold")
+        for n in neigh:
+            t.append(f"  {n.get('dst') or '':<28} {n.get('lladdr') or '-':<18} {n.get('state') or ''}\n")
+        if not neigh:
+            t.append("  none\n", style="dim")
+        self.app.push_screen(TextScreen(f"interface {name}", t))
+
+    def action_edit(self) -> None:
+        name = self._current()
+        if not name:
+            return
+        cand = self.store.candidate
+        conf = (cand.data.get("interfaces") or {}).get(name) or {}
+        fields = [Field("ipv4", "ipv4", join_list(conf.get("ipv4")), "192.168.10.1/24, …"),
+                  Field("ipv6", "ipv6", join_list(conf.get("ipv6")), "2001:db8::1/64, …"),
+                  Field("mtu", "mtu", str(conf.get("mtu") or ""), "1500 (empty: default)"),
+                  Field("zone", "zone", cand.zone_of(name) or "", "wan | lan | …")]
+        client = self.store.client
+
+        def check(values):
+            return check_interface(client, cand, name, values)
+
+        def done(values):
+            if values is None:
+                return
+            data, _ = interface_edit(cand, name, values)
+            cand.replace(data)
+            self.update_frame()
+            self.refresh_view({"edit"})
+            self.notify(f"{name}: staged in the candidate (6 to review and commit)")
+
+        self.app.push_screen(FormScreen(f"edit interface {name}", fields, check), done)

@@ -1,0 +1,111 @@
+"""What the console knows: the agent's status, the latest observations, and the candidate.
+
+The store is filled by the app's single poll worker (off the UI thread) and read by the screens.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from backend.client import AgentError, AgentUnreachable
+
+from .candidate import Candidate
+
+# What each screen needs from the agent on every poll (status is always fetched).
+NEEDS = {
+    "dashboard": {"interfaces", "history"},
+    "interfaces": {"interfaces"},
+    "firewall": {"counters"},
+    "nat": {"counters"},
+    "traffic": {"interfaces", "history", "conntrack"},
+    "changes": {"log"},
+}
+
+
+@dataclass
+class Store:
+    client: object
+    read_only: bool = False
+    status: dict | None = None
+    connected: bool = False
+    error: str | None = None
+    interfaces: list[dict] = field(default_factory=list)
+    history: dict = field(default_factory=dict)
+    counters: dict = field(default_factory=dict)
+    conntrack: dict = field(default_factory=dict)
+    log: list[dict] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)
+    nft_diff: str | None = None
+    candidate: Candidate = field(default_factory=Candidate)
+    screen_title: str = "dashboard"
+    polls: int = 0
+
+    def confirm_countdown(self) -> int | None:
+        c = (self.status or {}).get("confirm")
+        if not c or not c.get("deadline"):
+            return None
+        return max(0, int(c["deadline"] - time.time()))
+
+    def fetch(self, needs: set[str]) -> dict:
+        """Runs in a worker thread: one status call plus what the screen needs. Never raises."""
+        out: dict = {"needs": needs}
+        try:
+            st = self.client.status()
+            out["status"] = st
+            if st.get("head") and st["head"] not in (self.candidate.head_rev, self.candidate.head_rev_latest):
+                out["config"] = self.client.config(st["head"])
+            for n in sorted(needs):
+                try:
+                    if n == "interfaces":
+                        out[n] = self.client.interfaces()
+                    elif n == "history":
+                        out[n] = self.client.history()
+                    elif n == "counters":
+                        out[n] = self.client.counters()
+                    elif n == "conntrack":
+                        out[n] = self.client.conntrack_top(10)
+                    elif n == "log":
+                        out[n] = self.client.log(100)
+                except AgentUnreachable:
+                    raise
+                except AgentError as e:
+                    out.setdefault("errors", []).append(f"{n}: {e}")
+        except AgentUnreachable as e:
+            out["unreachable"] = str(e)
+        except AgentError as e:
+            out["unreachable"] = str(e)
+        return out
+
+    def absorb(self, out: dict) -> set[str]:
+        """On the UI thread: take a fetch result; returns what changed ('config', 'status', …)."""
+        changed = set()
+        self.polls += 1
+        if "unreachable" in out:
+            self.connected, self.error = False, out["unreachable"]
+            return {"connection"}
+        if not self.connected:
+            changed.add("connection")
+        self.connected, self.error = True, "; ".join(out.get("errors", [])) or None
+        self.status = out["status"]
+        if self.status.get("read_only"):
+            self.read_only = True
+        changed.add("status")
+        if "config" in out:
+            cfg = out["config"]
+            if not self.candidate.dirty:
+                self.candidate.reset(cfg["text"], cfg["rev"])
+            else:
+                # Keep the edits; the commit will name the old base and the agent will refuse it.
+                self.candidate.head_rev_latest = cfg["rev"]
+            changed.add("config")
+        for n in ("interfaces", "history", "counters", "conntrack", "log"):
+            if n in out:
+                setattr(self, n, out[n])
+                changed.add(n)
+        return changed
+
+    @property
+    def head_moved(self) -> bool:
+        latest = self.candidate.head_rev_latest
+        return bool(latest and latest != self.candidate.head_rev)

@@ -9,7 +9,8 @@ STAMPS := .stamps
 # lab, iperf3/ping/conntrack for lab tests and benchmarks, tmux for driving the console by hand).
 DEB_PACKAGES := nftables libnftables1 iproute2 iperf3 iputils-ping conntrack procps tmux git
 
-.PHONY: install deps venv test test-unit test-lab lint demo demo-down bench clean
+.PHONY: install deps venv test test-unit test-lab lint demo demo-down bench image clean
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 install: deps venv
 
@@ -56,6 +57,12 @@ demo-down: install
 
 bench: install
 	$(BIN)/python bench/forwarding.py
+
+# Needs podman and a reachable container registry for the base images (not available on the
+# dev machines; see tests/unit/test_containerfile.py).
+image:
+	podman build -f Containerfile --target talgate -t ghcr.io/talgate/talgate:$(VERSION) .
+	podman build -f Containerfile --target services -t ghcr.io/talgate/talgate-services:$(VERSION) .
 
 clean:
 	rm -rf $(VENV) $(STAMPS) *.egg-info

@@ -148,7 +148,8 @@ def cmd_render(args) -> int:
 def cmd_agent(args) -> int:
     from .agent.server import run_agent
 
-    return run_agent(args.repo, args.state, args.socket, args.ro_socket, args.init_from, args.rendered)
+    return run_agent(args.repo, args.state, args.socket, args.ro_socket, args.init_from, args.rendered,
+                     args.socket_group)
 
 
 def _lab(args):
@@ -281,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--ro-socket", default="/run/talgate/agent-ro.sock")
     ag.add_argument("--rendered", default="/var/lib/talgate/rendered",
                     help="folder for rendered service configs (read by the service daemons)")
+    ag.add_argument("--socket-group", type=int, metavar="GID", help="group owning the sockets (consoles join it)")
     ag.add_argument("--init-from", metavar="FILE", help="create the repo from FILE when it does not exist")
     ag.set_defaults(func=cmd_agent)
 

@@ -50,7 +50,7 @@ class Applied:
 class Pipeline:
     def __init__(self, repo_path: str | os.PathLike, state_dir: str | os.PathLike,
                  rendered_dir: str | os.PathLike | None = None):
-        self.repo = ConfigRepo(repo_path)
+        self.repo = ConfigRepo.open_or_create(repo_path)
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()

@@ -68,8 +68,10 @@ def _username(uid: int | None) -> str:
 
 
 class Agent:
-    def __init__(self, pipeline: Pipeline, socket_path: str, ro_socket_path: str | None):
+    def __init__(self, pipeline: Pipeline, socket_path: str, ro_socket_path: str | None,
+                 socket_group: int | None = None):
         self.p = pipeline
+        self.socket_group = socket_group
         self.socket_path = socket_path
         self.ro_socket_path = ro_socket_path
         self.servers: list[socketserver.BaseServer] = []
@@ -249,6 +251,8 @@ class Agent:
             os.unlink(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         srv = Server(path, Handler)
+        if self.socket_group is not None:
+            os.chown(path, 0, self.socket_group)
         os.chmod(path, 0o666 if read_only else 0o660)
         return srv
 
@@ -281,21 +285,43 @@ def _need(body: dict, key: str):
     return body[key]
 
 
+def socket_in_use(path: str) -> bool:
+    """True when something answers on the socket (another agent): never steal it."""
+    if not os.path.exists(path):
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.settimeout(1)
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | None,
-              init_from: str | None = None, rendered: str | None = None) -> int:
+              init_from: str | None = None, rendered: str | None = None, socket_group: int | None = None) -> int:
     from ..gitops import ConfigRepo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for path in (socket_path, ro_socket_path):
+        if path and socket_in_use(path):
+            log.error("another agent is serving on %s; refusing to start a second one", path)
+            return 1
     if init_from and not os.path.exists(os.path.join(repo, ".git")):
         with open(init_from) as f:
             ConfigRepo.init(repo, f.read(), message="initial configuration")
         log.info("initialised config repo %s from %s", repo, init_from)
     p = Pipeline(repo, state, rendered)
-    try:
-        r = p.apply()
-        log.info("converged to HEAD %s: %s changes", r["rev"][:12], r["changes"])
-    except (Refused, ApplyFailed, RepoError) as e:
-        p.last_error = f"start-up apply failed: {e}"
-        log.error("%s", p.last_error)
-    Agent(p, socket_path, ro_socket_path).serve()
+    if p.repo.head() is None:
+        log.info("config repo %s has no commits yet: waiting for the first `talgate commit`", repo)
+    else:
+        try:
+            r = p.apply()
+            log.info("converged to HEAD %s: %s changes", r["rev"][:12], r["changes"])
+        except (Refused, ApplyFailed, RepoError) as e:
+            p.last_error = f"start-up apply failed: {e}"
+            log.error("%s", p.last_error)
+    Agent(p, socket_path, ro_socket_path, socket_group).serve()
     return 0

@@ -71,6 +71,15 @@ class ConfigRepo:
         r.commit(text, message, author=author, base=None)
         return r
 
+    @classmethod
+    def open_or_create(cls, path: str | os.PathLike) -> ConfigRepo:
+        """Open the repo, creating an empty one (no commits yet) when the folder has none."""
+        path = Path(path)
+        if not (path / ".git").exists():
+            path.mkdir(parents=True, exist_ok=True)
+            pygit2.init_repository(str(path), initial_head="main")
+        return cls(path)
+
     # -- reading -------------------------------------------------------------------------
 
     def head(self) -> str | None:

@@ -74,6 +74,12 @@ def check(cfg: RouterConfig) -> list[Problem]:
         p.append(Problem("system.management_interface",
                          f"unknown interface {cfg.system.management_interface!r}"))
 
+    if cfg.system.kubernetes:
+        from ..render.talos import kubernetes_problems
+
+        k = cfg.system.kubernetes
+        p += [Problem(path, msg) for path, msg in kubernetes_problems(cfg, k.pod_cidrs, k.service_cidrs)]
+
     # Interfaces: overlapping subnets, duplicate addresses.
     nets = interface_networks(cfg)
     for i, (n1, net1, a1) in enumerate(nets):

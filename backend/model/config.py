@@ -99,12 +99,23 @@ def _prefix(v: str) -> str:
         raise ValueError(f"invalid prefix {v!r}: {e}") from None
 
 
+class Kubernetes(Strict):
+    """Set when the router runs Talos + Kubernetes: LAN subnets must stay out of these CIDRs and
+    the firewall lets pod traffic through (Kubernetes polices it)."""
+
+    pod_cidrs: Annotated[list[str], BeforeValidator(lambda v: [_prefix(x) for x in _listify(v)])] = Field(
+        default_factory=lambda: ["10.244.0.0/16"])
+    service_cidrs: Annotated[list[str], BeforeValidator(lambda v: [_prefix(x) for x in _listify(v)])] = Field(
+        default_factory=lambda: ["10.96.0.0/12"])
+
+
 class System(Strict):
     hostname: str = Field("talgate", pattern=HOSTNAME_RE, max_length=253, description="The router's host name.")
     domain: str | None = Field(None, pattern=HOSTNAME_RE, max_length=253, description="The LAN's DNS domain.")
     management_interface: IfName | None = Field(
         None, description="The link Talos configures itself (management); all others belong to the agent."
     )
+    kubernetes: Kubernetes | None = Field(None, description="Pod/service CIDRs when running on Talos + Kubernetes.")
 
 
 class Interface(Strict):

@@ -361,6 +361,9 @@ def render(cfg: RouterConfig) -> Ruleset:
                                        ACCEPT], "builtin icmpv6-errors"))
     out = NChain("output", hook="output", policy="accept")
     chains = [inp, fwd, out]
+    if cfg.system.kubernetes:
+        inp.rules += _kubernetes_rules("input", cfg.system.kubernetes.pod_cidrs, links=False)
+        fwd.rules += _kubernetes_rules("forward", cfg.system.kubernetes.pod_cidrs, links=True)
 
     # input: per-zone chains with rules to self, then the zone's default.
     in_entries = []
@@ -403,6 +406,23 @@ def render(cfg: RouterConfig) -> Ruleset:
 
     chains += _nat_chains(cfg)
     return Ruleset(chains, sets)
+
+
+CNI_LINKS = ("cni0", "flannel.1")
+
+
+def _kubernetes_rules(chain: str, pod_cidrs: list[str], links: bool) -> list[NRule]:
+    """Pod traffic is Kubernetes's business (its CNI and Talos's own table police it)."""
+    out = []
+    if links:
+        out += [NRule(chain, [meta(k, link), ACCEPT], "builtin kubernetes-cni")
+                for k in ("iifname", "oifname") for link in CNI_LINKS]
+    for cidr in pod_cidrs:
+        net = ipaddress.ip_network(cidr)
+        fam = "ip" if net.version == 4 else "ip6"
+        for fld in ("saddr", "daddr") if links else ("saddr",):
+            out.append(NRule(chain, [payload(fam, fld, [_net_json(net)]), ACCEPT], "builtin kubernetes-pods"))
+    return out
 
 
 def _zone_ifaces(cfg: RouterConfig, zone: str, key: str) -> E:

@@ -126,7 +126,7 @@ def _networks(value: Any, path: str) -> Iterator[tuple[str, Network]]:
     elif isinstance(value, list | tuple):
         for i, v in enumerate(value):
             yield from _networks(v, f"{path}[{i}]")
-    elif hasattr(value, "model_fields"):  # pydantic model
+    elif hasattr(type(value), "model_fields"):  # pydantic model
         for k in type(value).model_fields:
             yield from _networks(getattr(value, k), f"{path}.{k}" if path else k)
     elif hasattr(value, "__dict__") and not isinstance(value, type):

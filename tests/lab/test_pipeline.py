@@ -4,7 +4,9 @@ through an apply puts the previous state back without moving HEAD."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
+import sys
 import time
 
 import pytest
@@ -138,4 +140,36 @@ def test_agent_converges_the_kernel_to_head_on_start(lab):
     meta["pids"]["agent"] = pid
     lab.lab._write_meta(meta)
     assert lab.kernel_state() == before
+    assert lab.tcp("lan", "203.0.113.10", 80) == "talgate-lab isp 80 198.51.100.2"
+
+
+def test_a_second_agent_refuses_to_start(lab):
+    r = lab.lab.run("router", [sys.executable, "-m", "backend.cli", "agent", "--repo", lab.lab.repo,
+                               "--state", str(lab.lab.state / "agent2"), "--socket", lab.lab.socket,
+                               "--ro-socket", lab.lab.ro_socket], timeout=30)
+    assert r.returncode == 1
+    assert "another agent is serving" in r.stderr
+    assert lab.client.status()["head"]
+
+
+def test_first_commit_into_an_empty_repo(lab):
+    """deploy.md: the agent starts on an empty repo and the first `talgate commit` creates HEAD."""
+    lab.lab.stop_agent()
+    shutil.rmtree(lab.lab.repo)
+    pid = lab.lab.spawn("router", [sys.executable, "-m", "backend.cli", "agent", "--repo", lab.lab.repo,
+                                   "--state", str(lab.lab.state / "agent"), "--socket", lab.lab.socket,
+                                   "--ro-socket", lab.lab.ro_socket], "agent.log")
+    meta = lab.lab.meta()
+    meta["pids"]["agent"] = pid
+    lab.lab._write_meta(meta)
+    for _ in range(200):
+        try:
+            st = lab.client.status()
+            break
+        except Exception:  # noqa: BLE001 - starting up
+            time.sleep(0.05)
+    assert st["head"] is None and st["last_error"] is None
+    c = lab.cli("commit", "-m", "first config", "-f", "/dev/stdin", input=example_config())
+    assert c.returncode == 0, c.stderr
+    assert [e["message"] for e in lab.client.log()] == ["first config"]
     assert lab.tcp("lan", "203.0.113.10", 80) == "talgate-lab isp 80 198.51.100.2"

@@ -160,3 +160,20 @@ def test_generated_configs_are_accepted_by_the_kernel(rules):
     rs = render(cfg)
     r = nft_in_private_ns("nft -c -j -f -", json.dumps(rs.document()))
     assert r.returncode == 0, r.stderr + "\n" + rs.text()
+
+
+def test_kubernetes_lets_pods_through_and_keeps_lan_out_of_pod_cidrs():
+    from backend.render.talos import forward_lets_pods_through
+
+    text = example_config().replace("management_interface: mgmt0", "management_interface: mgmt0\n  kubernetes: {}")
+    cfg, probs = validate_text(text)
+    assert cfg is not None and probs == []
+    fwd = next(c for c in render(cfg).chains if c.name == "forward")
+    texts = [" ".join(e.text for e in r.exprs) for r in fwd.rules]
+    assert forward_lets_pods_through(texts) == []
+    dispatch = [r.comment for r in fwd.rules].index("builtin zone-dispatch")
+    assert texts.index("ip saddr 10.244.0.0/16 accept") < dispatch
+    assert forward_lets_pods_through([" ".join(e.text for e in r.exprs) for r in render(EX).chains[1].rules])
+    bad = text.replace("192.168.20.1/24", "10.96.1.1/24")
+    assert any(p.path == "interfaces.guest0.ipv4[0]" and "service CIDR 10.96.0.0/12" in p.message
+               for p in validate_text(bad)[1])

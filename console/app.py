@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
+from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import Binding
@@ -145,13 +146,15 @@ class TalgateApp(App):
         seen = set()
         for _key, active in self.screen.active_bindings.items():
             b = active.binding
-            if not active.enabled or not b.description or (b.action, b.key) in seen:
+            if active.node not in (self.screen, self) or not active.enabled or not b.description \
+                    or (b.action, b.key) in seen:
                 continue
             seen.add((b.action, b.key))
             lines.append(f"  {self.get_key_display(b):<10} {b.description}")
         lines += ["", "  :name      go to a screen (dashboard interfaces firewall nat traffic changes)",
-                  "  esc        close a dialog or the prompt"]
-        self.push_screen(TextScreen("help", "\n".join(lines)))
+                  "  up/down    move in a table; enter opens, esc closes a dialog or the prompt",
+                  "  ctrl+l     redraw the terminal; ctrl+c quits too"]
+        self.push_screen(TextScreen("help", Text("\n".join(lines))))
 
     # -- writes (in workers; the UI never blocks on the agent) ----------------------------
 

@@ -18,8 +18,67 @@ def _load(text: str) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+class _Dumper(yaml.SafeDumper):
+    """Indents list items under their key, as people write router.yaml."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)
+
+
 def dump(data: dict) -> str:
-    return yaml.safe_dump(data, sort_keys=False, default_flow_style=None, width=100)
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=None, width=100, allow_unicode=True)
+
+
+_TOP = re.compile(r"^([A-Za-z_][A-Za-z0-9_-]*):")
+
+
+def _blocks(text: str) -> tuple[str, dict[str, str]]:
+    """HEAD text → (header, {top-level key: its text}); comments just above a key belong to it."""
+    header, blocks, cur, pending = [], {}, None, []
+    for line in text.splitlines(keepends=True):
+        m = _TOP.match(line)
+        if m:
+            cur = m.group(1)
+            blocks[cur] = "".join(pending) + line
+            pending = []
+        elif cur is None and not pending and not line.strip().startswith("#") and line.strip():
+            header.append(line)
+        elif line.strip() == "" or line.lstrip().startswith("#") and not line.startswith((" ", "\t")):
+            pending.append(line)
+        elif cur is None:
+            header += pending + [line]
+            pending = []
+        else:
+            blocks[cur] += "".join(pending) + line
+            pending = []
+    if cur is None:
+        header += pending
+    elif pending:
+        blocks[cur] += "".join(pending)
+    return "".join(header), blocks
+
+
+def splice(head_text: str, head: dict, data: dict) -> str:
+    """The candidate as text that keeps HEAD's unchanged sections verbatim (comments, layout)."""
+    try:
+        header, blocks = _blocks(head_text)
+        if set(blocks) != set(head):
+            return dump(data)
+        out = [header]
+        for key, val in data.items():
+            if key in head and head[key] == val:
+                part = blocks[key]
+            else:
+                old = blocks.get(key, "")
+                m = re.search(rf"^{re.escape(key)}:", old, re.M)
+                part = (old[: m.start()] if m else "") + dump({key: val})
+                if old.endswith("\n\n"):
+                    part += "\n"
+            out.append(part if part.endswith("\n") else part + "\n")
+        text = "".join(out)
+        return text if yaml.safe_load(text) == data else dump(data)
+    except yaml.YAMLError:
+        return dump(data)
 
 
 class Candidate:
@@ -40,7 +99,7 @@ class Candidate:
         return self.data != self.head
 
     def text(self) -> str:
-        return self.head_text if not self.dirty else dump(self.data)
+        return self.head_text if not self.dirty else splice(self.head_text, self.head, self.data)
 
     def changes(self) -> list[tuple[str, str, object, object]]:
         return diff_paths(self.head, self.data)

@@ -24,7 +24,7 @@ class ConfirmScreen(ModalScreen[bool]):
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Static(Text(self.message, style="bold red" if self.danger else "bold"))
-            yield Static("[y] yes   [n/esc] no", classes="buttons")
+            yield Static("[y] yes   [n/esc] no", classes="buttons", markup=False)
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
@@ -41,7 +41,7 @@ class PromptScreen(ModalScreen[str | None]):
         with Vertical(classes="dialog"):
             yield Static(self.title_text, classes="title")
             yield Input(self.value, placeholder=self.placeholder, id="answer")
-            yield Static("[enter] ok   [esc] cancel", classes="buttons")
+            yield Static("[enter] ok   [esc] cancel", classes="buttons", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.dismiss(event.value.strip() or None)
@@ -80,7 +80,11 @@ class FormScreen(ModalScreen[dict | None]):
                     yield Input(f.value, placeholder=f.placeholder, id=f"f-{f.key}")
                 yield Static("", id=f"e-{f.key}", classes="error")
             yield Static("", id="e-_general", classes="error")
-            yield Static("[tab] next  [ctrl+s] save  [esc] cancel", classes="buttons", id="form-hint")
+            yield Static("[tab] next  [ctrl+s] save  [esc] cancel", classes="buttons", markup=False, id="form-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).can_focus = False
+        self.query_one(f"#f-{self.fields[0].key}", Input).focus()
 
     def values(self) -> dict:
         return {f.key: self.query_one(f"#f-{f.key}", Input).value for f in self.fields}
@@ -132,7 +136,7 @@ class TextScreen(ModalScreen[None]):
             yield Static(self.title_text, classes="title")
             with VerticalScroll(classes="scrollbox"):
                 yield Static(self.body)
-            yield Static("[esc] close  [up/down/pgup/pgdn] scroll", classes="buttons")
+            yield Static("[esc] close  [up/down/pgup/pgdn] scroll", classes="buttons", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#textdialog").styles.height = "90%"
@@ -153,5 +157,5 @@ def diff_text(diff: str) -> Text:
             style = "red"
         elif line.startswith("@@"):
             style = "cyan"
-        t.append(line + "\n", style=style)
+        t.append(line.replace("\t", "  ") + "\n", style=style)
     return t

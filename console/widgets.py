@@ -130,21 +130,22 @@ class StatusLine(Static):
 
     def show(self, store) -> None:
         st = store.status or {}
+        bar = "|" if self.app.plain else "│"
         t = Text(no_wrap=True, overflow="ellipsis")
         t.append(f" {st.get('hostname') or '?'} ", style="bold")
-        t.append(f"│ {store.screen_title} ")
+        t.append(f"{bar} {store.screen_title} ")
         head = (st.get("head") or "-")[:8]
-        t.append(f"│ HEAD {head} ")
+        t.append(f"{bar} HEAD {head} ")
         applied = (st.get("applied") or "-")[:8]
         t.append(f"applied {applied}", style="" if st.get("in_sync", True) else "bold red")
         n = len(store.candidate.changes()) if store.candidate.dirty else 0
         if n:
-            t.append(f" │ candidate: {n} change{'s' if n != 1 else ''}", style="bold yellow")
+            t.append(f" {bar} candidate: {n} change{'s' if n != 1 else ''}", style="bold yellow")
         cd = store.confirm_countdown()
         if cd is not None:
-            t.append(f" │ CONFIRM in {cd}s", style="bold reverse")
+            t.append(f" {bar} CONFIRM in {cd}s", style="bold reverse")
         if store.read_only:
-            t.append(" │ READ-ONLY", style="bold")
+            t.append(f" {bar} READ-ONLY", style="bold")
         self.update(t)
 
 

@@ -27,7 +27,7 @@ class ChangesView(BaseView):
         Binding("h", "section('history')", "history"),
         Binding("c", "commit", "commit"),
         Binding("x", "discard", "discard"),
-        Binding("enter", "show_rev", "diff", show=False),
+        Binding("enter", "show_rev", "diff"),
         Binding("R", "rollback", "rollback", key_display="R"),
     ]
 
@@ -176,6 +176,10 @@ class ChangesView(BaseView):
         self.app.push_screen(ConfirmScreen(f"Discard {n} staged change(s)?"), done)
 
     # -- history -------------------------------------------------------------------------
+
+    def on_data_table_row_selected(self, event) -> None:
+        event.stop()
+        self.action_show_rev()
 
     def _rev(self) -> str | None:
         return self.query_one("#history", LiveTable).current_key

@@ -31,7 +31,7 @@ class FirewallView(BaseView):
         Binding("p", "section('policies')", "policies"),
         Binding("z", "section('zones')", "zones"),
         Binding("a", "add", "add"),
-        Binding("e,enter", "edit", "edit", key_display="e"),
+        Binding("e", "edit", "edit"),
         Binding("d", "delete", "delete"),
         Binding("K", "move_up", "up", key_display="K"),
         Binding("J", "move_down", "down", key_display="J"),
@@ -167,6 +167,11 @@ class FirewallView(BaseView):
 
         title = f"edit rule {old.get('name')}" if old else "add rule"
         self.app.push_screen(FormScreen(title, fields_for(RULE_FIELDS, item), check), done)
+
+    def on_data_table_row_selected(self, event) -> None:
+        event.stop()
+        if event.data_table.id == "rules" and not self.read_only:
+            self.action_edit()
 
     def action_add(self) -> None:
         self._open_form(None)

@@ -54,6 +54,10 @@ class InterfacesView(BaseView):
     def _current(self) -> str | None:
         return self.query_one(LiveTable).current_key
 
+    def on_data_table_row_selected(self, event) -> None:
+        event.stop()
+        self.action_detail()
+
     def action_detail(self) -> None:
         name = self._current()
         if name:

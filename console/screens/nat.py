@@ -21,7 +21,7 @@ class NatView(BaseView):
     DEFAULT_CSS = "NatView #masq { height: auto; max-height: 7; }"
     BINDINGS = [
         Binding("a", "add", "add forward"),
-        Binding("e,enter", "edit", "edit", key_display="e"),
+        Binding("e", "edit", "edit"),
         Binding("d", "delete", "delete"),
     ]
 
@@ -82,6 +82,11 @@ class NatView(BaseView):
 
         title = f"edit forward {old.get('name')}" if old else "add port forward"
         self.app.push_screen(FormScreen(title, fields_for(FORWARD_FIELDS, old or {"proto": "tcp"}), check), done)
+
+    def on_data_table_row_selected(self, event) -> None:
+        event.stop()
+        if event.data_table.id == "forwards" and not self.read_only:
+            self.action_edit()
 
     def action_add(self) -> None:
         self._open_form(None)

@@ -1,3 +1,5 @@
+import asyncio
+import functools
 import os
 import time
 
@@ -29,4 +31,14 @@ async def settle(pilot) -> None:
         await pilot.pause()
 
 
-__all__ = ["make_app", "settle", "os"]
+def run_async(fn):
+    """Run an async test with asyncio.run (no pytest-asyncio needed); a hang fails after 60 s."""
+
+    @functools.wraps(fn)
+    def wrapper(*a, **kw):
+        return asyncio.run(asyncio.wait_for(fn(*a, **kw), 60))
+
+    return wrapper
+
+
+__all__ = ["make_app", "settle", "run_async", "os"]

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
+
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 IFNAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"  # IFNAMSIZ - 1
 HOSTNAME_RE = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
@@ -312,6 +314,12 @@ class RouterConfig(Strict):
     rules: list[Rule] = Field(default_factory=list)
     nat: Nat = Field(default_factory=Nat)
     routes: list[Route] = Field(default_factory=list)
+    # LAN services (backend/model/services.py).
+    dhcp: dict[IfName, DhcpScope] = Field(default_factory=dict, description="DHCPv4/v6 (Kea) per interface.")
+    ra: dict[IfName, RouterAdvert] = Field(default_factory=dict, description="Router advertisements (radvd).")
+    dns: Dns | None = Field(None, description="The LAN resolver (Unbound).")
+    ntp: Ntp | None = Field(None, description="Time service (chrony).")
+    mdns: Mdns | None = Field(None, description="mDNS reflection between zones (avahi).")
 
     def zone_of(self, ifname: str) -> str | None:
         for zname, z in self.zones.items():

@@ -181,7 +181,9 @@ def check(cfg: RouterConfig) -> list[Problem]:
     for i, r in enumerate(cfg.routes):
         if r.interface and r.interface not in ifaces:
             p.append(Problem(f"routes[{i}].interface", f"unknown interface {r.interface!r}"))
-        if r.via is not None and not r.interface:
+        if r.via is not None and any(a.ip == r.via for _, _, a in nets):
+            p.append(Problem(f"routes[{i}].via", f"gateway {r.via} is one of the router's own addresses"))
+        elif r.via is not None and not r.interface:
             if not any(net.version == r.via.version and r.via in net for _, net, _ in nets):
                 p.append(Problem(f"routes[{i}].via",
                                  f"gateway {r.via} is not on any interface subnet (add 'interface')"))
@@ -190,6 +192,11 @@ def check(cfg: RouterConfig) -> list[Problem]:
             p.append(Problem(f"routes[{i}].to", f"route to {r.to} with metric {r.metric} already at "
                                                 f"routes[{seen_dst[key]}]"))
         seen_dst.setdefault(key, i)
+
+    # LAN services (DHCP, RA, DNS, NTP, mDNS).
+    from .services import check_services
+
+    p += check_services(cfg)
     return p
 
 

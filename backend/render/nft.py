@@ -372,6 +372,7 @@ def render(cfg: RouterConfig) -> Ruleset:
         for r in cfg.rules:
             if r.enabled and z in r.from_ and SELF in r.to:
                 c.rules += render_rule(cfg, r, c.name)
+        c.rules += _service_rules(cfg, z, c.name)
         c.rules += _default_rules(c.name, cfg.zones[z].input, f"zone {z} input", cfg.zones[z].log)
         chains.append(c)
         in_entries += [([i], c.name) for i in cfg.zones[z].interfaces]
@@ -425,6 +426,21 @@ def _kubernetes_rules(chain: str, pod_cidrs: list[str], links: bool) -> list[NRu
     return out
 
 
+def _service_rules(cfg: RouterConfig, zone: str, chain: str) -> list[NRule]:
+    """Openings for the LAN services the config enables on this zone (DHCP, DNS, NTP, mDNS),
+    after the user's rules and before the zone default; commented "service NAME"."""
+    from ..model.services import openings
+
+    out = []
+    for svc, ifaces, proto, port, nfproto in openings(cfg, zone):
+        ex = [meta("iifname", ifaces)] if ifaces else []
+        if nfproto:
+            ex.append(meta("nfproto", nfproto))
+        ex += [meta("l4proto", proto), payload(proto, "dport", port), COUNTER, ACCEPT]
+        out.append(NRule(chain, ex, f"service {svc}"))
+    return out
+
+
 def _zone_ifaces(cfg: RouterConfig, zone: str, key: str) -> E:
     return meta(key, sorted(cfg.zones[zone].interfaces))
 
@@ -452,8 +468,7 @@ def _nat_chains(cfg: RouterConfig) -> list[NChain]:
             if m:
                 ex.append(m)
         ex += [meta("l4proto", f.proto), payload(f.proto, "dport", ports_json([f.dport]))]
-        if fam == 6:
-            ex.append(meta("nfproto", "ipv6"))
+        ex.append(meta("nfproto", "ipv4" if fam == 4 else "ipv6"))
         dn = {"family": "ip" if fam == 4 else "ip6", "addr": str(f.target_addr)}
         tgt = str(f.target_addr) if fam == 4 else f"[{f.target_addr}]"
         if f.target_port:

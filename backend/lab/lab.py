@@ -135,6 +135,9 @@ class Lab:
             for h, ports in SERVERS.items():
                 meta["pids"][f"whoami-{h}"] = self.spawn(
                     h, [sys.executable, "-m", "backend.lab.whoami", h, *map(str, ports)], f"whoami-{h}.log")
+            # LAN service daemons (Kea, Unbound, radvd, chrony, avahi) run under the lab's
+            # supervisor in tg-router; they start once the agent renders their configs.
+            meta["pids"]["supervisor"] = self.start_supervisor()
             self._write_meta(meta)
             if agent:
                 meta["pids"]["agent"] = self.start_agent(config_text or example_config(), timeout)
@@ -143,6 +146,18 @@ class Lab:
             self.down()
             raise
         return meta
+
+    def start_supervisor(self) -> int:
+        """backend/lab/supervisor.py in tg-router: daemons' logs go to STATE/logs/<service>.log."""
+        return self.spawn("router", [sys.executable, "-m", "backend.lab.supervisor", "--base", str(self.state)],
+                          "supervisor.log")
+
+    def services(self) -> dict:
+        """The supervisor's view of the service daemons (state, pid, restarts)."""
+        try:
+            return json.loads((self.state / "run" / "supervisor.json").read_text()).get("services", {})
+        except (OSError, ValueError):
+            return {}
 
     def start_agent(self, config_text: str, timeout: float = 30.0) -> int:
         init = self.state / "initial.yaml"

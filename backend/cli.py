@@ -224,6 +224,23 @@ def cmd_console(args) -> int:
 # -- parser ------------------------------------------------------------------------------
 
 
+def cmd_leases(args) -> int:
+    import time
+
+    leases = _client(args).request("GET", "/leases")["leases"]
+    if args.json:
+        print(json.dumps({"leases": leases}, indent=2))
+        return 0
+    now = time.time()
+    print(f"{'v':<2} {'address':<28} {'hostname':<20} {'mac / duid':<30} {'interface':<10} expires in")
+    for x in leases:
+        left = int(x["expires"] - now)
+        ident = x.get("hwaddr") if x["family"] == 4 else x.get("duid")
+        print(f"{x['family']:<2} {x['address']:<28} {(x.get('hostname') or '-'):<20} {(ident or '-'):<30} "
+              f"{(x.get('interface') or '-'):<10} {left // 60}m{left % 60:02d}s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="talgate", description="talgate router: config in git, applied by one agent")
     p.add_argument("--version", action="version", version=f"talgate {__version__}")
@@ -309,6 +326,10 @@ def build_parser() -> argparse.ArgumentParser:
     co = with_socket(sub.add_parser("console", help="the Textual console"))
     co.add_argument("--read-only", action="store_true")
     co.set_defaults(func=cmd_console)
+
+    le = with_socket(sub.add_parser("leases", help="DHCP leases (v4 and v6) as Kea holds them"))
+    le.add_argument("--json", action="store_true")
+    le.set_defaults(func=cmd_leases)
     return p
 
 

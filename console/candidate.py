@@ -102,7 +102,10 @@ class Candidate:
         return self.head_text if not self.dirty else splice(self.head_text, self.head, self.data)
 
     def changes(self) -> list[tuple[str, str, object, object]]:
-        return diff_paths(self.head, self.data)
+        """The config diff by path (cached per generation: every edit goes through a method that bumps it)."""
+        if getattr(self, "_changes", (None,))[0] != self.generation:
+            self._changes = (self.generation, diff_paths(self.head, self.data))
+        return self._changes[1]
 
     def _touch(self) -> None:
         self.generation += 1

@@ -96,8 +96,13 @@ class LiveTable(DataTable):
         keys = [k for k, _ in want]
         cur = self.current_key
         with self.app.batch_update():
-            if keys[: len(self._shown)] != self._shown or len(set(keys)) != len(keys):
-                # Order changed or rows went away: rebuild (still one batched redraw).
+            if len(keys) < len(self._shown) and self._shown[: len(keys)] == keys:
+                for k in self._shown[len(keys):]:  # rows went away at the end
+                    self.remove_row(k)
+                    del self._cells[k]
+                self._shown = self._shown[: len(keys)]
+            elif keys[: len(self._shown)] != self._shown or len(set(keys)) != len(keys):
+                # Order changed or rows went away in the middle: rebuild (still one batched redraw).
                 self.clear()
                 self._cells = {}
                 self._shown = []

@@ -84,7 +84,7 @@ async def test_command_mode_filter_and_delete_confirm():
         await pilot.press("slash", *"ping")
         await pilot.pause()
         t = app.screen.query_one("#rules", LiveTable)
-        assert t.row_count == 1 and t.current_key == "ping-router"
+        assert t.row_count == 1 and app.store.candidate.rules[int(t.current_key)]["name"] == "ping-router"
         await pilot.press("enter", "d")
         await pilot.pause()
         await pilot.press("y")

@@ -97,7 +97,8 @@ async def _drive(lab: Lab) -> None:
         await pilot.press("3")
         await wait_for(pilot, lambda: hits(app, "block-guest-http") > 0, what="the rule's counter to rise")
         table = app.screen.query_one("#rules", LiveTable)
-        row = table.get_row("block-guest-http")
+        row = table.get_row(str(len(app.store.candidate.rules) - 1))
+        assert row[1].plain == "block-guest-http"
         assert row[-1] not in ("-", "0")
 
         await pilot.press("6", "h")

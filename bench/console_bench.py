@@ -1,0 +1,180 @@
+"""Console benchmarks: start to first drawn dashboard, key press to redraw on the firewall screen
+(1,000 rules, 200 interfaces), and the agent's 1 Hz sampler CPU for 200 interfaces.
+
+    .venv/bin/python bench/console_bench.py [--json]
+
+Targets (issue 3): start < 1 s, redraw < 100 ms on the dev machine (2 cores), sampler < 1 % of a core.
+The console runs against the fake agent (console/fake.py) so the numbers measure the console, not the
+agent; start-up is measured as a real process on a pseudo-terminal, from spawn to the first painted
+dashboard. The sampler part needs root (it builds a tg-cb-* namespace with 200 veth links).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import pty
+import secrets
+import select
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHILD = r"""
+import os, sys, time
+sys.path.insert(0, {root!r})
+from console.app import TalgateApp
+from console.fake import FakeAgent, big_config
+
+class Bench(TalgateApp):
+    def _absorb(self, out):
+        super()._absorb(out)
+        if not getattr(self, "_marked", False) and self.store.connected:
+            self._marked = True
+            self.call_after_refresh(self._mark)
+
+    def _mark(self):
+        with open({marker!r}, "w") as f:
+            f.write(str(time.time()))
+        self.exit()
+
+Bench(FakeAgent(big_config({rules}), extra_ifaces={ifaces}), poll_interval=3600).run()
+"""
+
+
+def start_to_dashboard(rules: int, ifaces: int, runs: int = 5) -> list[float]:
+    out = []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as d:
+            marker = os.path.join(d, "drawn")
+            code = CHILD.format(root=str(ROOT), marker=marker, rules=rules, ifaces=ifaces)
+            master, slave = pty.openpty()
+            os.set_blocking(master, False)
+            env = dict(os.environ, TERM="xterm-256color", COLUMNS="80", LINES="24")
+            t0 = time.time()
+            p = subprocess.Popen([sys.executable, "-c", code], stdin=slave, stdout=slave, stderr=slave, env=env,
+                                 start_new_session=True)
+            os.close(slave)
+            deadline = time.monotonic() + 30
+            while p.poll() is None and time.monotonic() < deadline:
+                r, _, _ = select.select([master], [], [], 0.05)
+                if r:
+                    try:
+                        os.read(master, 65536)
+                    except OSError:
+                        break
+            if p.poll() is None:
+                p.kill()
+            p.wait()
+            os.close(master)
+            if not os.path.exists(marker):
+                raise SystemExit("the console did not draw its dashboard within 30 s")
+            out.append(float(Path(marker).read_text()) - t0)
+    return out
+
+
+async def key_to_redraw(rules: int, ifaces: int, presses: int = 30) -> dict[str, list[float]]:
+    from console.app import TalgateApp
+    from console.fake import FakeAgent, big_config
+
+    class Timed(TalgateApp):
+        last_paint = 0.0
+
+        def _display(self, screen, renderable) -> None:
+            super()._display(screen, renderable)
+            if renderable is not None:
+                self.last_paint = time.perf_counter()
+
+    app = Timed(FakeAgent(big_config(rules), extra_ifaces=ifaces), poll_interval=3600, start="firewall")
+    res: dict[str, list[float]] = {"down": [], "J (move rule)": [], "/ filter char": [], "3 (switch screen)": []}
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.first_data.wait()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+
+        async def timed(key: str, bucket: str) -> None:
+            # Key event in → last frame written for it (the pilot's own idle waiting is not counted).
+            app.last_paint = 0.0
+            t0 = time.perf_counter()
+            await pilot.press(key)
+            await pilot._wait_for_screen()  # noqa: SLF001 - waits until the screen has processed and painted
+            res[bucket].append((app.last_paint or time.perf_counter()) - t0)
+
+        for _ in range(presses):
+            await timed("down", "down")
+        for _ in range(presses // 3):
+            await timed("J", "J (move rule)")
+        await pilot.press("slash")
+        for ch in "r00":
+            await timed(ch, "/ filter char")
+        await pilot.press("escape")
+        for _ in range(5):
+            await pilot.press("1")
+            await pilot.pause()
+            await timed("3", "3 (switch screen)")
+    return res
+
+
+def sampler_cpu(links: int = 200, seconds: float = 20.0) -> dict | None:
+    if os.geteuid() != 0:
+        return None
+    ns = f"tg-cb{secrets.token_hex(2)}"
+    try:
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        lines = [f"link add v{i}a type veth peer name v{i}b" for i in range(links // 2)]
+        subprocess.run(["ip", "-n", ns, "-batch", "-"], input="\n".join(lines) + "\n", text=True, check=True)
+        code = (f"import sys,time; sys.path.insert(0,{str(ROOT)!r});"
+                "from backend.observe.history import History; h=History(); h.start();"
+                f"t=time.process_time(); time.sleep({seconds}); c=time.process_time()-t;"
+                "import json; print(json.dumps({'cpu': c, 'links': len(h.rx)}))")
+        r = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], capture_output=True, text=True,
+                           check=True)
+        d = json.loads(r.stdout)
+        return {"links": d["links"], "seconds": seconds, "cpu_s": d["cpu"], "core_pct": 100 * d["cpu"] / seconds}
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--rules", type=int, default=1000)
+    ap.add_argument("--interfaces", type=int, default=200)
+    ap.add_argument("--no-sampler", action="store_true")
+    args = ap.parse_args()
+    start = start_to_dashboard(args.rules, args.interfaces)
+    keys = asyncio.run(key_to_redraw(args.rules, args.interfaces))
+    samp = None if args.no_sampler else sampler_cpu(args.interfaces)
+    out = {"rules": args.rules, "interfaces": args.interfaces,
+           "start_to_dashboard_s": {"median": statistics.median(start), "max": max(start)},
+           "key_to_redraw_ms": {k: {"median": 1000 * statistics.median(v), "max": 1000 * max(v)}
+                                for k, v in keys.items()},
+           "sampler": samp}
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"console bench: {args.rules} rules, {args.interfaces} interfaces (fake agent)")
+    s = out["start_to_dashboard_s"]
+    print(f"  start → first dashboard   median {s['median'] * 1000:6.0f} ms  max {s['max'] * 1000:6.0f} ms"
+          f"   target < 1000 ms  {'OK' if s['max'] < 1 else 'OVER'}")
+    for k, v in out["key_to_redraw_ms"].items():
+        print(f"  key → redraw {k:<18} median {v['median']:6.1f} ms  max {v['max']:6.1f} ms"
+              f"   target < 100 ms  {'OK' if v['median'] < 100 else 'OVER'}")
+    if samp:
+        print(f"  agent sampler, {samp['links']} links at 1 Hz: {samp['core_pct']:.3f} % of a core"
+              f"   target < 1 %  {'OK' if samp['core_pct'] < 1 else 'OVER'}")
+    else:
+        print("  agent sampler: skipped (needs root for a namespace with 200 links, or --no-sampler)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

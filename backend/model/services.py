@@ -100,7 +100,7 @@ def _pool(v):
     return f"{lo}-{hi}"
 
 
-Pools = Annotated[list[str], BeforeValidator(lambda v: [_pool(p) for p in _listify(v)])]
+Pools = Annotated[list[Annotated[str, BeforeValidator(_pool)]], BeforeValidator(_listify)]
 AddrList4 = Annotated[list[ipaddress.IPv4Address], BeforeValidator(_listify)]
 AddrList6 = Annotated[list[ipaddress.IPv6Address], BeforeValidator(_listify)]
 

@@ -106,3 +106,8 @@ def test_schema_is_json_schema_with_the_sections():
     json.dumps(s)
     assert {"interfaces", "zones", "policies", "rules", "nat", "routes", "sets", "system"} <= set(s["properties"])
     assert s["additionalProperties"] is False
+
+
+def test_gateway_cannot_be_our_own_address():
+    got = problems(EX.replace("via: 198.51.100.1}", "via: 198.51.100.2}"))
+    assert "routes[0].via: gateway 198.51.100.2 is one of the router's own addresses" in got

@@ -13,6 +13,7 @@ from rich.text import Text
 from textual import work
 from textual.app import App
 from textual.binding import Binding
+from textual.scrollbar import ScrollBarRender
 
 from backend.client import AgentError, AgentUnreachable
 
@@ -26,6 +27,7 @@ from .screens.traffic import TrafficView
 from .store import NEEDS, Store
 from .theme import css, plain_terminal
 
+_BARS = (list(ScrollBarRender.VERTICAL_BARS), list(ScrollBarRender.HORIZONTAL_BARS))
 VIEWS = {"dashboard": DashboardView, "interfaces": InterfacesView, "firewall": FirewallView, "nat": NatView,
          "traffic": TrafficView, "changes": ChangesView}
 ALIASES = {"dash": "dashboard", "d": "dashboard", "if": "interfaces", "ifaces": "interfaces", "fw": "firewall",
@@ -59,6 +61,10 @@ class TalgateApp(App):
         super().__init__(ansi_color=True if self.plain else None)
         if self.plain:
             self.theme = "ansi-dark"
+        # Sub-cell scrollbar glyphs (▁▂▃, ▉▊▋) are missing from console fonts: plain draws the thumb with
+        # colour only. (A class attribute in Textual: set both ways, since tests run several apps.)
+        ScrollBarRender.VERTICAL_BARS = [" "] * 8 if self.plain else _BARS[0]
+        ScrollBarRender.HORIZONTAL_BARS = [" "] * 8 if self.plain else _BARS[1]
         self.store = Store(client, read_only=read_only)
         self.write_client = write_client or client
         self.poll_interval = poll_interval

@@ -99,11 +99,12 @@ class ChangesView(BaseView):
             return t
         t.append(f"candidate against HEAD {(cand.head_rev or '-')[:12]}   [c] commit  [x] discard\n", style="bold")
         width = max(20, self.size.width - 8)
+        plain = self.app.plain
         for op, path, old, new in cand.changes():
-            t.append(f" {op} ", style="bold " + OP_STYLE.get(op, ""))
+            t.append(f" {'^' if plain and op == '↕' else op} ", style="bold " + OP_STYLE.get(op, ""))
             t.append(path, style="bold")
             if op == "~":
-                t.append(f": {short(old, width // 3)} → {short(new, width // 3)}")
+                t.append(f": {short(old, width // 3)} {'->' if plain else '→'} {short(new, width // 3)}")
             elif op == "+":
                 t.append(f": {short(new, width - len(path))}", style="green")
             elif op == "↕":

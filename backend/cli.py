@@ -145,6 +145,26 @@ def cmd_render(args) -> int:
     return 0
 
 
+def cmd_trace(args) -> int:
+    c = _client(args)
+    candidate = _worktree(args, c)[1] if args.candidate else None
+    pkt = {"iif": args.iif, "src": args.src, "dst": args.dst, "proto": args.proto, "dport": args.dport,
+           "sport": args.sport, "icmp_type": args.icmp_type}
+    r = c.trace(pkt, candidate)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    where = "router itself" if r["egress"] == "self" else f"{r['egress']} (zone {r['egress_zone']})"
+    print(f"{r['verdict'].upper()}  by {r['rule'] or '-'}   [{r['config']} config]")
+    print(f"  in {args.iif} (zone {r['ingress_zone']}) -> {where if r['egress'] else '-'}   hook {r['hook']}")
+    for n in r["nat"]:
+        print(f"  {n['type']} to {n['to']}   ({n['rule']})")
+    if args.verbose:
+        for s in r["steps"]:
+            print(f"    {s['chain']:<22} {s['rule'] or '':<32} {s['verdict']}")
+    return 0
+
+
 def cmd_agent(args) -> int:
     from .agent.server import run_agent
 
@@ -291,6 +311,20 @@ def build_parser() -> argparse.ArgumentParser:
     rn = with_socket(sub.add_parser("render", help="print the nftables ruleset of HEAD (or REV)"))
     rn.add_argument("rev", nargs="?")
     rn.set_defaults(func=cmd_render)
+
+    t = with_socket(sub.add_parser("trace", help="would this packet pass? verdict, deciding rule, NAT, egress"))
+    t.add_argument("--in", dest="iif", required=True, metavar="IFACE", help="ingress interface")
+    t.add_argument("--src", required=True)
+    t.add_argument("--dst", required=True)
+    t.add_argument("--proto", required=True, choices=["tcp", "udp", "icmp", "icmpv6"])
+    t.add_argument("--dport", type=int)
+    t.add_argument("--sport", type=int)
+    t.add_argument("--icmp-type", default="echo-request")
+    t.add_argument("--candidate", action="store_true", help="trace the working tree's router.yaml, not HEAD")
+    t.add_argument("-f", "--file", help="candidate file (with --candidate)")
+    t.add_argument("--json", action="store_true")
+    t.add_argument("-v", "--verbose", action="store_true", help="show every chain and rule passed")
+    t.set_defaults(func=cmd_trace)
 
     ag = sub.add_parser("agent", help="run the agent (the only process that touches the kernel)")
     ag.add_argument("--repo", default="/var/lib/talgate/repo")

@@ -105,6 +105,9 @@ class AgentClient:
     def validate(self, text: str) -> dict:
         return self.request("POST", "/validate", {"config": text})
 
+    def trace(self, packet: dict, candidate: str | None = None) -> dict:
+        return self.request("POST", "/trace", {"packet": packet, "config": candidate})
+
     def counters(self) -> dict:
         return self.request("GET", "/counters")["counters"]
 

@@ -84,6 +84,7 @@ class Agent:
             ("GET", "/render"): Route(self.render),
             ("POST", "/validate"): Route(self.validate),
             ("GET", "/counters"): Route(self.counters),
+            ("POST", "/trace"): Route(self.trace),
             ("POST", "/commit"): Route(self.commit, write=True),
             ("POST", "/apply"): Route(self.apply, write=True),
             ("POST", "/rollback"): Route(self.rollback, write=True),
@@ -154,6 +155,27 @@ class Agent:
         except Refused as e:
             return {"ok": False, "problems": [p.to_dict() for p in e.problems]}
         return {"ok": True, "problems": [p.to_dict() for p in warnings]}
+
+    def trace(self, caller, q, body):
+        """Would this packet pass? Against HEAD, or a candidate document when one is sent."""
+        from ..model import validate_text
+        from ..trace.evaluator import Packet, Tracer
+
+        text = body.get("config") or self.p.repo.read()
+        cfg, problems = validate_text(text)
+        if cfg is None:
+            raise HttpError(422, "the configuration does not validate", problems=[p.to_dict() for p in problems])
+        pk = _need(body, "packet")
+        try:
+            pkt = Packet(**{k: v for k, v in pk.items() if v is not None})
+        except (TypeError, ValueError) as e:
+            raise HttpError(400, f"bad packet: {e}") from None
+        if pkt.iif not in cfg.interfaces and pkt.iif != "lo":
+            raise HttpError(400, f"--in {pkt.iif}: no such interface in the configuration "
+                                 f"({', '.join(cfg.interfaces)})")
+        res = Tracer(cfg).trace(pkt).to_dict()
+        res["config"] = "candidate" if body.get("config") else "running"
+        return res
 
     def counters(self, caller, q, body):
         from ..host import nft as nfthost

@@ -49,6 +49,11 @@ def sparkline(values: Sequence[float], width: int, plain: bool = False, top: flo
     return "".join(out).rjust(width)
 
 
+def _subsequence(small: list, big: list) -> bool:
+    it = iter(big)
+    return all(k in it for k in small)
+
+
 class LiveTable(DataTable):
     """A DataTable updated by diffing rows by key (cells that changed are updated in place).
 
@@ -101,6 +106,12 @@ class LiveTable(DataTable):
                     self.remove_row(k)
                     del self._cells[k]
                 self._shown = self._shown[: len(keys)]
+            elif len(keys) < len(self._shown) and _subsequence(keys, self._shown):
+                gone = set(self._shown) - set(keys)  # a narrower filter: drop rows, keep the rest
+                for k in gone:
+                    self.remove_row(k)
+                    del self._cells[k]
+                self._shown = [k for k in self._shown if k not in gone]
             elif keys[: len(self._shown)] != self._shown or len(set(keys)) != len(keys):
                 # Order changed or rows went away in the middle: rebuild (still one batched redraw).
                 self.clear()

@@ -113,7 +113,9 @@ class FirewallView(BaseView):
         return rows
 
     def refresh_view(self, changed: set[str]) -> None:
-        if changed & {"counters", "config", "edit"}:
+        inputs = (self.store.candidate.generation, id(self.store.counters))
+        if changed & {"counters", "config", "edit"} and inputs != getattr(self, "_inputs", None):
+            self._inputs = inputs
             self.query_one("#rules", LiveTable).sync(self.rule_rows())
             self.query_one("#policies", LiveTable).sync(self.policy_rows())
             self.query_one("#zones", LiveTable).sync(self.zone_rows())

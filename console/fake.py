@@ -11,7 +11,72 @@ import hashlib
 import math
 
 from backend.client import AgentError
-from backend.lab.lab import example_config
+
+# The fixed document the snapshots show: the lab example as of issue 3, copied so that later edits
+# to backend/lab/example.yaml do not move the console's snapshots.
+FIXTURE = """\
+# talgate lab example — the router of `talgate lab up`.
+# Edit this file in the config repo's working tree, then `talgate diff` and `talgate commit -m MSG`.
+version: 1
+system:
+  hostname: gw
+  domain: lan.example
+  management_interface: mgmt0
+
+interfaces:
+  wan0:
+    description: uplink to the isp
+    ipv4: [198.51.100.2/24]
+    ipv6: [2001:db8:100::2/64]
+  lan0:
+    ipv4: [192.168.10.1/24]
+    ipv6: [2001:db8:10:10::1/64]
+  guest0:
+    ipv4: [192.168.20.1/24]
+    ipv6: [2001:db8:10:20::1/64]
+  mgmt0:
+    ipv4: [192.168.99.1/24]
+    ipv6: [2001:db8:10:99::1/64]
+
+zones:
+  wan:   {interfaces: [wan0], input: drop, forward: drop}
+  lan:   {interfaces: [lan0], input: drop, forward: drop}
+  guest: {interfaces: [guest0], input: drop, forward: drop}
+  mgmt:  {interfaces: [mgmt0], input: drop, forward: drop}
+
+# Zone to zone defaults. Anything not listed falls back to the source zone's `forward`.
+policies:
+  - {from: lan, to: wan, action: accept}
+  - {from: guest, to: wan, action: accept}
+  - {from: mgmt, to: wan, action: accept}
+  - {from: mgmt, to: lan, action: accept}
+  - {from: guest, to: lan, action: drop}
+  - {from: guest, to: mgmt, action: drop}
+
+rules:
+  - {name: ssh-from-mgmt, from: mgmt, to: self, proto: tcp, dport: 22, action: accept}
+  - name: ping-router
+    from: [wan, lan, guest, mgmt]
+    to: self
+    proto: icmp
+    icmp_types: [echo-request]
+    action: accept
+
+nat:
+  masquerade:
+    - {out: wan}            # IPv4 only; IPv6 is routed (2001:db8:10::/56 is ours)
+  forwards:
+    - {name: web, in: wan, proto: tcp, dport: 8443, to: "192.168.10.10:443"}
+
+routes:
+  - {name: default-v4, to: 0.0.0.0/0, via: 198.51.100.1}
+  - {name: default-v6, to: "::/0", via: "2001:db8:100::1"}
+"""
+
+
+def example_config() -> str:
+    return FIXTURE
+
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: fixed so snapshots do not move
 

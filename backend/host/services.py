@@ -36,7 +36,7 @@ from pathlib import Path
 
 from ..model import Problem
 from ..model.config import RouterConfig
-from ..model.services import PodPaths, ServicePaths, dhcp_interfaces
+from ..model.services import PodPaths, ServicePaths, dhcp_interfaces, ntp_zones, zone_interfaces
 from ..render import avahi as r_avahi
 from ..render import chrony as r_chrony
 from ..render import kea as r_kea
@@ -320,6 +320,9 @@ class ServiceApplier:
         key, crt = (self.host_path(p) for p in r_chrony.nts_files(self.paths))
         names = sorted({cfg.system.hostname} | ({f"{cfg.system.hostname}.{cfg.system.domain}"}
                                                  if cfg.system.domain else set()))
+        # Clients that name the router by address (the DHCP/RA-announced NTP server) verify an IP SAN.
+        names += sorted({str(a.ip) for i in zone_interfaces(cfg, ntp_zones(cfg))
+                         for a in [*cfg.interfaces[i].ipv4, *cfg.interfaces[i].ipv6]})
         stamp = key.with_name("nts.names")
         if key.exists() and crt.exists() and _read(stamp) == " ".join(names):
             return False
@@ -499,7 +502,7 @@ def issue_nts_cert(ca_dir: Path, key: Path, crt: Path, names: list[str], cn: str
     key.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=ca_dir) as t:
         csr, ext = Path(t) / "nts.csr", Path(t) / "ext.cnf"
-        san = ",".join(f"DNS:{n}" for n in names)
+        san = ",".join(f"IP:{n}" if ":" in n or n.replace(".", "").isdigit() else f"DNS:{n}" for n in names)
         ext.write_text(f"subjectAltName={san}\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n")
         run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", str(key),
             "-out", str(csr), "-subj", f"/CN={names[0]}")

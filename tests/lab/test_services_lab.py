@@ -152,12 +152,15 @@ class SvcLab(LabHelper):
         return self.lab.run(host, ["dig", "+short", "+time=2", "+tries=1", f"@{server}", *q],
                             timeout=15).stdout.split()
 
-    def dhclient(self, family: int, tag: str) -> str:
+    def dhclient(self, family: int, tag: str, duid: str | None = None) -> str:
         """Run dhclient once on lan's eth0; returns the bound address (from its lease file)."""
         conf = self.work / f"dhclient-{tag}.conf"
         conf.write_text('send host-name "laptop";\n' if family == 4 else 'send fqdn.fqdn "laptop";\n'
                         'send fqdn.server-update off;\n')
         lf, pf = self.work / f"dh-{tag}.leases", self.work / f"dh-{tag}.pid"
+        if duid:  # dhclient takes its DUID from the lease file
+            octets = "".join(f"\\{int(b, 16):03o}" for b in duid.split(":"))
+            lf.write_text(f'default-duid "{octets}";\n')
         args = ["dhclient", f"-{family}", "-1", "-v", "-cf", str(conf), "-lf", str(lf), "-pf", str(pf),
                 "-sf", "/bin/true", "eth0"]
         r = self.lab.run("lan", args, timeout=60)
@@ -273,6 +276,8 @@ def test_dhcpv6_gives_an_address(svc):
     addr = ipaddress.ip_address(svc.dhclient(6, "v6"))
     assert ipaddress.ip_address("2001:db8:10:10::1000") <= addr <= ipaddress.ip_address("2001:db8:10:10::1fff")
     svc.pool6 = str(addr)
+    # The reservation by DUID gets its fixed address.
+    assert svc.dhclient(6, "v6-reserved", duid="00:03:00:01:02:00:00:00:10:50") == "2001:db8:10:10::50"
 
 
 def test_leases_are_listed(svc):
@@ -361,6 +366,15 @@ def test_ntp_served_to_lan_only(svc):
     assert svc.probe("guest", "ntp", "192.168.20.1", "1.5") == {"reply": False}
 
 
+def test_nts_served_with_a_certificate_from_the_box_ca(svc):
+    conf = svc.work / "chrony-client.conf"
+    conf.write_text(f"server 192.168.10.1 iburst nts\nntstrustedcerts {svc.lab.state / 'state/ca/ca.crt'}\n"
+                    f"pidfile {svc.work / 'chrony-client.pid'}\ncmdport 0\nport 0\nnosystemcert\n")
+    r = svc.lab.run("lan", ["chronyd", "-Q", "-u", "root", "-t", "20", "-f", str(conf)], timeout=40)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0 and "System clock wrong by" in out, out[-1500:]
+
+
 def _announce(svc, instance: str, seconds: float) -> subprocess.Popen:
     return subprocess.Popen(svc.lab.exec_args("lan", [sys.executable, str(svc.probe_py), "announce", "192.168.10.10",
                                                      instance, str(seconds)]),
@@ -394,6 +408,8 @@ def test_mdns_reflection_between_listed_zones_only(svc):
     assert svc.short("guest", "192.168.20.1", "printer.lan.example") == ["192.168.10.50"]
     st = svc.client.status()["services"]
     assert st["unbound"]["last_reload"]["ok"] is True, st["unbound"]
+    # guest's DHCP options changed (DNS is served there now): Kea reloaded through its socket.
+    assert st["kea-dhcp4"]["last_reload"]["ok"] is True, st["kea-dhcp4"]
 
 
 BAD = {

@@ -382,3 +382,25 @@ def test_applier_on_talos_names_the_pods_paths(tmp_path):
     u = unbound.render_unbound(cfg(), a.paths, {})
     assert 'control-interface: "/run/unbound/control.sock"' in u  # manifests/services/unbound
     assert "bindcmdaddress /run/chrony/chronyd.sock" in chrony.render_chrony(cfg(), a.paths)
+
+
+def test_leases_endpoint(tmp_path):
+    from types import SimpleNamespace
+
+    from backend.agent import leases_api
+
+    now = time.time()
+    a = ServiceApplier(tmp_path / "rendered")
+    a._cfg = cfg()
+    (tmp_path / "state/kea").mkdir(parents=True)
+    sid = kea.subnet_id("lan0", "192.168.10.0/24")
+    (tmp_path / "state/kea/kea-leases4.csv").write_text(
+        V4.splitlines()[0] + f"\n192.168.10.100,02:aa:00:00:00:01,,600,{int(now) + 300},{sid},0,0,laptop,0,\n")
+    agent = SimpleNamespace(p=SimpleNamespace(services=a), routes={})
+    leases_api.register(agent)
+    route = agent.routes[("GET", "/leases")]
+    assert not route.write  # a read: answers on the read-only socket too
+    (x,) = route.fn(None, {}, {})["leases"]
+    assert (x["family"], x["address"], x["hostname"], x["hwaddr"], x["interface"], x["state"]) == (
+        4, "192.168.10.100", "laptop", "02:aa:00:00:00:01", "lan0", "active")
+    assert x["expires"] == int(now) + 300

@@ -16,7 +16,8 @@ checker accepts its rendered config), ``apply`` while converging and ``status`` 
   lease is resolvable within seconds without a reload.
 
 Paths: the agent's ``--rendered`` folder is ``BASE/rendered``; ``BASE/run`` and ``BASE/state``
-are its siblings (``/var/mnt/talgate/{rendered,run,state}`` on Talos, ``STATE/...`` in the lab).
+are its siblings (``/var/mnt/talgate/{rendered,run,state}`` on Talos — ``/var/lib/talgate/...``
+inside the agent's container —, ``STATE/...`` in the lab).
 On Talos the daemons see the pods' mounts (``/etc/talgate/<svc>``, ``/run/<svc>``, ``/var/lib/kea``)
 and the rendered configs name those.
 """
@@ -43,7 +44,10 @@ from ..render import kea as r_kea
 from ..render import radvd as r_radvd
 from ..render import unbound as r_unbound
 
-TALOS_RENDERED = "/var/mnt/talgate/rendered"
+# The agent's --rendered on Talos: /var/lib/talgate/rendered inside its container (the user volume
+# /var/mnt/talgate, talos/patches/50-agent.yaml), /var/mnt/talgate/rendered on the host. The service
+# pods see the same folders at their own mounts (manifests/services), so the configs name those.
+TALOS_RENDERED = ("/var/lib/talgate/rendered", "/var/mnt/talgate/rendered")
 
 # service -> (rendered file name, config section in router.yaml)
 SERVICES: dict[str, tuple[str, str]] = {
@@ -155,7 +159,7 @@ class ServiceApplier:
         self.state_dir = base / "state"
         if paths is not None:
             self.paths = paths
-        elif str(self.rendered_dir) == TALOS_RENDERED:
+        elif str(self.rendered_dir) in TALOS_RENDERED:
             self.paths = PodPaths()
         else:
             self.paths = ServicePaths(str(self.rendered_dir), str(self.run_dir), str(self.state_dir))

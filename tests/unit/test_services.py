@@ -374,6 +374,7 @@ def test_applier_refuses_an_unreadable_blocklist_with_its_path(tmp_path):
 
 
 def test_applier_on_talos_names_the_pods_paths(tmp_path):
+    assert isinstance(ServiceApplier("/var/lib/talgate/rendered").paths, PodPaths)  # the agent's container
     a = ServiceApplier("/var/mnt/talgate/rendered")
     assert isinstance(a.paths, PodPaths)
     assert a.host_path("/run/kea/kea-dhcp4.sock") == Path("/var/mnt/talgate/run/kea/kea-dhcp4.sock")

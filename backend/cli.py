@@ -91,12 +91,23 @@ def cmd_diff(args) -> int:
 def cmd_commit(args) -> int:
     c = _client(args)
     path, text = _worktree(args, c)
-    r = c.commit(text, args.message, base=args.base or "HEAD")
+    r = c.commit(text, args.message, base=args.base or "HEAD", confirm=args.confirm, force=args.force)
     _print_problems(r.get("warnings", []))
     if r.get("changes") == 0 and r.get("message"):
         print(r["message"])
         return 0
     print(f"committed {r['rev'][:12]} and applied it: {r['changes']} change(s) in {r['seconds'] * 1000:.0f} ms")
+    for cut in r.get("lockout_overridden") or []:
+        print(f"warning: forced past the lockout check: {cut}", file=sys.stderr)
+    if r.get("confirm"):
+        print(f"waiting for confirmation: run `talgate confirm` within {r['confirm']['seconds']} s, "
+              "or it is rolled back automatically")
+    return 0
+
+
+def cmd_confirm(args) -> int:
+    r = _client(args).confirm()
+    print(f"confirmed {r['rev'][:12]}: the rollback timer is cancelled")
     return 0
 
 
@@ -115,6 +126,17 @@ def cmd_rollback(args) -> int:
 def cmd_log(args) -> int:
     import time
 
+    if args.audit:
+        entries = _client(args).audit(args.n)
+        if args.json:
+            print(json.dumps(entries, indent=2))
+            return 0
+        for e in entries:
+            t = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["time"]))
+            what = e.get("message") or e.get("reason") or "; ".join(e.get("items", [])) or ""
+            rev = (e.get("rev") or "")[:12]
+            print(f"{t}  {e['action']:<12} {e.get('user', '?'):<12} {e.get('via', ''):<24} {rev:<12} {what}")
+        return 0
     entries = _client(args).log(args.n)
     if args.json:
         print(json.dumps(entries, indent=2))
@@ -169,7 +191,7 @@ def cmd_agent(args) -> int:
     from .agent.server import run_agent
 
     return run_agent(args.repo, args.state, args.socket, args.ro_socket, args.init_from, args.rendered,
-                     args.socket_group)
+                     args.socket_group, args.reconcile_interval)
 
 
 def _lab(args):
@@ -289,7 +311,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("-m", "--message", required=True)
     c.add_argument("-f", "--file", help="candidate file instead of the repo's working tree")
     c.add_argument("--base", help="revision the edit was based on (refused if HEAD moved)")
+    c.add_argument("--confirm", type=int, metavar="SECONDS",
+                   help="roll back automatically unless `talgate confirm` follows within SECONDS")
+    c.add_argument("--force", action="store_true", help="apply even if it cuts an access path (needs --confirm)")
     c.set_defaults(func=cmd_commit)
+
+    cf = with_socket(sub.add_parser("confirm", help="keep the commit made with --confirm"))
+    cf.set_defaults(func=cmd_confirm)
 
     a = with_socket(sub.add_parser("apply", help="re-apply HEAD now; reports the changes made"))
     a.add_argument("rev", nargs="?", help=argparse.SUPPRESS)
@@ -302,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     lg = with_socket(sub.add_parser("log", help="config history"))
     lg.add_argument("-n", type=int, default=20)
     lg.add_argument("--json", action="store_true")
+    lg.add_argument("--audit", action="store_true",
+                    help="the audit trail: commits, confirms, rollbacks, drift repairs and refusals, with who")
     lg.set_defaults(func=cmd_log)
 
     st = with_socket(sub.add_parser("status", help="agent, repo and apply state"))
@@ -334,6 +364,8 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--rendered", default="/var/lib/talgate/rendered",
                     help="folder for rendered service configs (read by the service daemons)")
     ag.add_argument("--socket-group", type=int, metavar="GID", help="group owning the sockets (consoles join it)")
+    ag.add_argument("--reconcile-interval", type=float, default=2.0, metavar="SECONDS",
+                    help="how often drift is checked and repaired (0: never)")
     ag.add_argument("--init-from", metavar="FILE", help="create the repo from FILE when it does not exist")
     ag.set_defaults(func=cmd_agent)
 

@@ -78,7 +78,9 @@ class AgentClient:
         return payload
 
     def _who(self) -> dict:
-        d = {"author": os.environ.get("SUDO_USER") or os.environ.get("USER") or None}
+        d = {"author": os.environ.get("TALGATE_USER") or os.environ.get("SUDO_USER") or os.environ.get("USER") or None}
+        if os.environ.get("TALGATE_IDENTITY"):  # e.g. the SSH key comment set by a forced command
+            d["identity"] = os.environ["TALGATE_IDENTITY"]
         if os.environ.get("SSH_CONNECTION"):
             d["ssh_connection"] = os.environ["SSH_CONNECTION"]
         return d
@@ -111,8 +113,16 @@ class AgentClient:
     def counters(self) -> dict:
         return self.request("GET", "/counters")["counters"]
 
-    def commit(self, text: str, message: str, base: str | None = "HEAD") -> dict:
-        return self.request("POST", "/commit", {"config": text, "message": message, "base": base, **self._who()})
+    def commit(self, text: str, message: str, base: str | None = "HEAD", confirm: int | None = None,
+               force: bool = False) -> dict:
+        return self.request("POST", "/commit", {"config": text, "message": message, "base": base,
+                                                "confirm": confirm, "force": force, **self._who()})
+
+    def confirm(self) -> dict:
+        return self.request("POST", "/confirm", self._who())
+
+    def audit(self, n: int = 100) -> list[dict]:
+        return self.request("GET", "/audit", n=n)["entries"]
 
     def apply(self, rev: str | None = None) -> dict:
         return self.request("POST", "/apply", {"rev": rev, **self._who()})

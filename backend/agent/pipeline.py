@@ -22,6 +22,8 @@ from ..host.services import ServiceApplier
 from ..model import Problem, validate_text
 from ..model.config import RouterConfig
 from ..render.nft import Ruleset, render
+from . import lockout
+from .audit import Audit
 
 
 class Refused(Exception):
@@ -60,6 +62,10 @@ class Pipeline:
         self.net.original_mtu = self.applied.original_mtu = dict(self.applied.original_mtu or {})
         self.last_error: str | None = None
         self.last_apply: dict | None = None
+        self.last_drift: dict | None = None
+        self.audit = Audit(self.state_dir / "audit.jsonl")
+        self.repo.clear_stale_locks()
+        self.pending: dict | None = self._load_pending()
 
     # -- persisted state -----------------------------------------------------------------
 
@@ -130,34 +136,71 @@ class Pipeline:
 
     # -- operations ----------------------------------------------------------------------
 
-    def commit(self, text: str, message: str, author: str, base: str | None = "HEAD") -> dict:
-        cfg, rs, warnings = self.check_text(text)
-        with self.lock:
-            head = self.repo.head()
-            if base == "HEAD":
-                base = head
-            if base != head:
-                raise Conflict(base, head)
-            if head is not None and self.repo.read(head) == text:
-                return {"rev": head, "changes": 0, "warnings": [w.to_dict() for w in warnings],
-                        "message": "nothing to commit: the candidate equals HEAD"}
-            oid = self.repo.create_commit(text, message, author, None, head)
+    def commit(self, text: str, message: str, author: str, base: str | None = "HEAD", *,
+               confirm: int | None = None, force: bool = False, ssh: str | None = None,
+               who: dict | None = None) -> dict:
+        """Validate, check lockout, commit and apply text; with confirm, arm the rollback timer."""
+        who = who or {"user": author}
+        try:
+            cfg, rs, warnings = self.check_text(text)
+            if force and not confirm:
+                raise Refused([Problem("(commit)", "--force needs --confirm SECONDS: a forced change must "
+                                                   "roll itself back unless you confirm it")], status=400)
+            with self.lock:
+                if self.pending is not None:
+                    raise Refused([Problem("(commit)", f"commit {short(self.pending['rev'])} is waiting for "
+                                                       f"confirmation ({self.pending_remaining():.0f} s left): run "
+                                                       "`talgate confirm` or `talgate rollback` first")], status=409)
+                head = self.repo.head()
+                if base == "HEAD":
+                    base = head
+                if base != head:
+                    raise Conflict(base, head)
+                if head is not None and self.repo.read(head) == text:
+                    return {"rev": head, "changes": 0, "warnings": [w.to_dict() for w in warnings],
+                            "message": "nothing to commit: the candidate equals HEAD"}
+                running = validate_text(self.repo.read(head))[0] if head else None
+                cut = lockout.cuts(running, cfg, ssh)
+                if cut and not force:
+                    raise Refused([Problem("(lockout)", f"would cut {c}") for c in cut]
+                                  + [Problem("(lockout)", "nothing was changed; fix the rule, or apply anyway with "
+                                                          "--force --confirm SECONDS (rolled back unless confirmed)")],
+                                  status=409)
+                result = self._commit_locked(cfg, rs, text, message, author, head, confirm)
+        except (Refused, Conflict, ApplyFailed) as e:
+            self.audit.record("refused", who, message=message, reason=str(e), ssh=ssh)
+            raise
+        self.audit.record("commit", who, rev=result["rev"], message=message, confirm=confirm,
+                          forced=bool(force and cut) or None, ssh=ssh, changes=result["changes"])
+        return {**result, "warnings": [w.to_dict() for w in warnings],
+                "lockout_overridden": [str(c) for c in cut] if force and cut else None}
+
+    def _commit_locked(self, cfg, rs, text, message, author, head, confirm) -> dict:
+        oid = self.repo.create_commit(text, message, author, None, head)
+        try:
+            result = self._converge(cfg, rs)
+        except (ApplyError, nfthost.NftError) as e:
+            self.last_error = f"apply of {short(oid)} failed: {e}; restored {short(head)}"
             try:
-                result = self._converge(cfg, rs)
-            except (ApplyError, nfthost.NftError) as e:
-                self.last_error = f"apply of {short(oid)} failed: {e}; restored {short(head)}"
-                try:
-                    self._restore(head)
-                except Exception as e2:  # noqa: BLE001 - report both failures
-                    self.last_error += f"; restoring failed too: {e2}"
-                raise ApplyFailed(self.last_error) from None
-            self.repo.advance(oid, head)
-            self.repo.write_worktree(text)
-            self.applied.rev, self.applied.time = oid, time.time()
-            self._save_applied()
-            self.last_error = None
-            self.last_apply = result
-            return {"rev": oid, **result, "warnings": [w.to_dict() for w in warnings]}
+                self._restore(head)
+            except Exception as e2:  # noqa: BLE001 - report both failures
+                self.last_error += f"; restoring failed too: {e2}"
+            raise ApplyFailed(self.last_error) from None
+        if confirm:
+            # Persist the timer before HEAD moves: a crash in between leaves a timer for a commit
+            # that never landed (discarded at start), never a landed commit without its timer.
+            self._set_pending({"rev": oid, "previous": head, "seconds": confirm,
+                               "deadline": time.time() + confirm})
+        self.repo.advance(oid, head)
+        self.repo.write_worktree(text)
+        self.applied.rev, self.applied.time = oid, time.time()
+        self._save_applied()
+        self.last_error = None
+        self.last_apply = result
+        out = {"rev": oid, **result}
+        if confirm:
+            out["confirm"] = self.confirm_status()
+        return out
 
     def apply(self, rev: str | None = None) -> dict:
         """Converge the kernel to HEAD (or rev); zero changes when already there."""
@@ -177,7 +220,10 @@ class Pipeline:
             self.last_apply = result
             return {"rev": target, **result}
 
-    def rollback(self, rev: str | None, author: str, base: str | None = "HEAD") -> dict:
+    def rollback(self, rev: str | None, author: str, base: str | None = "HEAD", *, who: dict | None = None,
+                 message: str | None = None) -> dict:
+        """A new commit restoring rev (default: HEAD's parent). Clears a pending confirm."""
+        who = who or {"user": author}
         with self.lock:
             head = self.repo.resolve("HEAD")
             if rev is None:
@@ -188,13 +234,108 @@ class Pipeline:
             else:
                 target = self.repo.resolve(rev)
             text = self.repo.read(target)
-            msg = f"rollback to {short(target)}"
-            entry = next((e for e in self.repo.log(200) if e.rev == target), None)
-            if entry:
-                msg += f" ({entry.message.splitlines()[0]})"
+            if message is None:
+                message = f"rollback to {short(target)}"
+                entry = next((e for e in self.repo.log(200) if e.rev == target), None)
+                if entry:
+                    message += f" ({entry.message.splitlines()[0]})"
             if text == self.repo.read(head):
                 raise RepoError(f"HEAD already has the configuration of {short(target)}")
-            return self.commit(text, msg, author, base=base)
+            cfg, rs, _ = self.check_text(text)
+            self._set_pending(None)
+            result = self._commit_locked(cfg, rs, text, message, author, head, None)
+        self.audit.record("rollback", who, rev=result["rev"], target=target, message=message)
+        return result
+
+    # -- commit-confirm ------------------------------------------------------------------
+
+    def _confirm_file(self) -> Path:
+        return self.state_dir / "confirm.json"
+
+    def _load_pending(self) -> dict | None:
+        try:
+            d = json.loads(self._confirm_file().read_text())
+        except (OSError, ValueError):
+            return None
+        if self.repo.head() != d.get("rev"):
+            # The commit never landed (crash before HEAD moved) or was superseded: no timer.
+            self._confirm_file().unlink(missing_ok=True)
+            return None
+        return d
+
+    def _set_pending(self, d: dict | None) -> None:
+        self.pending = d
+        if d is None:
+            self._confirm_file().unlink(missing_ok=True)
+            return
+        tmp = self._confirm_file().with_suffix(".tmp")
+        with open(tmp, "w") as f:
+            json.dump(d, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._confirm_file())
+
+    def pending_remaining(self) -> float:
+        return max(0.0, self.pending["deadline"] - time.time()) if self.pending else 0.0
+
+    def confirm_status(self) -> dict | None:
+        if self.pending is None:
+            return None
+        return {"rev": self.pending["rev"], "deadline": self.pending["deadline"],
+                "seconds": self.pending["seconds"], "remaining": round(self.pending_remaining(), 1)}
+
+    def confirm(self, who: dict | None = None) -> dict:
+        with self.lock:
+            if self.pending is None:
+                raise RepoError("nothing to confirm: no commit is waiting for confirmation")
+            rev = self.pending["rev"]
+            self._set_pending(None)
+        self.audit.record("confirm", who, rev=rev)
+        return {"rev": rev, "confirmed": True}
+
+    def tick(self) -> dict | None:
+        """Roll back an unconfirmed commit whose deadline passed (called by the agent's timer)."""
+        with self.lock:
+            if self.pending is None or self.pending_remaining() > 0:
+                return None
+            p = self.pending
+            msg = f"auto-rollback of {short(p['rev'])}: not confirmed within {p['seconds']} s"
+            if p["previous"] is None:
+                self._set_pending(None)
+                self.last_error = f"{msg}; it was the first commit, nothing to roll back to"
+                return None
+            return self.rollback(p["previous"], "talgate-agent", who={"user": "agent", "via": "confirm-timer"},
+                                 message=msg)
+
+    # -- drift ---------------------------------------------------------------------------
+
+    def drift(self) -> list[str]:
+        """What differs between the kernel and the last apply, without changing anything."""
+        with self.lock:
+            head = self.repo.head()
+            if head is None or self.applied.rev is None:
+                return []
+            cfg, _ = validate_text(self.repo.read(self.applied.rev))
+            if cfg is None:
+                return []
+            items = [_describe(op) for op in self.net.plan(desired(cfg), set(self.applied.owned))]
+            fp = nfthost.fingerprint(nfthost.list_table())
+            if fp is None:
+                items.append("nft: table inet talgate is gone")
+            elif fp != self.applied.fingerprint:
+                items.append("nft: table inet talgate was changed")
+            return items
+
+    def repair(self) -> dict | None:
+        """Restore HEAD when something changed behind the agent's back; records what drifted."""
+        items = self.drift()
+        if not items:
+            return None
+        with self.lock:
+            result = self.apply()
+            self.last_drift = {"time": time.time(), "items": items, "repaired": result["changes"]}
+        self.audit.record("drift-repair", {"user": "agent", "via": "reconcile"}, items=items, rev=result["rev"])
+        return self.last_drift
 
     def status(self) -> dict:
         head = self.repo.head()
@@ -206,5 +347,15 @@ class Pipeline:
             "worktree_dirty": self.repo.worktree_dirty(),
             "last_error": self.last_error,
             "last_apply": self.last_apply,
+            "last_drift": self.last_drift,
+            "confirm": self.confirm_status(),
             "services": self.services.status(),
         }
+
+
+def _describe(op: tuple) -> str:
+    kind = op[0]
+    if kind.startswith("route"):
+        key = op[1]
+        return f"{kind.replace('-', ' ')}: {key.dst} (metric {key.metric})"
+    return f"{kind.replace('-', ' ')}: {op[1]}" + (f" {op[2]}" if len(op) > 2 else "")

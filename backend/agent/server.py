@@ -15,6 +15,7 @@ import socket
 import socketserver
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
@@ -69,8 +70,9 @@ def _username(uid: int | None) -> str:
 
 class Agent:
     def __init__(self, pipeline: Pipeline, socket_path: str, ro_socket_path: str | None,
-                 socket_group: int | None = None):
+                 socket_group: int | None = None, reconcile_interval: float = 2.0):
         self.p = pipeline
+        self.reconcile_interval = reconcile_interval
         self.socket_group = socket_group
         self.socket_path = socket_path
         self.ro_socket_path = ro_socket_path
@@ -88,6 +90,8 @@ class Agent:
             ("POST", "/commit"): Route(self.commit, write=True),
             ("POST", "/apply"): Route(self.apply, write=True),
             ("POST", "/rollback"): Route(self.rollback, write=True),
+            ("POST", "/confirm"): Route(self.confirm, write=True),
+            ("GET", "/audit"): Route(self.audit),
         }
         from .observe_api import register
 
@@ -186,15 +190,27 @@ class Agent:
         text = _need(body, "config")
         msg = _need(body, "message")
         author = body.get("author") or caller.user
+        confirm = body.get("confirm")
+        if confirm is not None and (not isinstance(confirm, int) or not 1 <= confirm <= 86400):
+            raise HttpError(400, "--confirm: seconds must be a whole number from 1 to 86400")
         log.info("commit by %s (uid %s pid %s): %s", author, caller.uid, caller.pid, msg)
-        return self.p.commit(text, msg, author, base=body.get("base", "HEAD"))
+        return self.p.commit(text, msg, author, base=body.get("base", "HEAD"), confirm=confirm,
+                             force=bool(body.get("force")), ssh=caller.ssh, who=_who(caller, body))
 
     def apply(self, caller, q, body):
-        return self.p.apply(body.get("rev"))
+        r = self.p.apply(body.get("rev"))
+        self.p.audit.record("apply", _who(caller, body), rev=r["rev"], changes=r["changes"])
+        return r
 
     def rollback(self, caller, q, body):
         author = body.get("author") or caller.user
-        return self.p.rollback(body.get("rev"), author, base=body.get("base", "HEAD"))
+        return self.p.rollback(body.get("rev"), author, base=body.get("base", "HEAD"), who=_who(caller, body))
+
+    def confirm(self, caller, q, body):
+        return self.p.confirm(_who(caller, body))
+
+    def audit(self, caller, q, body):
+        return {"entries": self.p.audit.read(int(q.get("n", 100)))}
 
     # -- dispatch ------------------------------------------------------------------------
 
@@ -288,9 +304,27 @@ class Agent:
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
+        threading.Thread(target=self._ticker, args=(stop,), daemon=True, name="ticker").start()
         log.info("serving on %s (rw) and %s (ro)", self.socket_path, self.ro_socket_path)
         stop.wait()
         self.shutdown()
+
+    def _ticker(self, stop: threading.Event) -> None:
+        """Confirm deadlines (4 Hz) and drift repair (every reconcile_interval seconds)."""
+        next_reconcile = time.monotonic() + self.reconcile_interval
+        while not stop.wait(0.25):
+            try:
+                r = self.p.tick()
+                if r:
+                    log.warning("confirm deadline passed: rolled back with %s", r["rev"][:12])
+                if self.reconcile_interval and time.monotonic() >= next_reconcile:
+                    next_reconcile = time.monotonic() + self.reconcile_interval
+                    d = self.p.repair()
+                    if d:
+                        log.warning("drift repaired: %s", "; ".join(d["items"]))
+            except Exception as e:  # noqa: BLE001 - the ticker must survive anything
+                log.exception("ticker: %s", e)
+                self.p.last_error = f"background: {e}"
 
     def shutdown(self) -> None:
         for s in self.servers:
@@ -299,6 +333,18 @@ class Agent:
         for path in (self.socket_path, self.ro_socket_path):
             if path and os.path.exists(path):
                 os.unlink(path)
+
+
+def _who(caller: Caller, body: dict) -> dict:
+    """Who did it and from where: the client's claim (user, SSH key comment, Kubernetes user) next
+    to what the kernel vouches for (the socket peer's uid and pid)."""
+    who = {"user": body.get("author") or caller.user, "unix_user": caller.user, "uid": caller.uid,
+           "pid": caller.pid, "via": "read-only socket" if caller.read_only else "socket"}
+    if caller.ssh:
+        who["via"] = f"ssh from {caller.ssh.split()[0]}"
+    if body.get("identity"):
+        who["identity"] = str(body["identity"])[:200]
+    return who
 
 
 def _need(body: dict, key: str):
@@ -323,7 +369,8 @@ def socket_in_use(path: str) -> bool:
 
 
 def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | None,
-              init_from: str | None = None, rendered: str | None = None, socket_group: int | None = None) -> int:
+              init_from: str | None = None, rendered: str | None = None, socket_group: int | None = None,
+              reconcile_interval: float = 2.0) -> int:
     from ..gitops import ConfigRepo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -345,5 +392,8 @@ def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | Non
         except (Refused, ApplyFailed, RepoError) as e:
             p.last_error = f"start-up apply failed: {e}"
             log.error("%s", p.last_error)
-    Agent(p, socket_path, ro_socket_path, socket_group).serve()
+    overdue = p.tick()  # a confirm deadline that passed while the agent was down: roll back now
+    if overdue:
+        log.warning("confirm deadline passed while the agent was down: rolled back with %s", overdue["rev"][:12])
+    Agent(p, socket_path, ro_socket_path, socket_group, reconcile_interval).serve()
     return 0

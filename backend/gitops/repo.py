@@ -80,6 +80,16 @@ class ConfigRepo:
             pygit2.init_repository(str(path), initial_head="main")
         return cls(path)
 
+    def clear_stale_locks(self) -> list[str]:
+        """Remove lock files a killed writer left behind (call only while no writer runs)."""
+        gitdir = Path(self.repo.path)
+        removed = []
+        for lock in [gitdir / "index.lock", gitdir / "HEAD.lock", *gitdir.glob("refs/heads/*.lock")]:
+            if lock.exists():
+                lock.unlink()
+                removed.append(str(lock))
+        return removed
+
     # -- reading -------------------------------------------------------------------------
 
     def head(self) -> str | None:

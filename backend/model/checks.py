@@ -80,6 +80,11 @@ def check(cfg: RouterConfig) -> list[Problem]:
         k = cfg.system.kubernetes
         p += [Problem(path, msg) for path, msg in kubernetes_problems(cfg, k.pod_cidrs, k.service_cidrs)]
 
+    p += _dups(list(enumerate(a.name for a in cfg.system.access)), lambda i: f"system.access[{i}].name", "access")
+    for i, a in enumerate(cfg.system.access):
+        if a.from_ not in zones:
+            p.append(Problem(f"system.access[{i}].from", f"unknown zone {a.from_!r}"))
+
     # Interfaces: overlapping subnets, duplicate addresses.
     nets = interface_networks(cfg)
     for i, (n1, net1, a1) in enumerate(nets):

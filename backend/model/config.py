@@ -111,6 +111,17 @@ class Kubernetes(Strict):
         default_factory=lambda: ["10.96.0.0/12"])
 
 
+class AccessPath(Strict):
+    """A management path that must keep working: a commit that would drop it is refused."""
+
+    name: Name
+    from_: Name = Field(alias="from", description="Zone the admin connects from.")
+    proto: Literal["tcp", "udp"] = "tcp"
+    port: int = Field(ge=1, le=65535)
+    src: Annotated[str, BeforeValidator(_prefix)] | None = Field(
+        None, description="Admin source prefix; default: the zone's own subnets.")
+
+
 class System(Strict):
     hostname: str = Field("talgate", pattern=HOSTNAME_RE, max_length=253, description="The router's host name.")
     domain: str | None = Field(None, pattern=HOSTNAME_RE, max_length=253, description="The LAN's DNS domain.")
@@ -118,6 +129,10 @@ class System(Strict):
         None, description="The link Talos configures itself (management); all others belong to the agent."
     )
     kubernetes: Kubernetes | None = Field(None, description="Pod/service CIDRs when running on Talos + Kubernetes.")
+    access: list[AccessPath] = Field(
+        default_factory=list,
+        description="Management access to protect (SSH 22, Kubernetes API 6443, Talos API 50000 …): "
+                    "a commit that would drop one is refused unless forced with a confirm timer.")
 
 
 class Interface(Strict):

@@ -114,7 +114,7 @@ def test_confirm_deadline_survives_an_agent_restart(lab):
         else:
             restart_agent(lab)
             assert lab.client.status()["confirm"]["rev"] == r["rev"]
-            assert wait_for(lambda: lab.head() != r["rev"], 6, 0.2)
+            assert wait_for(lambda rev=r["rev"]: lab.head() != rev, 6, 0.2)
         assert lab.client.config()["text"] == example_config() and lab.head() != head
         assert ssh_ok(lab)
 

@@ -93,9 +93,11 @@ class Agent:
             ("POST", "/confirm"): Route(self.confirm, write=True),
             ("GET", "/audit"): Route(self.audit),
         }
+        from .leases_api import register as register_leases
         from .observe_api import register
 
         register(self)
+        register_leases(self)
 
     # -- handlers ------------------------------------------------------------------------
 

@@ -37,11 +37,27 @@ def interface_networks(cfg: RouterConfig):
     return out
 
 
+def set_networks(cfg: RouterConfig, name: str) -> list[ipaddress._BaseNetwork]:
+    """The parsed networks of address set name, parsed once per config."""
+    nets = cfg._nets.get(name)
+    if nets is None:
+        nets = cfg._nets[name] = [ipaddress.ip_network(x) for x in cfg.sets[name].addresses]
+    return nets
+
+
+def set_families(cfg: RouterConfig, name: str) -> set[int]:
+    key = ("families", name)
+    fams = cfg._nets.get(key)
+    if fams is None:
+        fams = cfg._nets[key] = {n.version for n in set_networks(cfg, name)}
+    return fams
+
+
 def resolve_addresses(cfg: RouterConfig, items: list[str]) -> list[ipaddress._BaseNetwork]:
     nets = []
     for a in items:
         if a in cfg.sets:
-            nets.extend(ipaddress.ip_network(x) for x in cfg.sets[a].addresses)
+            nets.extend(set_networks(cfg, a))
         else:
             nets.append(ipaddress.ip_network(a))
     return nets
@@ -61,7 +77,10 @@ def rule_families(cfg: RouterConfig, r: Rule) -> set[int]:
             {6} if set(r.icmp_types) <= ICMPV6_TYPES else set())
     for side in (r.src, r.dst):
         if side:
-            fams &= {n.version for n in resolve_addresses(cfg, side)}
+            side_fams: set[int] = set()
+            for a in side:
+                side_fams |= set_families(cfg, a) if a in cfg.sets else {ipaddress.ip_network(a).version}
+            fams &= side_fams
     return fams
 
 

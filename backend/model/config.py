@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
 
@@ -335,6 +335,10 @@ class RouterConfig(Strict):
     dns: Dns | None = Field(None, description="The LAN resolver (Unbound).")
     ntp: Ntp | None = Field(None, description="Time service (chrony).")
     mdns: Mdns | None = Field(None, description="mDNS reflection between zones (avahi).")
+
+    # Parsed address sets, filled lazily by backend.model.checks.set_networks (a config is
+    # immutable once validated; big sets are parsed once, not once per rule and zone pair).
+    _nets: dict = PrivateAttr(default_factory=dict)
 
     def zone_of(self, ifname: str) -> str | None:
         for zname, z in self.zones.items():

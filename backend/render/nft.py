@@ -17,7 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from ..model.checks import SELF, resolve_addresses, rule_families, target_zone
+from ..model.checks import SELF, resolve_addresses, rule_families, set_networks, target_zone
 from ..model.config import ICMP_TYPES, ICMPV6_TYPES, RouterConfig, Rule
 
 TABLE = "talgate"
@@ -337,9 +337,9 @@ def render(cfg: RouterConfig) -> Ruleset:
     zchain = {z: chain_id("zone", z) for z in zones}
 
     sets = []
-    for sname, s in cfg.sets.items():
+    for sname in cfg.sets:
         for fam in (4, 6):
-            nets = [ipaddress.ip_network(a) for a in s.addresses if ipaddress.ip_network(a).version == fam]
+            nets = [n for n in set_networks(cfg, sname) if n.version == fam]
             sets.append(NSet(set_name(sname, fam), "ipv4_addr" if fam == 4 else "ipv6_addr",
                              [str(n) for n in ipaddress.collapse_addresses(nets)]))
 

@@ -57,8 +57,9 @@ def _declared_packets(cfg: RouterConfig, names_seen: set[str]):
                 yield a.name, Packet(iif=ifname, src=str(src), dst=str(addr.ip), proto=a.proto, dport=a.port)
 
 
-def cuts(running: RouterConfig | None, candidate: RouterConfig, ssh_connection: str | None) -> list[Cut]:
-    tracer = Tracer(candidate)
+def cuts(running: RouterConfig | None, candidate: RouterConfig, ssh_connection: str | None,
+         ruleset=None) -> list[Cut]:
+    tracer = Tracer(candidate, ruleset)
     out: list[Cut] = []
     if ssh_connection and running is not None:
         pkt = _ssh_packet(running, ssh_connection)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 from collections import Counter
 
+from . import prefix
 from .config import RouterConfig, Rule
 from .load import Problem
 
@@ -45,11 +46,20 @@ def set_networks(cfg: RouterConfig, name: str) -> list[ipaddress._BaseNetwork]:
     return nets
 
 
+def set_prefixes(cfg: RouterConfig, name: str) -> list[tuple[int, int, int, str]]:
+    """(version, first, last, "addr/len") of every entry of set name, parsed once per config."""
+    key = ("prefixes", name)
+    got = cfg._nets.get(key)
+    if got is None:
+        got = cfg._nets[key] = [prefix.parse(a) for a in cfg.sets[name].addresses]
+    return got
+
+
 def set_families(cfg: RouterConfig, name: str) -> set[int]:
     key = ("families", name)
     fams = cfg._nets.get(key)
     if fams is None:
-        fams = cfg._nets[key] = {n.version for n in set_networks(cfg, name)}
+        fams = cfg._nets[key] = {p[0] for p in set_prefixes(cfg, name)}
     return fams
 
 
@@ -264,6 +274,10 @@ def covers(cfg: RouterConfig, a: Rule, b: Rule) -> bool:
     """True when every packet rule b matches is also matched by rule a."""
     if not (set(b.from_) <= set(a.from_) and set(b.to) <= set(a.to)):
         return False
+    return _covers_rest(cfg, a, b)
+
+
+def _covers_rest(cfg: RouterConfig, a: Rule, b: Rule) -> bool:
     if not rule_families(cfg, b) <= rule_families(cfg, a):
         return False
     if a.proto != "any" and a.proto != b.proto:
@@ -276,10 +290,10 @@ def covers(cfg: RouterConfig, a: Rule, b: Rule) -> bool:
 
 def shadowed_rules(cfg: RouterConfig) -> list[Problem]:
     out = []
-    active = [(i, r) for i, r in enumerate(cfg.rules) if r.enabled]
-    for k, (i, r) in enumerate(active):
-        for j, earlier in active[:k]:
-            if covers(cfg, earlier, r):
+    active = [(i, r, frozenset(r.from_), frozenset(r.to)) for i, r in enumerate(cfg.rules) if r.enabled]
+    for k, (i, r, rf, rt) in enumerate(active):
+        for j, earlier, ef, et in active[:k]:
+            if rf <= ef and rt <= et and _covers_rest(cfg, earlier, r):
                 verb = "same action" if earlier.action == r.action else f"{earlier.action}s it first"
                 out.append(Problem(f"rules[{i}]", f"rule {r.name!r} is shadowed by rules[{j}] "
                                                   f"({earlier.name!r}, {verb}); it never matches",

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from . import prefix
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -92,12 +93,23 @@ def _address(v: str) -> str:
     if re.fullmatch(NAME_RE, v) and not re.fullmatch(r"[0-9.]+|[0-9A-Fa-f:]*:[0-9A-Fa-f:.]*", v):
         return v  # a named address set, resolved by the checks
     try:
-        return str(ipaddress.ip_network(v, strict=True))
+        return prefix.parse(v)[3]
     except ValueError as e:
         raise ValueError(f"invalid address or prefix {v!r}: {e}") from None
 
 
-AddressList = Annotated[list[str], BeforeValidator(lambda v: [_address(a) for a in _listify(v)])]
+def _addresses(v) -> list[str]:
+    out = []
+    items = _listify(v)
+    for i, a in enumerate(items):
+        try:
+            out.append(_address(a))
+        except ValueError as e:
+            raise ValueError(f"item {i}: {e}" if len(items) > 1 else str(e)) from None
+    return out
+
+
+AddressList = Annotated[list[str], BeforeValidator(_addresses)]
 
 
 def _prefix(v: str) -> str:

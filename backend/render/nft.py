@@ -17,8 +17,9 @@ import json
 import re
 from dataclasses import dataclass, field
 
-from ..model.checks import SELF, resolve_addresses, rule_families, set_networks, target_zone
+from ..model.checks import SELF, resolve_addresses, rule_families, set_prefixes, target_zone
 from ..model.config import ICMP_TYPES, ICMPV6_TYPES, RouterConfig, Rule
+from ..model.prefix import disjoint
 
 TABLE = "talgate"
 FAMILY = "inet"
@@ -101,6 +102,11 @@ def addr_match(fam: int, side: str, nets: list | None = None, set_ref: str | Non
 
 
 def _net_json(n):
+    if isinstance(n, str):  # canonical "addr/len" from the model
+        addr, _, plen = n.partition("/")
+        if not plen or int(plen) == (32 if ":" not in addr else 128):
+            return addr
+        return {"prefix": {"addr": addr, "len": int(plen)}}
     n = ipaddress.ip_network(n)
     if n.prefixlen == n.max_prefixlen:
         return str(n.network_address)
@@ -189,6 +195,7 @@ class NSet:
 class Ruleset:
     chains: list[NChain]
     sets: list[NSet]
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
 
     def commands(self) -> list[dict]:
         """The JSON command list: replace the whole table in one transaction."""
@@ -197,22 +204,61 @@ class Ruleset:
         cmds += self.create_commands()
         return cmds
 
+    def _set_json(self, s: NSet) -> dict:
+        sd = {"family": FAMILY, "table": TABLE, "name": s.name, "type": s.type, "flags": ["interval"]}
+        if s.elements:
+            sd["elem"] = self.elements(s)
+        return sd
+
+    def elements(self, s: NSet) -> list:
+        key = ("elem", s.name)
+        if key not in self._memo:
+            self._memo[key] = [_net_json(n) for n in s.elements]
+        return self._memo[key]
+
+    def _chain_json(self, c: NChain) -> dict:
+        cd = {"family": FAMILY, "table": TABLE, "name": c.name}
+        if c.hook:
+            cd.update(type=c.type, hook=c.hook, prio=c.prio, policy=c.policy or "accept")
+        return cd
+
     def create_commands(self) -> list[dict]:
+        if "create" not in self._memo:
+            t = {"family": FAMILY, "name": TABLE}
+            cmds: list[dict] = [{"add": {"table": dict(t)}}]
+            cmds += [{"add": {"set": self._set_json(s)}} for s in self.sets]
+            cmds += [{"add": {"chain": self._chain_json(c)}} for c in self.chains]
+            cmds += [{"add": r.json()} for c in self.chains for r in c.rules]
+            self._memo["create"] = cmds
+        return self._memo["create"]
+
+    def update_commands(self, prev: Ruleset) -> list[dict]:
+        """One transaction turning prev (what the kernel holds) into self without reloading sets
+        whose contents did not change: every chain is flushed and refilled, changed sets are
+        flushed and refilled, the rest stay. Same end state as commands(), far less work when a
+        big address set is unchanged."""
         t = {"family": FAMILY, "name": TABLE}
+        new_chains = {c.name: c for c in self.chains}
+        new_sets = {x.name: x for x in self.sets}
+        old_sets = {x.name: x for x in prev.sets}
         cmds: list[dict] = [{"add": {"table": dict(t)}}]
-        for s in self.sets:
-            sd = {"family": FAMILY, "table": TABLE, "name": s.name, "type": s.type, "flags": ["interval"]}
-            if s.elements:
-                sd["elem"] = [_net_json(n) for n in s.elements]
-            cmds.append({"add": {"set": sd}})
-        for c in self.chains:
-            cd = {"family": FAMILY, "table": TABLE, "name": c.name}
-            if c.hook:
-                cd.update(type=c.type, hook=c.hook, prio=c.prio, policy=c.policy or "accept")
-            cmds.append({"add": {"chain": cd}})
-        for c in self.chains:
-            for r in c.rules:
-                cmds.append({"add": r.json()})
+        cmds += [{"flush": {"chain": {"family": FAMILY, "table": TABLE, "name": c.name}}} for c in prev.chains]
+        cmds += [{"delete": {"chain": {"family": FAMILY, "table": TABLE, "name": c.name}}}
+                 for c in prev.chains if c.name not in new_chains or
+                 (c.hook, c.type, c.prio) != (new_chains[c.name].hook, new_chains[c.name].type, new_chains[c.name].prio)]
+        for name, old in old_sets.items():
+            new = new_sets.get(name)
+            if new is None or new.type != old.type:
+                cmds.append({"delete": {"set": {"family": FAMILY, "table": TABLE, "name": name}}})
+            elif new.elements != old.elements:
+                cmds.append({"flush": {"set": {"family": FAMILY, "table": TABLE, "name": name}}})
+                if new.elements:
+                    cmds.append({"add": {"element": {"family": FAMILY, "table": TABLE, "name": name,
+                                                     "elem": self.elements(new)}}})
+        cmds += [{"add": {"set": self._set_json(x)}} for x in self.sets
+                 if x.name not in old_sets or old_sets[x.name].type != x.type]
+        cmds += [{"add": {"chain": self._chain_json(c)}} for c in self.chains]
+        cmds += [{"add": r.json()} for c in self.chains for r in c.rules]
         return cmds
 
     def document(self) -> dict:
@@ -225,7 +271,7 @@ class Ruleset:
             out.append(f"\t\ttype {s.type}")
             out.append("\t\tflags interval")
             if s.elements:
-                out.append("\t\telements = { " + ", ".join(str(ipaddress.ip_network(n)) for n in s.elements) + " }")
+                out.append("\t\telements = { " + ", ".join(s.elements) + " }")
             out.append("\t}")
         for c in self.chains:
             out.append(f"\tchain {c.name} {{")
@@ -338,10 +384,10 @@ def render(cfg: RouterConfig) -> Ruleset:
 
     sets = []
     for sname in cfg.sets:
+        items = disjoint(set_prefixes(cfg, sname))
         for fam in (4, 6):
-            nets = [n for n in set_networks(cfg, sname) if n.version == fam]
             sets.append(NSet(set_name(sname, fam), "ipv4_addr" if fam == 4 else "ipv6_addr",
-                             [str(n) for n in ipaddress.collapse_addresses(nets)]))
+                             [t[3] for t in items if t[0] == fam]))
 
     inp = NChain("input", hook="input", policy="drop")
     inp.rules += _base("input")

@@ -15,7 +15,9 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import asdict, dataclass, field
 
+from ..model import prefix
 from ..model.config import RouterConfig
+from ..model.prefix import RangeSet
 from ..render.nft import NChain, Ruleset, render
 
 L4_NAMES = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "ipv6-icmp", "ipv6-icmp": "ipv6-icmp"}
@@ -88,7 +90,14 @@ class Tracer:
         self.cfg = cfg
         self.rs = rs or render(cfg)
         self.chains = {c.name: c for c in self.rs.chains}
-        self.sets = {s.name: [ipaddress.ip_network(e) for e in s.elements] for s in self.rs.sets}
+        self._set_elems = {s.name: s.elements for s in self.rs.sets}
+        self._sets: dict[str, RangeSet] = {}  # parsed on first use: big sets cost nothing until needed
+
+    def _set(self, name: str) -> RangeSet:
+        rs = self._sets.get(name)
+        if rs is None:
+            rs = self._sets[name] = RangeSet([prefix.parse(e) for e in self._set_elems[name]])
+        return rs
 
     # -- value matching ------------------------------------------------------------------
 
@@ -136,7 +145,7 @@ class Tracer:
                     self._elem_match(a, b) for a, b in zip(v, e["concat"], strict=True))
         if isinstance(e, str) and e.startswith("@"):
             ip = _ip(v)
-            return ip is not None and any(ip.version == n.version and ip in n for n in self.sets[e[1:]])
+            return ip is not None and ip in self._set(e[1:])
         if isinstance(v, ipaddress._BaseAddress):
             try:
                 return v == ipaddress.ip_address(e)

@@ -177,3 +177,33 @@ def test_kubernetes_lets_pods_through_and_keeps_lan_out_of_pod_cidrs():
     bad = text.replace("192.168.20.1/24", "10.96.1.1/24")
     assert any(p.path == "interfaces.guest0.ipv4[0]" and "service CIDR 10.96.0.0/12" in p.message
                for p in validate_text(bad)[1])
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(rule, max_size=6), st.lists(rule, max_size=6), st.booleans(), st.booleans())
+def test_incremental_update_reaches_the_same_kernel_state(rules_a, rules_b, change_set, drop_zone):
+    """update_commands(prev) must leave exactly what a full replace leaves."""
+    need_nft()
+    import yaml
+
+    a, b = _cfg(rules_a), _cfg(rules_b)
+    if change_set:
+        b["sets"]["admins"]["addresses"] = ["192.0.2.0/27", "2001:db8:ff::/64", "203.0.113.0/24"]
+    if drop_zone:
+        b["zones"].pop("dmz")
+        b["rules"] = [r for r in b["rules"] if "dmz" not in r["from"] and r["to"] != "dmz"]
+        b["sets"]["extra"] = {"addresses": ["198.51.100.0/24"]}
+    ca, _ = validate_text(yaml.safe_dump(a))
+    cb, _ = validate_text(yaml.safe_dump(b))
+    if ca is None or cb is None:
+        return
+    ra, rb = render(ca), render(cb)
+    # Two transactions, as in the agent: load a, then update it to b.
+    first = json.dumps(ra.document())
+    second = json.dumps({"nftables": rb.update_commands(ra)})
+    r = nft_in_private_ns(f"nft -j -f - <<'A'\n{first}\nA\nnft -j -f - <<'B'\n{second}\nB\n"
+                          "nft -j list table inet talgate")
+    assert r.returncode == 0, r.stderr
+    got = [{k: ({kk: vv for kk, vv in v.items() if kk != "handle"} if isinstance(v, dict) else v)}
+           for o in json.loads(r.stdout)["nftables"] for k, v in o.items() if k != "metainfo"]
+    assert got == load_and_list(doc=rb.document())

@@ -13,7 +13,7 @@ DEB_PACKAGES := nftables libnftables1 iproute2 iperf3 iputils-ping conntrack pro
 DEB_PACKAGES += kea-dhcp4-server kea-dhcp6-server unbound radvd chrony avahi-daemon openssl \
                 isc-dhcp-client bind9-dnsutils ndisc6
 
-.PHONY: install deps venv test test-unit test-lab lint demo demo-down bench image clean
+.PHONY: install deps venv test test-unit test-lab lint demo demo-down bench screenshots image clean
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 
 install: deps venv
@@ -51,16 +51,25 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check . || true
 
+# Builds the lab (the example policy plus LAN services, backend/lab/demo.yaml) unless it is up,
+# then opens the console on it. Without a terminal it prints where everything is instead.
 demo: install
-	@$(BIN)/talgate lab status >/dev/null 2>&1 || $(BIN)/talgate lab up
-	@$(BIN)/talgate lab status
-	@$(BIN)/talgate status
+	@$(BIN)/talgate lab status >/dev/null 2>&1 || $(BIN)/talgate lab up --config backend/lab/demo.yaml
+	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/talgate console --socket /run/talgate-lab/agent.sock; \
+	else $(BIN)/talgate lab status; $(BIN)/talgate status --socket /run/talgate-lab/agent.sock; \
+	echo "no terminal here: run '$(BIN)/talgate console' to open the console"; fi
 
 demo-down: install
 	$(BIN)/talgate lab down
 
 bench: install
 	$(BIN)/python bench/forwarding.py
+	$(BIN)/python bench/commit_latency.py
+	$(BIN)/python bench/console_bench.py
+
+# The console's screens as SVGs (the same scenes as the snapshot tests), committed in screenshots/.
+screenshots: install
+	$(BIN)/python -m console.screenshots screenshots
 
 # Needs podman and a reachable container registry for the base images (not available on the
 # dev machines; see tests/unit/test_containerfile.py).

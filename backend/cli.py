@@ -148,6 +148,8 @@ def cmd_log(args) -> int:
 
 
 def cmd_status(args) -> int:
+    import time
+
     st = _client(args).status()
     if args.json:
         print(json.dumps(st, indent=2))
@@ -159,6 +161,16 @@ def cmd_status(args) -> int:
     print(f"sockets    rw {st['sockets']['rw']}  ro {st['sockets']['ro']}")
     print(f"worktree   {'edited (talgate diff / talgate commit)' if st['worktree_dirty'] else 'clean'}")
     print(f"last error {st['last_error'] or '-'}")
+    if st.get("confirm"):
+        c = st["confirm"]
+        print(f"confirm    {c['rev'][:12]} rolls back in {c['remaining']:.0f} s unless `talgate confirm`")
+    if st.get("last_drift"):
+        d = st["last_drift"]
+        when = time.strftime("%H:%M:%S", time.localtime(d["time"]))
+        print(f"last drift {when}: {'; '.join(d['items'])} (repaired)")
+    for name, svc in (st.get("services") or {}).items():
+        extra = f"pid {svc.get('pid')}" if svc.get("pid") else ""
+        print(f"service    {name:<10} {svc.get('state', '?'):<10} {extra}")
     return 0
 
 

@@ -203,7 +203,7 @@ def cmd_agent(args) -> int:
     from .agent.server import run_agent
 
     return run_agent(args.repo, args.state, args.socket, args.ro_socket, args.init_from, args.rendered,
-                     args.socket_group, args.reconcile_interval)
+                     args.socket_group, args.reconcile_interval, args.metrics_listen or None)
 
 
 def _lab(args):
@@ -378,6 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--socket-group", type=int, metavar="GID", help="group owning the sockets (consoles join it)")
     ag.add_argument("--reconcile-interval", type=float, default=2.0, metavar="SECONDS",
                     help="how often drift is checked and repaired (0: never)")
+    ag.add_argument("--metrics-listen", default=":9469", metavar="[ADDR]:PORT",
+                    help="Prometheus exporter (default :9469; empty: off); the firewall decides who reaches it")
     ag.add_argument("--init-from", metavar="FILE", help="create the repo from FILE when it does not exist")
     ag.set_defaults(func=cmd_agent)
 

@@ -81,6 +81,7 @@ class Pipeline:
         self.last_error: str | None = None
         self.last_apply: dict | None = None
         self.last_drift: dict | None = None
+        self.drift_count = 0  # objects that differed at the last drift check (metrics)
         self._loaded: Ruleset | None = None  # the ruleset last loaded by this process
         self.audit = Audit(self.state_dir / "audit.jsonl")
         self.repo.clear_stale_locks()
@@ -386,6 +387,7 @@ class Pipeline:
     def repair(self) -> dict | None:
         """Restore HEAD when something changed behind the agent's back; records what drifted."""
         items = self.drift()
+        self.drift_count = len(items)
         if not items:
             return None
         with self.lock:

@@ -372,7 +372,7 @@ def socket_in_use(path: str) -> bool:
 
 def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | None,
               init_from: str | None = None, rendered: str | None = None, socket_group: int | None = None,
-              reconcile_interval: float = 2.0) -> int:
+              reconcile_interval: float = 2.0, metrics_listen: str | None = None) -> int:
     from ..gitops import ConfigRepo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -394,6 +394,13 @@ def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | Non
         except (Refused, ApplyFailed, RepoError) as e:
             p.last_error = f"start-up apply failed: {e}"
             log.error("%s", p.last_error)
+    if metrics_listen:
+        from .metrics import serve_metrics
+
+        try:
+            serve_metrics(p, metrics_listen)
+        except OSError as e:
+            log.error("metrics: cannot listen on %s: %s", metrics_listen, e)
     overdue = p.tick()  # a confirm deadline that passed while the agent was down: roll back now
     if overdue:
         log.warning("confirm deadline passed while the agent was down: rolled back with %s", overdue["rev"][:12])

@@ -190,3 +190,25 @@ def test_audit_trail_names_who_and_from_where(lab):
     assert c["uid"] == 0 and c["unix_user"] == "root" and c["via"] in ("socket", "ssh from 192.168.99.10")
     out = lab.cli("log", "--audit", "-n", "50")
     assert out.returncode == 0 and "refused" in out.stdout and "drift-repair" in out.stdout
+
+
+def test_metrics_exporter(lab):
+    """The names the alert rules and the dashboard use (manifests/observability)."""
+    def scrape() -> str:
+        r = lab.lab.run("router", [sys.executable, "-c", "import urllib.request;print(urllib.request."
+                                   "urlopen('http://127.0.0.1:9469/metrics').read().decode())"])
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    m = scrape()
+    assert 'talgate_wan_up{wan="wan0"} 1.0' in m
+    assert "talgate_pending_confirm_seconds 0.0" in m
+    assert 'talgate_nft_drop_packets_total{chain="zone wan input"}' in m
+    assert wait_for(lambda: "talgate_drift_objects 0.0" in scrape(), 6, 0.5), m
+    lab.router("ip", "link", "set", "wan0", "down")
+    try:
+        # link down (and with it the IPv6 address and the routes), seen, then put back by the agent
+        assert wait_for(lambda: "talgate_drift_objects 0.0" not in scrape(), 6, 0.2)
+        assert wait_for(lambda: 'talgate_wan_up{wan="wan0"} 1.0' in scrape(), 6, 0.3)
+    finally:
+        lab.router("ip", "link", "set", "wan0", "up")

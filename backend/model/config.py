@@ -12,7 +12,6 @@ import re
 from typing import Annotated, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
@@ -22,6 +21,7 @@ from pydantic import (
 )
 
 from . import prefix
+from .base import Strict, listify
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
@@ -48,16 +48,9 @@ ICMPV6_TYPES = {
 }
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=False, populate_by_name=True)
 
 
-def _listify(v):
-    if v is None:
-        return []
-    if isinstance(v, (str, int)):
-        return [v]
-    return v
+_listify = listify
 
 
 def _port_item(v) -> str:

@@ -34,7 +34,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
+
+from .base import Strict, listify
 
 NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 IFNAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"
@@ -56,19 +58,10 @@ def _domain(v):
 Domain = Annotated[str, BeforeValidator(_domain)]
 
 
-def _listify(v):
-    if v is None:
-        return []
-    if isinstance(v, (str, int)):
-        return [v]
-    return v
+_listify = listify
 
 
 NameList = Annotated[list[Name], BeforeValidator(_listify)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 # ---- DHCP ------------------------------------------------------------------------------

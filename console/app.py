@@ -17,11 +17,13 @@ from textual.scrollbar import ScrollBarRender
 
 from backend.client import AgentError, AgentUnreachable
 
+from .dialogs import TraceScreen
 from .forms import TextScreen
 from .screens.changes import ChangesView
 from .screens.dashboard import DashboardView
 from .screens.firewall import FirewallView
 from .screens.interfaces import InterfacesView
+from .screens.leases import LeasesView
 from .screens.nat import NatView
 from .screens.traffic import TrafficView
 from .store import NEEDS, Store
@@ -29,10 +31,11 @@ from .theme import css, plain_terminal
 
 _BARS = (list(ScrollBarRender.VERTICAL_BARS), list(ScrollBarRender.HORIZONTAL_BARS))
 VIEWS = {"dashboard": DashboardView, "interfaces": InterfacesView, "firewall": FirewallView, "nat": NatView,
-         "traffic": TrafficView, "changes": ChangesView}
+         "traffic": TrafficView, "changes": ChangesView, "leases": LeasesView}
 ALIASES = {"dash": "dashboard", "d": "dashboard", "if": "interfaces", "ifaces": "interfaces", "fw": "firewall",
            "rules": "firewall", "tr": "traffic", "log": "changes", "history": "changes", "diff": "changes",
-           "q": "quit", "quit": "quit", "exit": "quit"}
+           "dhcp": "leases", "q": "quit", "quit": "quit", "exit": "quit"}
+COMMANDS = {"trace": "trace", "confirm": "confirm"}  # :NAME → action_NAME
 
 
 class TalgateApp(App):
@@ -46,6 +49,8 @@ class TalgateApp(App):
         Binding("4", "view('nat')", "nat"),
         Binding("5", "view('traffic')", "traffic"),
         Binding("6", "view('changes')", "changes"),
+        Binding("7", "view('leases')", "leases"),
+        Binding("C", "confirm", "CONFIRM", key_display="C"),
         Binding("colon", "prompt('cmd')", "cmd", key_display=":"),
         Binding("slash", "prompt('filter')", "filter", key_display="/"),
         Binding("question_mark", "help", "help", key_display="?"),
@@ -71,6 +76,7 @@ class TalgateApp(App):
         self.start_view = start
         self.first_data = asyncio.Event()
         self._poll_timer = None
+        self._pending = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -86,7 +92,7 @@ class TalgateApp(App):
 
     def screen_shown(self, view) -> None:
         view.update_frame()
-        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log"})
+        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases"})
         self.poll_soon()
 
     def poll_soon(self) -> None:
@@ -115,6 +121,10 @@ class TalgateApp(App):
             view.refresh_view(changed)
         if self.store.connected:
             self.first_data.set()
+        pending = bool(self.store.confirm_pending)
+        if pending != self._pending:  # the confirm key shows in the footer only while a confirm is pending
+            self._pending = pending
+            self.screen.refresh_bindings()
         self._poll_timer = self.set_timer(self.poll_interval, self._tick)
 
     def _tick(self) -> None:
@@ -127,9 +137,17 @@ class TalgateApp(App):
         if self.current_mode != name:
             self.switch_mode(name)
 
+    def check_action(self, action: str, parameters) -> bool | None:
+        if action == "confirm":
+            return bool(self.store.confirm_pending) and not self.store.read_only
+        return True
+
     def run_command(self, text: str) -> None:
         word = text.strip().lstrip(":").split(" ")[0].lower()
         if not word:
+            return
+        if word in COMMANDS:
+            getattr(self, f"action_{COMMANDS[word]}")()
             return
         name = ALIASES.get(word) or next((v for v in VIEWS if v.startswith(word)), None)
         if name == "quit":
@@ -142,6 +160,36 @@ class TalgateApp(App):
     def action_prompt(self, mode: str) -> None:
         if hasattr(self.screen, "open_prompt"):
             self.screen.open_prompt(mode)
+
+    def action_confirm(self) -> None:
+        """Keep the pending commit: the agent stops its rollback timer."""
+        if self.store.read_only:
+            self.notify("read-only: confirm is disabled", severity="error")
+            return
+        if not self.store.confirm_pending:
+            self.notify("nothing to confirm: no commit is waiting for confirmation", severity="warning")
+            return
+
+        def done(result, err):
+            if not err and result:
+                self.notify(f"commit {str(result.get('rev'))[:8]} confirmed: it stays", severity="information")
+
+        self.write("confirm", lambda c: c.confirm(), done)
+
+    def action_trace(self, packet: dict | None = None) -> None:
+        """The packet tracer dialog (a read: works in read-only mode too)."""
+        s = self.store
+        cand = s.candidate
+        names = list(cand.data.get("interfaces") or {}) + [n for n in cand.head.get("interfaces") or {}
+                                                           if n not in (cand.data.get("interfaces") or {})]
+        packet = packet or getattr(self, "_last_trace", None)
+        screen = TraceScreen(names, s.client, cand.text() if cand.dirty else None,
+                             len(cand.changes()) if cand.dirty else 0, packet, plain=self.plain)
+
+        def closed(_):
+            self._last_trace = screen.packet
+
+        self.push_screen(screen, closed)
 
     def action_redraw(self) -> None:
         self.refresh(layout=True, repaint=True)
@@ -157,7 +205,8 @@ class TalgateApp(App):
                 continue
             seen.add((b.action, b.key))
             lines.append(f"  {self.get_key_display(b):<10} {b.description}")
-        lines += ["", "  :name      go to a screen (dashboard interfaces firewall nat traffic changes)",
+        lines += ["", "  :name      go to a screen (dashboard interfaces firewall nat traffic changes leases)",
+                  "  :trace     packet tracer; :confirm keeps a commit waiting for confirmation (also C)",
                   "  up/down    move in a table; enter opens, esc closes a dialog or the prompt",
                   "  ctrl+l     redraw the terminal; ctrl+c quits too"]
         self.push_screen(TextScreen("help", Text("\n".join(lines))))

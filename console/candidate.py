@@ -128,13 +128,24 @@ class Candidate:
 
     # -- list edits (rules, nat.forwards, policies) ----------------------------------------
 
-    def _list(self, path: str) -> list:
-        if path == "nat.forwards":
-            nat = self.section("nat", dict)
-            return nat.setdefault("forwards", [])
-        return self.section(path)
+    def _list(self, path: str | tuple[str, ...]) -> list:
+        """The list at ``path`` ('rules', 'nat.forwards', or a tuple such as ('dhcp', 'lan0', 'reservations')
+        when a key may hold a dot); missing mappings and the list are created."""
+        parts = path.split(".") if isinstance(path, str) else list(path)
+        if len(parts) == 1:
+            return self.section(parts[0])
+        cur = self.section(parts[0], dict)
+        for part in parts[1:-1]:
+            nxt = cur.get(part)
+            if not isinstance(nxt, dict):
+                nxt = cur[part] = {}
+            cur = nxt
+        lst = cur.get(parts[-1])
+        if not isinstance(lst, list):
+            lst = cur[parts[-1]] = []
+        return lst
 
-    def with_item(self, path: str, index: int | None, item: dict) -> dict:
+    def with_item(self, path: str | tuple[str, ...], index: int | None, item: dict) -> dict:
         """A copy of the data with ``item`` put at ``path[index]`` (appended when index is None)."""
         saved = self.data
         self.data = copy.deepcopy(saved)
@@ -148,7 +159,7 @@ class Candidate:
         finally:
             self.data = saved
 
-    def put(self, path: str, index: int | None, item: dict) -> int:
+    def put(self, path: str | tuple[str, ...], index: int | None, item: dict) -> int:
         lst = self._list(path)
         if index is None:
             lst.append(item)

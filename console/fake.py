@@ -74,11 +74,52 @@ routes:
 """
 
 
+# DHCP for the leases screen (FakeAgent(dhcp=True)): lan0 serves v4 and v6, guest0 v4; one reservation.
+DHCP_SECTION = """
+dhcp:
+  lan0:
+    ipv4: {pools: [192.168.10.100-192.168.10.199]}
+    ipv6: {pools: ["2001:db8:10:10::1000-2001:db8:10:10::1fff"]}
+    reservations:
+      - {name: printer, mac: "02:00:00:00:10:50", ipv4: 192.168.10.50}
+  guest0:
+    ipv4: {pools: [192.168.20.100-192.168.20.199]}
+"""
+
+
 def example_config() -> str:
     return FIXTURE
 
 
 T0 = 1_767_225_600.0  # 2026-01-01 00:00:00 UTC: fixed so snapshots do not move
+NOW = T0 + 300.0  # the console's clock in snapshots and tests (Store.clock)
+
+
+def fixed_clock() -> float:
+    return NOW
+
+
+def fake_leases() -> list[dict]:
+    """Deterministic Kea leases (expiry relative to NOW)."""
+    v4 = [("192.168.10.50", "printer", "02:00:00:00:10:50", "lan0", 3000),
+          ("192.168.10.101", "laptop", "02:00:00:00:10:65", "lan0", 3540),
+          ("192.168.10.102", "phone-anna", "02:00:00:00:10:66", "lan0", 1210),
+          ("192.168.10.117", None, "02:00:00:00:10:75", "lan0", 95),
+          ("192.168.20.100", "tv", "02:00:00:00:20:64", "guest0", 2400),
+          ("192.168.20.131", "guest-phone", "02:00:00:00:20:83", "guest0", 600)]
+    v6 = [("2001:db8:10:10::1000", "laptop", "00:01:00:01:2c:5a:11:22:02:00:00:00:10:65", "lan0", 3300),
+          ("2001:db8:10:10::1001", "nas", "00:04:d2:3f:41:9e:7e:52:44:1b:95:ad:52:0c:a7:2f", "lan0", 1800)]
+    out = []
+    for i, (a, h, mac, ifname, ttl) in enumerate(v4):
+        out.append({"family": 4, "address": a, "hostname": h, "hwaddr": mac, "client_id": None,
+                    "expires": int(NOW + ttl), "interface": ifname, "state": "active",
+                    "subnet_id": 1 if ifname == "lan0" else 2})
+        if i == 3:
+            out[-1]["state"] = "declined"
+    for a, h, duid, ifname, ttl in v6:
+        out.append({"family": 6, "address": a, "hostname": h, "duid": duid, "hwaddr": None, "type": "address",
+                    "expires": int(NOW + ttl), "interface": ifname, "state": "active", "subnet_id": 1})
+    return out
 
 
 def _rev(text: str, n: int) -> str:
@@ -106,16 +147,27 @@ def big_config(rules: int = 1000, interfaces: int = 0) -> str:
 
 class FakeAgent:
     def __init__(self, text: str | None = None, read_only: bool = False, extra_ifaces: int = 0,
-                 socket_path: str = "/run/talgate-lab/agent.sock"):
+                 socket_path: str = "/run/talgate-lab/agent.sock", dhcp: bool = False,
+                 confirm_pending: bool = False, drift: bool = False):
         self.socket_path = socket_path
         self.read_only = read_only
-        text = text or example_config()
+        text = text or example_config() + (DHCP_SECTION if dhcp else "")
         self.commits = [{"rev": _rev(text, 0), "text": text, "time": T0, "author": "talgate",
                          "message": "initial configuration"}]
         self.extra_ifaces = extra_ifaces
         self.calls: list[str] = []
-        self.confirm = None
+        self.pending = None
+        self.last_drift = None
+        self.commit_calls: list[dict] = []
         self._counters: tuple[str | None, dict] = (None, {})
+        if confirm_pending:
+            self.read_only = False
+            self.commit(text + "# staged with a confirm\n", "risky change", confirm=120)
+            self.read_only = read_only
+            self.pending["remaining"] = 47.0
+        if drift:
+            self.last_drift = {"time": NOW - 90, "items": ["nft: table inet talgate was changed",
+                                                          "address del: lan0 192.168.10.1/24"], "repaired": 2}
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -128,10 +180,34 @@ class FakeAgent:
         st = {"repo": "/var/lib/talgate/repo", "head": self.head["rev"], "applied": self.head["rev"], "in_sync": True,
               "worktree_dirty": False, "last_error": None, "last_apply": None, "hostname": "gw", "pid": 4242,
               "sockets": {"rw": "/run/talgate/agent.sock", "ro": "/run/talgate/agent-ro.sock"},
-              "read_only": self.read_only}
-        if self.confirm:
-            st["confirm"] = self.confirm
+              "read_only": self.read_only, "last_drift": self.last_drift, "confirm": None}
+        if self.pending:
+            st["confirm"] = dict(self.pending)
         return st
+
+    def leases(self) -> list[dict]:
+        return fake_leases()
+
+    def trace(self, packet: dict, candidate: str | None = None) -> dict:
+        """As the agent's POST /v1/trace: the real (pure) tracer, the agent's argument errors."""
+        from backend.model import validate_text
+        from backend.trace.evaluator import Packet, Tracer
+
+        self.calls.append("trace")
+        cfg, problems = validate_text(candidate or self.head["text"])
+        if cfg is None:
+            raise AgentError(422, {"error": "the configuration does not validate",
+                                   "problems": [p.to_dict() for p in problems]})
+        try:
+            pkt = Packet(**{k: v for k, v in packet.items() if v is not None})
+        except (TypeError, ValueError) as e:
+            raise AgentError(400, {"error": f"bad packet: {e}"}) from None
+        if pkt.iif not in cfg.interfaces and pkt.iif != "lo":
+            raise AgentError(400, {"error": f"--in {pkt.iif}: no such interface in the configuration "
+                                            f"({', '.join(cfg.interfaces)})"})
+        res = Tracer(cfg).trace(pkt).to_dict()
+        res["config"] = "candidate" if candidate else "running"
+        return res
 
     def _find(self, rev: str | None) -> dict:
         if rev in (None, "HEAD"):
@@ -242,17 +318,62 @@ class FakeAgent:
         if self.read_only:
             raise AgentError(403, {"error": "read-only connection: the agent refuses writes on this socket"})
 
-    def commit(self, text: str, message: str, base="HEAD") -> dict:
+    @staticmethod
+    def _lockout(text: str) -> list[str]:
+        """The agent's lockout check, simplified: a rule dropping mgmt → self tcp/22 cuts the SSH path."""
+        import yaml
+
+        cut = []
+        for r in (yaml.safe_load(text) or {}).get("rules") or []:
+            frm = r.get("from") if isinstance(r.get("from"), list) else [r.get("from")]
+            dports = r.get("dport") if isinstance(r.get("dport"), list) else [r.get("dport")]
+            if r.get("action") in ("drop", "reject") and "mgmt" in frm and r.get("to") == "self" \
+                    and r.get("proto") in ("tcp", None) and (22 in dports or None in dports) \
+                    and r.get("enabled", True):
+                cut.append(f"access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22): {r['action']} by rule {r['name']}")
+        return cut
+
+    def commit(self, text: str, message: str, base="HEAD", confirm: int | None = None, force: bool = False) -> dict:
         self._refuse_ro()
+        self.commit_calls.append({"message": message, "base": base, "confirm": confirm, "force": force})
         if base not in (None, "HEAD") and self._find(base)["rev"] != self.head["rev"]:
             raise AgentError(409, {"error": "HEAD moved", "head": self.head["rev"]})
+        if confirm is not None and (not isinstance(confirm, int) or not 1 <= confirm <= 86400):
+            raise AgentError(400, {"error": "--confirm: seconds must be a whole number from 1 to 86400"})
+        if force and not confirm:
+            raise AgentError(400, {"error": "refused: nothing was changed", "problems": [
+                {"path": "(commit)", "message": "--force needs --confirm SECONDS: a forced change must roll itself "
+                                                "back unless you confirm it", "severity": "error"}]})
+        if self.pending:
+            raise AgentError(409, {"error": "refused: nothing was changed", "problems": [
+                {"path": "(commit)", "message": "a commit is waiting for confirmation: run `talgate confirm` or "
+                                                "`talgate rollback` first", "severity": "error"}]})
         v = self.validate(text)
         if not v["ok"]:
             raise AgentError(422, {"error": "refused: nothing was changed", "problems": v["problems"]})
+        cut = self._lockout(text)
+        if cut and not force:
+            raise AgentError(409, {"error": "refused: nothing was changed", "problems": [
+                {"path": "(lockout)", "message": f"would cut {c}", "severity": "error"} for c in cut] + [
+                {"path": "(lockout)", "message": "nothing was changed; fix the rule, or apply anyway with --force "
+                                                 "--confirm SECONDS (rolled back unless confirmed)",
+                 "severity": "error"}]})
         n = len(self.commits)
         self.commits.append({"rev": _rev(text, n), "text": text, "time": T0 + 60 * n, "author": "admin",
                              "message": message})
-        return {"rev": self.head["rev"], "changes": 1, "seconds": 0.01}
+        out = {"rev": self.head["rev"], "changes": 1, "seconds": 0.01}
+        if confirm:
+            self.pending = {"rev": self.head["rev"], "deadline": NOW + confirm, "seconds": confirm,
+                            "remaining": float(confirm)}
+            out["confirm"] = dict(self.pending)
+        return out
+
+    def confirm(self) -> dict:
+        self._refuse_ro()
+        if not self.pending:
+            raise AgentError(400, {"error": "nothing to confirm: no commit is waiting for confirmation"})
+        rev, self.pending = self.pending["rev"], None
+        return {"rev": rev, "confirmed": True}
 
     def apply(self, rev=None) -> dict:
         self._refuse_ro()

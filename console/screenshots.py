@@ -18,13 +18,15 @@ SIZES = [(80, 24), (120, 40)]
 STAGED_RULE = {"name": "block-guest-http", "from": "guest", "to": "wan", "proto": "tcp", "dport": 80, "action": "drop"}
 
 
-def make_app(read_only: bool = False, plain: bool = False, agent=None):
+def make_app(read_only: bool = False, plain: bool = False, agent=None, **fake_kw):
     from .app import TalgateApp
-    from .fake import FakeAgent
+    from .fake import FakeAgent, fixed_clock
 
-    agent = agent or FakeAgent(read_only=read_only)
+    agent = agent or FakeAgent(read_only=read_only, **fake_kw)
     # poll slowly: the first poll fills the screen, later ones would only repeat the fixed state.
-    return TalgateApp(agent, read_only=read_only, poll_interval=3600, plain=plain)
+    app = TalgateApp(agent, read_only=read_only, poll_interval=3600, plain=plain)
+    app.store.clock = fixed_clock  # countdowns (leases, commit-confirm) do not move
+    return app
 
 
 async def settle(pilot) -> None:
@@ -51,6 +53,7 @@ def scene(view: str, staged: bool = False, keys: tuple[str, ...] = (), fields: d
         if fields:
             for key, val in fields.items():
                 pilot.app.screen.query_one(f"#f-{key}").value = val
+            await pilot.pause()
             await pilot.press("ctrl+s")
             await settle(pilot)
 
@@ -66,7 +69,14 @@ EXTRAS = {
     "read-only-firewall": ({"read_only": True}, {"view": "firewall"}, (80, 24)),
     "plain-terminal-dashboard": ({"plain": True}, {"view": "dashboard"}, (80, 24)),
     "help": ({}, {"view": "firewall", "keys": ("question_mark",)}, (80, 24)),
+    "confirm-pending-dashboard": ({"confirm_pending": True, "drift": True}, {"view": "dashboard"}, (80, 24)),
 }
+# issue 4/5: the leases screen and the packet tracer dialog at both sizes
+TRACE = {"iif": "wan0", "src": "203.0.113.10", "dst": "198.51.100.2", "dport": "8443"}
+for _w, _h in SIZES:
+    EXTRAS[f"leases-{_w}x{_h}"] = ({"dhcp": True}, {"view": "leases"}, (_w, _h))
+    EXTRAS[f"trace-{_w}x{_h}"] = ({}, {"view": "firewall", "keys": ("t",), "fields": TRACE}, (_w, _h))
+
 
 
 def main(argv: list[str] | None = None) -> int:

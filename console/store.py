@@ -6,6 +6,7 @@ The store is filled by the app's single poll worker (off the UI thread) and read
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from backend.client import AgentError, AgentUnreachable
@@ -20,6 +21,7 @@ NEEDS = {
     "nat": {"counters"},
     "traffic": {"interfaces", "history", "conntrack"},
     "changes": {"log"},
+    "leases": {"leases"},
 }
 
 
@@ -35,17 +37,31 @@ class Store:
     counters: dict = field(default_factory=dict)
     conntrack: dict = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)
+    leases: list[dict] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
     nft_diff: str | None = None
     candidate: Candidate = field(default_factory=Candidate)
     screen_title: str = "dashboard"
     polls: int = 0
+    clock: Callable[[], float] = time.time  # fixed in snapshots
+    status_time: float = 0.0  # clock() when the last status arrived
+
+    @property
+    def confirm_pending(self) -> dict | None:
+        """The agent's pending commit-confirm: {rev, deadline, seconds, remaining}, or None."""
+        return (self.status or {}).get("confirm") or None
 
     def confirm_countdown(self) -> int | None:
-        c = (self.status or {}).get("confirm")
-        if not c or not c.get("deadline"):
+        """Seconds left before the agent rolls the pending commit back. Counted from the agent's
+        ``remaining`` at the last poll (immune to clock skew with a remote agent), else its deadline."""
+        c = self.confirm_pending
+        if not c:
             return None
-        return max(0, int(c["deadline"] - time.time()))
+        if c.get("remaining") is not None:
+            return max(0, int(c["remaining"] - (self.clock() - self.status_time) + 0.5))
+        if c.get("deadline"):
+            return max(0, int(c["deadline"] - self.clock()))
+        return None
 
     def fetch(self, needs: set[str]) -> dict:
         """Runs in a worker thread: one status call plus what the screen needs. Never raises."""
@@ -67,6 +83,8 @@ class Store:
                         out[n] = self.client.conntrack_top(10)
                     elif n == "log":
                         out[n] = self.client.log(100)
+                    elif n == "leases":
+                        out[n] = self.client.leases()
                 except AgentUnreachable:
                     raise
                 except AgentError as e:
@@ -88,6 +106,7 @@ class Store:
             changed.add("connection")
         self.connected, self.error = True, "; ".join(out.get("errors", [])) or None
         self.status = out["status"]
+        self.status_time = self.clock()
         if self.status.get("read_only"):
             self.read_only = True
         changed.add("status")
@@ -99,7 +118,7 @@ class Store:
                 # Keep the edits; the commit will name the old base and the agent will refuse it.
                 self.candidate.head_rev_latest = cfg["rev"]
             changed.add("config")
-        for n in ("interfaces", "history", "counters", "conntrack", "log"):
+        for n in ("interfaces", "history", "counters", "conntrack", "log", "leases"):
             if n in out:
                 setattr(self, n, out[n])
                 changed.add(n)

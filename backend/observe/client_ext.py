@@ -18,6 +18,10 @@ class ObserveMixin:
     def history(self, seconds: int | None = None) -> dict:
         return self.request("GET", "/history", seconds=seconds)
 
+    def leases(self) -> list[dict]:
+        """DHCPv4 and DHCPv6 leases Kea holds (``GET /v1/leases``; read-only socket too)."""
+        return self.request("GET", "/leases")["leases"]
+
 
 class ObserveClient(ObserveMixin, AgentClient):
     """AgentClient plus observation: what the console uses."""

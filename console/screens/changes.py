@@ -12,7 +12,8 @@ from textual.containers import VerticalScroll
 from textual.widgets import ContentSwitcher, Static
 
 from ..candidate import short
-from ..forms import ConfirmScreen, PromptScreen, TextScreen, diff_text
+from ..dialogs import CommitScreen
+from ..forms import ConfirmScreen, TextScreen, diff_text
 from ..widgets import LiveTable
 from .base import BaseView
 
@@ -22,6 +23,7 @@ OP_STYLE = {"+": "green", "-": "red", "~": "yellow", "↕": "cyan"}
 
 class ChangesView(BaseView):
     NAME = "changes"
+    _gen: int | None = None  # the candidate generation last drawn (a poll may land before on_mount)
     BINDINGS = [
         Binding("s", "section('staged')", "staged"),
         Binding("h", "section('history')", "history"),
@@ -142,24 +144,25 @@ class ChangesView(BaseView):
         cand = self.store.candidate
         if not cand.dirty:
             return
+        text, base, gen = cand.text(), cand.head_rev, cand.generation
 
-        def got_message(msg):
-            if not msg:
+        def done(result):
+            if not result:
                 return
-            text, base = cand.text(), cand.head_rev
-            gen = cand.generation
+            if result.get("rev") and cand.generation == gen:
+                cand.reset(text, result["rev"])
+                self.store.problems = []
+                self.update_frame()
+                self.refresh_view({"edit"})
+            c = result.get("confirm")
+            if c:
+                self.notify(f"commit {result['rev'][:8]} applied: press C within {c.get('seconds')} s to keep it, "
+                            "or it is rolled back", severity="warning", timeout=10)
+            else:
+                self.notify(f"commit {str(result.get('rev'))[:8]}: applied")
+            self.app.poll_soon()
 
-            def done(result, err):
-                if not err and result and result.get("rev") and cand.generation == gen:
-                    cand.reset(text, result["rev"])
-                    self.store.problems = []
-                    self.update_frame()
-                    self.refresh_view({"edit"})
-
-            self.app.write("commit", lambda c: c.commit(text, msg, base=base), done)
-
-        self.app.push_screen(PromptScreen("commit message (the agent validates, commits and applies)",
-                                          placeholder="block guest web"), got_message)
+        self.app.push_screen(CommitScreen(text, base, len(cand.changes()), self.app.write_client), done)
 
     def action_discard(self) -> None:
         def done(yes):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
@@ -43,8 +45,10 @@ class DashboardView(BaseView):
         cd = s.confirm_countdown()
         if cd is not None:
             t.append("confirm  ", style="dim")
-            t.append(f"{(st['confirm'].get('rev') or '')[:12]} rolls back in {cd} s unless confirmed\n",
+            t.append(f"{(st['confirm'].get('rev') or '')[:12]} rolls back in {cd} s unless confirmed",
                      style="bold reverse")
+            t.append("" if s.read_only else "  C keeps it", style="bold")
+            t.append("\n")
         t.append("WAN      ", style="dim")
         t.append_text(self._wan())
         if s.candidate.dirty:
@@ -99,6 +103,12 @@ class DashboardView(BaseView):
         items: list[tuple[str, str]] = []
         if st.get("last_error"):
             items.append(("error", st["last_error"]))
+        drift = st.get("last_drift")
+        if drift:
+            when = time.strftime("%H:%M:%S", time.localtime(drift.get("time") or 0))
+            drift_items = drift.get("items") or []
+            what = "; ".join(drift_items[:3]) + (f"; … {len(drift_items) - 3} more" if len(drift_items) > 3 else "")
+            items.append(("drift", f"{when} repaired {drift.get('repaired', 0)} change(s): {what}"))
         if st and not st.get("in_sync", True):
             items.append(("warning", "the applied revision differs from HEAD"))
         configured = s.candidate.head.get("interfaces") or {}
@@ -115,7 +125,7 @@ class DashboardView(BaseView):
             items.append(("warning", s.error))
         t = Text(no_wrap=True, overflow="ellipsis")
         for sev, msg in items[-8:]:
-            t.append(f"{sev:<8}", style="bold red" if sev == "error" else "yellow")
+            t.append(f"{sev:<8}", style="bold red" if sev == "error" else "bold magenta" if sev == "drift" else "yellow")
             t.append(f"{msg}\n")
         if not items:
             t.append("none", style="green")

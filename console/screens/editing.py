@@ -100,7 +100,7 @@ def map_problems(problems: list[dict], prefix: str, fields: set[str], also: tupl
         path = p["path"]
         if path == prefix or path.startswith(prefix + ".") or path.startswith(prefix + "["):
             rest = path[len(prefix):].lstrip(".")
-            field = re.match(r"[A-Za-z_]+", rest)
+            field = re.match(r"[A-Za-z_][A-Za-z0-9_]*", rest)
             key = field.group(0) if field else None
             if key == "from_":
                 key = "from"

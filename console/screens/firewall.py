@@ -35,6 +35,7 @@ class FirewallView(BaseView):
         Binding("d", "delete", "delete"),
         Binding("K", "move_up", "up", key_display="K"),
         Binding("J", "move_down", "down", key_display="J"),
+        Binding("t", "trace", "trace"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -187,6 +188,24 @@ class FirewallView(BaseView):
         j = cand.move("rules", i, delta)
         if j != i:
             self._edited(j)
+
+    def action_trace(self) -> None:
+        """The packet tracer; a selected rule pre-fills the ingress interface, protocol and port."""
+        packet = None
+        i = self._index() if self.query_one(ContentSwitcher).current == "rules" else None
+        if i is not None and i < len(self.store.candidate.rules):
+            r = self.store.candidate.rules[i]
+            zones = self.store.candidate.data.get("zones") or {}
+            frm = r.get("from") if isinstance(r.get("from"), list) else [r.get("from")]
+            ifs = [n for z in frm for n in ((zones.get(z) or {}).get("interfaces") or [])]
+            dport = r.get("dport")
+            dport = dport[0] if isinstance(dport, list) and dport else dport
+            if ifs:
+                packet = {"iif": ifs[0], "proto": r.get("proto") if r.get("proto") in ("tcp", "udp", "icmp", "icmpv6")
+                          else "tcp", "dport": dport if isinstance(dport, int) else None}
+        if packet and getattr(self.app, "_last_trace", None):
+            packet = {**self.app._last_trace, **{k: v for k, v in packet.items() if v is not None}}
+        self.app.action_trace(packet)
 
     def action_move_up(self) -> None:
         self._move(-1)

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from console.app import TalgateApp
-from console.fake import FakeAgent
+from console.fake import FakeAgent, fixed_clock
 from console.screenshots import settle
 
 
@@ -30,7 +30,9 @@ def run_async(fn):
 
 def make_app(read_only: bool = False, plain: bool = False, start: str = "dashboard", agent=None, **kw) -> TalgateApp:
     agent = agent or FakeAgent(read_only=read_only, **kw)
-    return TalgateApp(agent, read_only=read_only, poll_interval=3600, plain=plain, start=start)
+    app = TalgateApp(agent, read_only=read_only, poll_interval=3600, plain=plain, start=start)
+    app.store.clock = fixed_clock
+    return app
 
 
 __all__ = ["make_app", "settle", "run_async", "os"]

@@ -18,6 +18,7 @@ import pytest
 from backend.lab.lab import Lab
 from backend.observe.client_ext import ObserveClient
 from console.app import TalgateApp
+from console.dialogs import TraceScreen
 from console.widgets import LiveTable
 
 from .conftest import run_async
@@ -87,7 +88,7 @@ async def _drive(lab: Lab) -> None:
         await pilot.press("6")
         await wait_for(pilot, lambda: app.screen.NAME == "changes", what="changes screen")
         await pilot.press("c")
-        await wait_for(pilot, lambda: app.screen.query("#answer"), what="commit prompt")
+        await wait_for(pilot, lambda: app.screen.query("#f-answer"), what="commit prompt")
         await pilot.press(*"block guest web", "enter")
         await wait_for(pilot, lambda: (app.store.status or {}).get("head") not in (None, head0)
                        and not app.store.candidate.dirty, what="the commit")
@@ -101,6 +102,22 @@ async def _drive(lab: Lab) -> None:
         assert row[1].plain == "block-guest-http"
         assert row[-1] not in ("-", "0")
 
+        # the packet tracer asks the real agent: the committed rule decides
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.screen, TraceScreen), what="trace dialog")
+        for key, val in [("iif", "guest0"), ("src", "192.168.20.10"), ("dst", ISP), ("dport", "80")]:
+            app.screen.query_one(f"#f-{key}").value = val
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen.result is not None, what="trace result")
+        assert app.screen.result["verdict"] == "drop" and app.screen.result["rule"] == "rule block-guest-http"
+        await pilot.press("escape")
+
+        # the leases screen reads GET /v1/leases without error
+        await pilot.press("7")
+        await wait_for(pilot, lambda: app.screen.NAME == "leases" and app.store.polls > 0, what="leases screen")
+        await wait_for(pilot, lambda: "leases" in str(app.screen.query_one("#summary").render()), what="leases")
+        assert not app.store.error, app.store.error
+
         await pilot.press("6", "h")
         await wait_for(pilot, lambda: len(app.store.log) >= 2, what="history")
         hist = app.screen.query_one("#history", LiveTable)
@@ -113,6 +130,22 @@ async def _drive(lab: Lab) -> None:
                        what="the rollback commit")
         await wait_for(pilot, lambda: app.store.status["applied"] == app.store.status["head"], what="apply")
         assert probe(lab), "traffic must flow again after the rollback"
+
+        # commit-confirm: a commit with a confirm time shows the countdown; C keeps it
+        await wait_for(pilot, lambda: not app.store.candidate.dirty and not app.store.head_moved, what="reload")
+        app.store.candidate.put("rules", None, {"name": "block-guest-8080", "from": "guest", "to": "wan",
+                                                "proto": "tcp", "dport": 8080, "action": "drop"})
+        await pilot.press("s", "c")
+        await wait_for(pilot, lambda: app.screen.query("#f-confirm"), what="commit dialog")
+        app.screen.query_one("#f-answer").value = "try 8080 block"
+        app.screen.query_one("#f-confirm").value = "300"
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.store.confirm_pending is not None, what="the pending confirm")
+        assert app.store.confirm_pending["seconds"] == 300 and 0 < app.store.confirm_countdown() <= 300
+        assert "CONFIRM in" in str(app.screen.query_one("#statusline").render())
+        await pilot.press("C")
+        await wait_for(pilot, lambda: app.store.confirm_pending is None, what="the confirm")
+        assert "8080" in ObserveClient(lab.socket).config()["text"]
 
 
 def test_console_blocks_and_rolls_back_on_the_lab(lab):

@@ -1,0 +1,320 @@
+"""The commit dialog (with commit-confirm and force) and the packet tracer dialog.
+
+Both talk to the agent from a worker thread and keep the dialog open to show what the agent said:
+a lockout refusal lists the access paths the commit would cut; a bad trace argument shows at its field.
+"""
+
+from __future__ import annotations
+
+import re
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Checkbox, Input, Label, Select, Static
+
+from backend.client import AgentError, AgentUnreachable
+
+VERDICT_STYLE = {"accept": "bold green", "drop": "bold red", "reject": "bold yellow", "no-route": "bold magenta"}
+
+
+def _row(label: str, widget) -> Horizontal:
+    return Horizontal(Label(label, classes="label"), widget, classes="field")
+
+
+class _Dialog(ModalScreen):
+    """Fields with an error line under each (``#e-KEY``) and a general one (``#e-_general``)."""
+
+    KEYS: tuple[str, ...] = ()
+
+    def show_errors(self, by_field: dict[str, list[str]], general: list[str] | Text) -> None:
+        for key in (*self.KEYS, "_general"):
+            msgs = general if key == "_general" else by_field.get(key, [])
+            w = self.query_one(f"#e-{key}", Static)
+            w.update(msgs if isinstance(msgs, Text) else "\n".join(msgs))
+            w.display = bool(msgs.plain if isinstance(msgs, Text) else msgs)
+        first = next((k for k in self.KEYS if by_field.get(k)), None)
+        if first:
+            self.query_one(f"#f-{first}").focus()
+
+    def hint(self, text: str) -> None:
+        self.query_one("#form-hint", Static).update(text)
+
+
+# -- commit ---------------------------------------------------------------------------------
+
+
+def parse_confirm(raw: str) -> tuple[int | None, str | None]:
+    """'' → (None, None); '90' → (90, None); anything else → (None, problem)."""
+    raw = raw.strip().lower().removesuffix("s").strip()
+    if not raw:
+        return None, None
+    if not raw.isdigit() or not 1 <= int(raw) <= 86400:
+        return None, "whole seconds from 1 to 86400 (empty: plain commit)"
+    return int(raw), None
+
+
+class CommitScreen(_Dialog):
+    """Message, optional confirm-within-N-seconds, force. Dismisses with the agent's answer on success."""
+
+    KEYS = ("answer", "confirm", "force")
+    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "commit", "commit")]
+    HINT = "[enter/ctrl+s] commit  [tab] next  [space] toggle  [esc] cancel"
+
+    def __init__(self, text: str, base: str | None, changes: int, client):
+        super().__init__()
+        self.text, self.base, self.changes, self.client = text, base, changes, client
+        self.busy = False
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(classes="dialog", id="commitdialog"):
+            yield Static(f"commit {self.changes} change(s): the agent validates, commits and applies",
+                         classes="title")
+            yield _row("message", Input(placeholder="block guest web", id="f-answer"))
+            yield Static("", id="e-answer", classes="error")
+            yield _row("confirm", Input(placeholder="seconds: roll back unless confirmed (empty: plain)",
+                                        id="f-confirm"))
+            yield Static("", id="e-confirm", classes="error")
+            yield _row("", Checkbox("force (cut access paths; needs a confirm time)", id="f-force", compact=True))
+            yield Static("", id="e-force", classes="error")
+            yield Static("", id="e-_general", classes="error lockout")
+            yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).can_focus = False
+        self.query_one("#f-answer", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_commit()
+
+    def values(self) -> tuple[str, str, bool]:
+        return (self.query_one("#f-answer", Input).value.strip(), self.query_one("#f-confirm", Input).value,
+                self.query_one("#f-force", Checkbox).value)
+
+    def action_commit(self) -> None:
+        if self.busy:
+            return
+        msg, raw, force = self.values()
+        confirm, err = parse_confirm(raw)
+        by: dict[str, list[str]] = {}
+        if not msg:
+            by["answer"] = ["a commit message, e.g. what and why"]
+        if err:
+            by["confirm"] = [err]
+        elif force and confirm is None:
+            by["force"] = ["force needs a confirm time: a forced change rolls itself back unless you confirm it"]
+        if by:
+            self.show_errors(by, [])
+            return
+        self.busy = True
+        self.hint("committing … (the agent validates, checks access paths, commits and applies)")
+        self._commit(msg, confirm, force)
+
+    @work(thread=True, exclusive=True, group="commit")
+    def _commit(self, msg: str, confirm: int | None, force: bool) -> None:
+        try:
+            result, err = self.client.commit(self.text, msg, base=self.base, confirm=confirm, force=force), None
+        except AgentUnreachable as e:
+            result, err = None, e
+        except AgentError as e:
+            result, err = None, e
+        self.app.call_from_thread(self._done, result, err)
+
+    def _done(self, result, err) -> None:
+        self.busy = False
+        self.hint(self.HINT)
+        if err is None:
+            self.dismiss(result)
+            return
+        self.show_errors(*commit_problems(err))
+
+
+def commit_problems(err: AgentError) -> tuple[dict[str, list[str]], Text]:
+    """An agent refusal → (by field, general text). Lockout cuts are listed one per line."""
+    by: dict[str, list[str]] = {}
+    t = Text()
+    msg = str(err)
+    if msg.startswith("--confirm"):
+        by["confirm"] = [msg.split(": ", 1)[-1]]
+        return by, t
+    cuts = [p for p in err.problems if p.get("path") == "(lockout)" and p["message"].startswith("would cut")]
+    other = [p for p in err.problems if p not in cuts and p.get("path") != "(lockout)"]
+    if cuts:
+        t.append("refused: this commit would lock you out (nothing was changed)\n", style="bold")
+        for p in cuts:
+            t.append(f" - {p['message']}\n")
+        t.append("fix the rule, or set a confirm time and tick force to apply anyway "
+                 "(rolled back unless confirmed)", style="italic")
+    else:
+        t.append(f"{msg}" + (" (HEAD moved: discard with x and redo)" if err.status == 409 and not other else ""))
+    for p in other[:6]:
+        if p.get("path") == "(commit)" and "--force" in p["message"]:
+            by.setdefault("force", []).append("force needs a confirm time")
+            continue
+        t.append(f"\n {p['path']}: {p['message']}")
+    return by, t
+
+
+# -- trace ----------------------------------------------------------------------------------
+
+PROTOS = ("tcp", "udp", "icmp", "icmpv6")
+# the agent names the argument as the CLI's flag
+FLAGS = {"--in": "iif", "--src": "src", "--dst": "dst", "--proto": "proto", "--dport": "dport"}
+
+
+def trace_field_errors(message: str, values: dict) -> tuple[dict[str, list[str]], list[str]]:
+    """An agent 400 → the field it names (``--src …``), else the field whose value it quotes."""
+    text = message.removeprefix("bad packet: ")
+    hits = sorted((m.start(), FLAGS[m.group(0)]) for m in re.finditer(r"--(?:in|src|dst|proto|dport)\b", text))
+    if hits:
+        return {hits[0][1]: [text]}, []
+    for key, val in values.items():
+        if val not in (None, "") and (f"'{val}'" in text or f"{val!r}" in text):
+            return {key: [text]}, []
+    return {}, [message]
+
+
+def trace_text(res: dict, plain: bool = False) -> Text:
+    arrow = "->" if plain else "→"
+    t = Text(no_wrap=True, overflow="ellipsis")
+    v = res.get("verdict") or "?"
+    t.append(f"{v.upper()}", style=VERDICT_STYLE.get(v, "bold"))
+    t.append(f"  by {res.get('rule') or '-'}", style="bold")
+    t.append(f"   ({'staged candidate' if res.get('config') == 'candidate' else 'running config: HEAD'})\n",
+             style="dim")
+    p = res.get("packet") or {}
+    t.append("path   ", style="dim")
+    t.append(f"{p.get('iif', '?')} ({res.get('ingress_zone') or '-'}) {arrow} ")
+    egress = res.get("egress")
+    t.append("router itself" if egress == "self" else f"{egress} ({res.get('egress_zone') or '-'})" if egress
+             else "(not routed)")
+    t.append(f"   {res.get('hook') or ''} hook\n", style="dim")
+    for n in res.get("nat") or []:
+        t.append("nat    ", style="dim")
+        t.append(f"{n.get('type')} ", style="bold cyan")
+        t.append(f"{n.get('rule') or ''} {arrow} {n.get('to') or ''}\n")
+    if not res.get("nat"):
+        t.append("nat    ", style="dim")
+        t.append("none\n", style="dim")
+    t.append("steps\n", style="dim")
+    for s in res.get("steps") or []:
+        t.append(f"  {s.get('chain') or '':<18}", style="dim")
+        t.append(f"{s.get('rule') or '-':<24} ")
+        sv = str(s.get("verdict") or "")
+        t.append(f"{sv}\n", style=VERDICT_STYLE.get(sv, ""))
+    t.rstrip()
+    return t
+
+
+class TraceScreen(_Dialog):
+    """Would this packet pass? Asks the agent (nothing is sent); the result stays under the form."""
+
+    KEYS = ("iif", "src", "dst", "proto", "dport")
+    BINDINGS = [Binding("escape", "close", "close"), Binding("ctrl+s", "trace", "trace")]
+    HINT = "[enter/ctrl+s] trace  [tab] next  [esc] close   (nothing is sent)"
+
+    def __init__(self, interfaces: list[str], client, candidate_text: str | None, staged: int,
+                 packet: dict | None = None, plain: bool = False):
+        super().__init__()
+        self.interfaces, self.client, self.candidate_text, self.staged = interfaces, client, candidate_text, staged
+        self.packet = dict(packet or {})
+        self.plain = plain
+        self.result: dict | None = None
+
+    def compose(self) -> ComposeResult:
+        pk = self.packet
+        iif = pk.get("iif") if pk.get("iif") in self.interfaces else (self.interfaces or [None])[0]
+        with VerticalScroll(classes="dialog", id="tracedialog"):
+            yield Static("trace a packet through the firewall", classes="title")
+            yield _row("in", Select([(n, n) for n in self.interfaces], value=iif if iif else Select.NULL,
+                                    allow_blank=not self.interfaces, id="f-iif", compact=True))
+            yield Static("", id="e-iif", classes="error")
+            yield _row("src", Input(pk.get("src") or "", placeholder="192.168.20.10", id="f-src"))
+            yield Static("", id="e-src", classes="error")
+            yield _row("dst", Input(pk.get("dst") or "", placeholder="203.0.113.10", id="f-dst"))
+            yield Static("", id="e-dst", classes="error")
+            yield _row("proto", Select([(p, p) for p in PROTOS], value=pk.get("proto") or "tcp", allow_blank=False,
+                                       id="f-proto", compact=True))
+            yield Static("", id="e-proto", classes="error")
+            yield _row("dport", Input(str(pk.get("dport") or ""), placeholder="80 (tcp/udp)", id="f-dport"))
+            yield Static("", id="e-dport", classes="error")
+            label = (f"trace the staged candidate ({self.staged} change(s)), not HEAD" if self.staged
+                     else "trace the staged candidate (nothing staged)")
+            yield _row("", Checkbox(label, value=bool(self.staged), id="f-candidate", compact=True))
+            yield Static("", id="e-_general", classes="error")
+            yield Static("", id="result")
+            yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")
+
+    def on_mount(self) -> None:
+        self.query_one(VerticalScroll).can_focus = False
+        self.query_one("#f-src" if self.packet.get("iif") or not self.interfaces else "#f-iif").focus()
+        self.query_one("#result", Static).display = False
+
+    def values(self) -> dict:
+        def sel(key):
+            v = self.query_one(f"#f-{key}", Select).value
+            return None if v is Select.NULL else v
+
+        return {"iif": sel("iif"), "src": self.query_one("#f-src", Input).value.strip(),
+                "dst": self.query_one("#f-dst", Input).value.strip(), "proto": sel("proto"),
+                "dport": self.query_one("#f-dport", Input).value.strip()}
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.action_trace()
+
+    def action_trace(self) -> None:
+        v = self.values()
+        by: dict[str, list[str]] = {}
+        if not v["iif"]:
+            by["iif"] = ["choose the interface the packet arrives on"]
+        for key in ("src", "dst"):
+            if not v[key]:
+                by[key] = ["an IPv4 or IPv6 address"]
+        dport = None
+        if v["dport"]:
+            if not v["dport"].isdigit() or not 1 <= int(v["dport"]) <= 65535:
+                by["dport"] = ["a port number from 1 to 65535"]
+            else:
+                dport = int(v["dport"])
+        if by:
+            self.show_errors(by, [])
+            return
+        packet = {"iif": v["iif"], "src": v["src"], "dst": v["dst"], "proto": v["proto"], "dport": dport}
+        self.packet = packet
+        cand = self.candidate_text if self.query_one("#f-candidate", Checkbox).value else None
+        self.hint("asking the agent …")
+        self._trace(packet, cand, v)
+
+    @work(thread=True, exclusive=True, group="trace")
+    def _trace(self, packet: dict, candidate: str | None, values: dict) -> None:
+        try:
+            res, err = self.client.trace(packet, candidate), None
+        except AgentError as e:  # AgentUnreachable too
+            res, err = None, e
+        self.app.call_from_thread(self._show, res, err, values)
+
+    def _show(self, res: dict | None, err: AgentError | None, values: dict) -> None:
+        self.hint(self.HINT)
+        box = self.query_one("#result", Static)
+        if err is not None:
+            if err.status == 400:
+                by, general = trace_field_errors(str(err), values)
+            else:
+                general = [str(err)] + [f"{p['path']}: {p['message']}" for p in err.problems[:4]]
+                by = {}
+            self.show_errors(by, general)
+            box.display = False
+            return
+        self.result = res
+        self.show_errors({}, [])
+        box.update(trace_text(res, self.plain))
+        box.display = True
+        self.query_one(VerticalScroll).scroll_end(animate=False)
+
+    def action_close(self) -> None:
+        self.dismiss(None)

@@ -203,7 +203,8 @@ def cmd_agent(args) -> int:
     from .agent.server import run_agent
 
     return run_agent(args.repo, args.state, args.socket, args.ro_socket, args.init_from, args.rendered,
-                     args.socket_group, args.reconcile_interval, args.metrics_listen or None)
+                     args.socket_group, args.reconcile_interval, args.metrics_listen or None,
+                     args.listen, args.token_file)
 
 
 def _lab(args):
@@ -302,7 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def with_socket(sp):
         sp.add_argument("--socket", metavar="PATH",
-                        help="agent socket (default: $TALGATE_SOCKET, /run/talgate/agent.sock, the lab's)")
+                        help="agent socket (default: $TALGATE_SOCKET, /run/talgate/agent.sock, the lab's), "
+                             "or http://ADDR:PORT for a remote agent (token in $TALGATE_TOKEN)")
         return sp
 
     cfg = sub.add_parser("config", help="validate the document, print its schema")
@@ -380,6 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="how often drift is checked and repaired (0: never)")
     ag.add_argument("--metrics-listen", default=":9469", metavar="[ADDR]:PORT",
                     help="Prometheus exporter (default :9469; empty: off); the firewall decides who reaches it")
+    ag.add_argument("--listen", metavar="ADDR:PORT", help="also serve the API over TCP (remote clients; "
+                    "needs --token-file); the caller's TCP connection is protected by the lockout check")
+    ag.add_argument("--token-file", metavar="FILE", help="bearer token for --listen")
     ag.add_argument("--init-from", metavar="FILE", help="create the repo from FILE when it does not exist")
     ag.set_defaults(func=cmd_agent)
 

@@ -60,9 +60,14 @@ class AgentClient:
         q = {k: v for k, v in query.items() if v is not None}
         url = "/v1" + path + (("?" + urlencode(q)) if q else "")
         try:
-            conn = _UnixConnection(self.socket_path, self.timeout)
+            if self.socket_path.startswith("http://"):
+                conn = http.client.HTTPConnection(self.socket_path[7:].rstrip("/"), timeout=self.timeout)
+            else:
+                conn = _UnixConnection(self.socket_path, self.timeout)
             data = json.dumps(body).encode() if body is not None else None
             headers = {"Content-Type": "application/json"} if data is not None else {}
+            if os.environ.get("TALGATE_TOKEN"):
+                headers["Authorization"] = f"Bearer {os.environ['TALGATE_TOKEN']}"
             conn.request(method, url, body=data, headers=headers)
             resp = conn.getresponse()
             raw = resp.read()

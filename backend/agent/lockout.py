@@ -58,19 +58,19 @@ def _declared_packets(cfg: RouterConfig, names_seen: set[str]):
 
 
 def cuts(running: RouterConfig | None, candidate: RouterConfig, ssh_connection: str | None,
-         ruleset=None) -> list[Cut]:
+         ruleset=None, kind: str = "SSH") -> list[Cut]:
     tracer = Tracer(candidate, ruleset)
     out: list[Cut] = []
     if ssh_connection and running is not None:
         pkt = _ssh_packet(running, ssh_connection)
         if pkt is not None:
             if pkt.iif not in candidate.interfaces:
-                out.append(Cut(f"your SSH connection from {pkt.src} (arrives on {pkt.iif}, which the candidate "
+                out.append(Cut(f"your {kind} connection from {pkt.src} (arrives on {pkt.iif}, which the candidate "
                                f"removes)", "drop", None))
             else:
                 r = tracer.trace(pkt)
                 if r.verdict != "accept":
-                    out.append(Cut(f"your SSH connection {pkt.src} -> {pkt.dst} tcp/{pkt.dport}", r.verdict, r.rule))
+                    out.append(Cut(f"your {kind} connection {pkt.src} -> {pkt.dst} tcp/{pkt.dport}", r.verdict, r.rule))
     seen: set[str] = set()
     sources = [candidate] + ([running] if running is not None else [])
     for cfg in sources:

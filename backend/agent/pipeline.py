@@ -182,7 +182,7 @@ class Pipeline:
 
     def commit(self, text: str, message: str, author: str, base: str | None = "HEAD", *,
                confirm: int | None = None, force: bool = False, ssh: str | None = None,
-               who: dict | None = None) -> dict:
+               who: dict | None = None, conn_kind: str = "SSH") -> dict:
         """Validate, check lockout, commit and apply text; with confirm, arm the rollback timer."""
         who = who or {"user": author}
         try:
@@ -204,7 +204,7 @@ class Pipeline:
                     return {"rev": head, "changes": 0, "warnings": [w.to_dict() for w in warnings],
                             "message": "nothing to commit: the candidate equals HEAD"}
                 running = validate_text(self.repo.read(head))[0] if head else None
-                cut = lockout.cuts(running, cfg, ssh, rs)
+                cut = lockout.cuts(running, cfg, ssh, rs, conn_kind)
                 if cut and not force:
                     raise Refused([Problem("(lockout)", f"would cut {c}") for c in cut]
                                   + [Problem("(lockout)", "nothing was changed; fix the rule, or apply anyway with "

@@ -6,6 +6,7 @@ socket is refused here, whatever client sent it.
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 import os
@@ -41,7 +42,8 @@ class Caller:
     pid: int | None
     user: str
     read_only: bool
-    ssh: str | None = None
+    ssh: str | None = None        # "client port server port" of the caller's connection
+    tcp_peer: str | None = None   # remote API clients: the TCP peer the kernel saw
 
 
 class HttpError(Exception):
@@ -70,8 +72,10 @@ def _username(uid: int | None) -> str:
 
 class Agent:
     def __init__(self, pipeline: Pipeline, socket_path: str, ro_socket_path: str | None,
-                 socket_group: int | None = None, reconcile_interval: float = 2.0):
+                 socket_group: int | None = None, reconcile_interval: float = 2.0,
+                 tcp_listen: str | None = None, tcp_token: str | None = None):
         self.p = pipeline
+        self.tcp_listen, self.tcp_token = tcp_listen, tcp_token
         self.reconcile_interval = reconcile_interval
         self.socket_group = socket_group
         self.socket_path = socket_path
@@ -197,7 +201,8 @@ class Agent:
             raise HttpError(400, "--confirm: seconds must be a whole number from 1 to 86400")
         log.info("commit by %s (uid %s pid %s): %s", author, caller.uid, caller.pid, msg)
         return self.p.commit(text, msg, author, base=body.get("base", "HEAD"), confirm=confirm,
-                             force=bool(body.get("force")), ssh=caller.ssh, who=_who(caller, body))
+                             force=bool(body.get("force")), ssh=caller.ssh, who=_who(caller, body),
+                             conn_kind="API" if caller.tcp_peer else "SSH")
 
     def apply(self, caller, q, body):
         r = self.p.apply(body.get("rev"))
@@ -245,7 +250,10 @@ class Agent:
 
     # -- sockets -------------------------------------------------------------------------
 
-    def _make_server(self, path: str, read_only: bool):
+    def _handler(self, read_only: bool, token: str | None = None):
+        """The HTTP handler class for one listener. Unix sockets: the peer is vouched for by the
+        kernel (SO_PEERCRED). TCP: a bearer token is required and the TCP peer is the caller's
+        connection for the lockout check."""
         agent = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -253,6 +261,17 @@ class Agent:
 
             def log_message(self, fmt, *args):
                 log.debug("%s", fmt % args)
+
+            def _caller(self, body: dict) -> Caller | None:
+                if token is None:
+                    uid, pid = _peer(self.connection)
+                    return Caller(uid, pid, _username(uid), read_only, body.get("ssh_connection"))
+                got = self.headers.get("Authorization", "")
+                if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
+                    return None
+                peer, local = self.connection.getpeername(), self.connection.getsockname()
+                conn = f"{_host(peer[0])} {peer[1]} {_host(local[0])} {local[1]}"
+                return Caller(None, None, "api", read_only, conn, tcp_peer=_host(peer[0]))
 
             def _handle(self, method):
                 length = int(self.headers.get("Content-Length") or 0)
@@ -264,9 +283,11 @@ class Agent:
                 except ValueError as e:
                     status, out = 400, {"error": f"bad request body: {e}"}
                 else:
-                    uid, pid = _peer(self.connection)
-                    caller = Caller(uid, pid, _username(uid), read_only, body.get("ssh_connection"))
-                    status, out = agent.dispatch(method, self.path, caller, body)
+                    caller = self._caller(body)
+                    if caller is None:
+                        status, out = 401, {"error": "missing or wrong API token"}
+                    else:
+                        status, out = agent.dispatch(method, self.path, caller, body)
                 data = json.dumps(out, default=str).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -280,6 +301,9 @@ class Agent:
             def do_POST(self):  # noqa: N802
                 self._handle("POST")
 
+        return Handler
+
+    def _make_server(self, path: str, read_only: bool):
         class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
             daemon_threads = True
 
@@ -290,16 +314,30 @@ class Agent:
         if os.path.exists(path):
             os.unlink(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        srv = Server(path, Handler)
+        srv = Server(path, self._handler(read_only))
         if self.socket_group is not None:
             os.chown(path, 0, self.socket_group)
         os.chmod(path, 0o666 if read_only else 0o660)
         return srv
 
+    def _make_tcp_server(self, listen: str, token: str):
+        host, _, port = listen.rpartition(":")
+        host = host.strip("[]") or "::"
+
+        class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+            address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+
+        return Server((host, int(port)), self._handler(False, token))
+
     def serve(self) -> None:
         self.servers.append(self._make_server(self.socket_path, read_only=False))
         if self.ro_socket_path:
             self.servers.append(self._make_server(self.ro_socket_path, read_only=True))
+        if self.tcp_listen:
+            self.servers.append(self._make_tcp_server(self.tcp_listen, self.tcp_token))
+            log.info("remote API on %s (token required)", self.tcp_listen)
         threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self.servers]
         for t in threads:
             t.start()
@@ -342,7 +380,9 @@ def _who(caller: Caller, body: dict) -> dict:
     to what the kernel vouches for (the socket peer's uid and pid)."""
     who = {"user": body.get("author") or caller.user, "unix_user": caller.user, "uid": caller.uid,
            "pid": caller.pid, "via": "read-only socket" if caller.read_only else "socket"}
-    if caller.ssh:
+    if caller.tcp_peer:
+        who["via"] = f"api from {caller.tcp_peer}"
+    elif caller.ssh:
         who["via"] = f"ssh from {caller.ssh.split()[0]}"
     if body.get("identity"):
         who["identity"] = str(body["identity"])[:200]
@@ -353,6 +393,10 @@ def _need(body: dict, key: str):
     if key not in body or body[key] in (None, ""):
         raise HttpError(400, f"missing {key!r} in request")
     return body[key]
+
+
+def _host(addr: str) -> str:
+    return addr[7:] if addr.startswith("::ffff:") else addr
 
 
 def socket_in_use(path: str) -> bool:
@@ -372,7 +416,8 @@ def socket_in_use(path: str) -> bool:
 
 def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | None,
               init_from: str | None = None, rendered: str | None = None, socket_group: int | None = None,
-              reconcile_interval: float = 2.0, metrics_listen: str | None = None) -> int:
+              reconcile_interval: float = 2.0, metrics_listen: str | None = None,
+              tcp_listen: str | None = None, token_file: str | None = None) -> int:
     from ..gitops import ConfigRepo
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -404,5 +449,15 @@ def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | Non
     overdue = p.tick()  # a confirm deadline that passed while the agent was down: roll back now
     if overdue:
         log.warning("confirm deadline passed while the agent was down: rolled back with %s", overdue["rev"][:12])
-    Agent(p, socket_path, ro_socket_path, socket_group, reconcile_interval).serve()
+    token = None
+    if tcp_listen:
+        try:
+            token = open(token_file).read().strip() if token_file else ""
+        except OSError as e:
+            log.error("--token-file %s: %s", token_file, e.strerror)
+            return 1
+        if len(token) < 16:
+            log.error("--listen needs --token-file with a token of at least 16 characters")
+            return 1
+    Agent(p, socket_path, ro_socket_path, socket_group, reconcile_interval, tcp_listen, token).serve()
     return 0

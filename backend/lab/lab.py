@@ -159,13 +159,13 @@ class Lab:
         except (OSError, ValueError):
             return {}
 
-    def start_agent(self, config_text: str, timeout: float = 30.0) -> int:
+    def start_agent(self, config_text: str, timeout: float = 30.0, extra: tuple[str, ...] = ()) -> int:
         init = self.state / "initial.yaml"
         init.write_text(config_text)
         pid = self.spawn("router", [sys.executable, "-m", "backend.cli", "agent", "--repo", self.repo,
                                     "--state", str(self.state / "agent"), "--socket", self.socket,
                                     "--ro-socket", self.ro_socket, "--rendered", str(self.state / "rendered"),
-                                    "--init-from", str(init)], "agent.log")
+                                    "--init-from", str(init), *extra], "agent.log")
         self.wait_agent(pid, timeout)
         return pid
 

@@ -212,3 +212,35 @@ def test_metrics_exporter(lab):
         assert wait_for(lambda: 'talgate_wan_up{wan="wan0"} 1.0' in scrape(), 6, 0.3)
     finally:
         lab.router("ip", "link", "set", "wan0", "up")
+
+
+def test_remote_api_client_connection_is_protected(lab):
+    """A remote client over TCP (token auth): the lockout check protects its own TCP peer."""
+    api = example_config().replace(
+        "rules:\n", "rules:\n  - {name: api-from-mgmt, from: mgmt, to: self, proto: tcp, dport: 8099, action: accept}\n")
+    lab.client.commit(api, "remote API from mgmt")
+    token = lab.lab.state / "api.token"
+    token.write_text("s3cret-token-for-the-lab\n")
+    lab.lab.stop_agent()
+    meta = lab.lab.meta()
+    meta["pids"]["agent"] = lab.lab.start_agent(example_config(), extra=("--listen", "192.168.99.1:8099",
+                                                                          "--token-file", str(token)))
+    lab.lab._write_meta(meta)
+
+    def remote(*args, token="s3cret-token-for-the-lab", input=None):
+        env = {"TALGATE_TOKEN": token, "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT)}
+        cmd = ["env", *[f"{k}={v}" for k, v in env.items()], sys.executable, "-m", "backend.cli", *args,
+               "--socket", "http://192.168.99.1:8099"]
+        return subprocess.run(lab.lab.exec_args("mgmt", cmd), capture_output=True, text=True, input=input, timeout=60)
+
+    assert remote("status").returncode == 0
+    bad = remote("status", token="wrong-token-wrong-token")
+    assert bad.returncode != 0 and "wrong API token" in bad.stderr
+    head = lab.head()
+    r = remote("commit", "-m", "drop the api rule", "-f", "/dev/stdin", input=example_config())
+    assert r.returncode != 0
+    assert "would cut your API connection 192.168.99.10 -> 192.168.99.1 tcp/8099: drop by zone mgmt input" in r.stderr
+    assert lab.head() == head
+    entry = lab.client.audit(1)[0]
+    assert entry["action"] == "refused" and entry["via"] == "api from 192.168.99.10"
+    lab.client.commit(example_config(), "back to the example")

@@ -159,7 +159,17 @@ class Lab:
         except (OSError, ValueError):
             return {}
 
+    def restart_agent(self, extra: tuple[str, ...] = (), config_text: str | None = None) -> int:
+        """Stop the lab's agent (if it runs) and start it again; returns the new pid."""
+        self.stop_agent()
+        meta = self.meta() or {"pids": {}}
+        meta["pids"]["agent"] = self.start_agent(config_text or example_config(), extra=extra)
+        self._write_meta(meta)
+        return meta["pids"]["agent"]
+
     def start_agent(self, config_text: str, timeout: float = 30.0, extra: tuple[str, ...] = ()) -> int:
+        """Start the agent in the router namespace (the repo is created from config_text only
+        when it does not exist yet) and wait until it has converged."""
         init = self.state / "initial.yaml"
         init.write_text(config_text)
         pid = self.spawn("router", [sys.executable, "-m", "backend.cli", "agent", "--repo", self.repo,

@@ -135,10 +135,7 @@ def test_agent_converges_the_kernel_to_head_on_start(lab):
     lab.router("ip", "addr", "del", "192.168.10.1/24", "dev", "lan0")
     lab.router("ip", "route", "del", "default")
     assert lab.kernel_state() != before
-    pid = lab.lab.start_agent(example_config())
-    meta = lab.lab.meta()
-    meta["pids"]["agent"] = pid
-    lab.lab._write_meta(meta)
+    lab.lab.restart_agent()
     assert lab.kernel_state() == before
     assert lab.tcp("lan", "203.0.113.10", 80) == "talgate-lab isp 80 198.51.100.2"
 

@@ -49,11 +49,7 @@ def restart_agent(lab, kill: bool = True) -> None:
             os.waitpid(pid, 0)
         except ChildProcessError:
             pass
-    else:
-        lab.lab.stop_agent()
-    meta = lab.lab.meta()
-    meta["pids"]["agent"] = lab.lab.start_agent(example_config())
-    lab.lab._write_meta(meta)
+    lab.lab.restart_agent()
 
 
 def commit_cli(lab, text, *args, env=None) -> subprocess.Popen:
@@ -221,11 +217,7 @@ def test_remote_api_client_connection_is_protected(lab):
     lab.client.commit(api, "remote API from mgmt")
     token = lab.lab.state / "api.token"
     token.write_text("s3cret-token-for-the-lab\n")
-    lab.lab.stop_agent()
-    meta = lab.lab.meta()
-    meta["pids"]["agent"] = lab.lab.start_agent(example_config(), extra=("--listen", "192.168.99.1:8099",
-                                                                          "--token-file", str(token)))
-    lab.lab._write_meta(meta)
+    lab.lab.restart_agent(extra=("--listen", "192.168.99.1:8099", "--token-file", str(token)))
 
     def remote(*args, token="s3cret-token-for-the-lab", input=None):
         env = {"TALGATE_TOKEN": token, "PATH": os.environ["PATH"], "PYTHONPATH": str(REPO_ROOT)}

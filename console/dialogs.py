@@ -80,7 +80,7 @@ class CommitScreen(_Dialog):
             yield Static("", id="e-confirm", classes="error")
             yield _row("", Checkbox("force (cut access paths; needs a confirm time)", id="f-force", compact=True))
             yield Static("", id="e-force", classes="error")
-            yield Static("", id="e-_general", classes="error lockout")
+            yield Static("", id="e-_general", classes="error wide")
             yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")
 
     def on_mount(self) -> None:
@@ -190,8 +190,10 @@ def trace_text(res: dict, plain: bool = False) -> Text:
     t.append("path   ", style="dim")
     t.append(f"{p.get('iif', '?')} ({res.get('ingress_zone') or '-'}) {arrow} ")
     egress = res.get("egress")
-    t.append("router itself" if egress == "self" else f"{egress} ({res.get('egress_zone') or '-'})" if egress
-             else "(not routed)")
+    if egress == "self" or (egress is None and res.get("hook") == "input"):
+        t.append("the router itself")
+    else:
+        t.append(f"{egress} ({res.get('egress_zone') or '-'})" if egress else "(not routed)")
     t.append(f"   {res.get('hook') or ''} hook\n", style="dim")
     for n in res.get("nat") or []:
         t.append("nat    ", style="dim")
@@ -233,9 +235,9 @@ class TraceScreen(_Dialog):
             yield _row("in", Select([(n, n) for n in self.interfaces], value=iif if iif else Select.NULL,
                                     allow_blank=not self.interfaces, id="f-iif", compact=True))
             yield Static("", id="e-iif", classes="error")
-            yield _row("src", Input(pk.get("src") or "", placeholder="192.168.20.10", id="f-src"))
+            yield _row("src", Input(pk.get("src") or "", placeholder="source address (IPv4 or IPv6)", id="f-src"))
             yield Static("", id="e-src", classes="error")
-            yield _row("dst", Input(pk.get("dst") or "", placeholder="203.0.113.10", id="f-dst"))
+            yield _row("dst", Input(pk.get("dst") or "", placeholder="destination address", id="f-dst"))
             yield Static("", id="e-dst", classes="error")
             yield _row("proto", Select([(p, p) for p in PROTOS], value=pk.get("proto") or "tcp", allow_blank=False,
                                        id="f-proto", compact=True))

@@ -41,6 +41,7 @@ ModalScreen { align: center middle; }
 .dialog .field { height: 1; }
 .dialog .label { width: 12; }
 .dialog .error { color: $error; height: auto; padding-left: 12; display: none; }
+.dialog .error.wide { padding-left: 1; }
 .dialog .buttons { height: 1; color: $text-muted; }
 .scrollbox { height: 1fr; }
 """

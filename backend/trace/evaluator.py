@@ -37,6 +37,11 @@ class Packet:
     hoplimit: int = 64
 
     def __post_init__(self):
+        for flag, value in (("--src", self.src), ("--dst", self.dst)):
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError(f"{flag} {value!r} is not an IPv4 or IPv6 address") from None
         self.src_ip = ipaddress.ip_address(self.src)
         self.dst_ip = ipaddress.ip_address(self.dst)
         if self.src_ip.version != self.dst_ip.version:

@@ -117,7 +117,7 @@ async def test_trace_dialog_verdict_nat_field_errors_and_candidate():
         scr.query_one("#f-src").value = "foo"
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert "does not appear to be an IPv4 or IPv6 address" in text_of(app, "#e-src")
+        assert "--src 'foo' is not an IPv4 or IPv6 address" in text_of(app, "#e-src")
         scr.query_one("#f-src").value = "2001:db8::5"
         await pilot.press("ctrl+s")
         await settle(pilot)

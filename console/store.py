@@ -112,14 +112,18 @@ class Store:
         changed.add("status")
         if "config" in out:
             cfg = out["config"]
-            if not self.candidate.dirty:
+            if cfg["rev"] == self.candidate.head_rev and cfg["text"] == self.candidate.head_text:
+                pass  # HEAD as we have it: nothing to re-parse or redraw
+            elif not self.candidate.dirty:
                 self.candidate.reset(cfg["text"], cfg["rev"])
+                changed.add("config")
             else:
                 # Keep the edits; the commit will name the old base and the agent will refuse it.
                 self.candidate.head_rev_latest = cfg["rev"]
-            changed.add("config")
+                changed.add("config")
         for n in ("interfaces", "history", "counters", "conntrack", "log", "leases"):
-            if n in out:
+            if n in out and out[n] != getattr(self, n, None):
+                # Equal data is not a change: a 1,000-row table is not re-diffed for nothing.
                 setattr(self, n, out[n])
                 changed.add(n)
         return changed

@@ -151,3 +151,43 @@ def interface_edit(candidate, name: str, values: dict):
                                     [str(x) for x in split_list(values.get("ipv6", ""))], mtu,
                                     values.get("zone", "").strip() or None)
     return data, None
+
+
+class ListEditing:
+    """Add / edit / delete of one list of the candidate, shared by the firewall (rules) and nat
+    (port forwards) screens. The screen provides ``_index()``, ``_open_form(index)``, ``_edited()``
+    and sets LIST_TABLE (the table's id, also the candidate's property holding the list),
+    LIST_PATH (the candidate path) and LIST_NOUN."""
+
+    LIST_TABLE = ""
+    LIST_PATH = ""
+    LIST_NOUN = ""
+
+    def on_data_table_row_selected(self, event) -> None:
+        event.stop()
+        if event.data_table.id == self.LIST_TABLE and not self.read_only:
+            self.action_edit()
+
+    def action_add(self) -> None:
+        self._open_form(None)
+
+    def action_edit(self) -> None:
+        i = self._index()
+        if i is not None:
+            self._open_form(i)
+
+    def action_delete(self) -> None:
+        from ..forms import ConfirmScreen
+
+        i = self._index()
+        if i is None:
+            return
+        name = getattr(self.store.candidate, self.LIST_TABLE)[i].get("name")
+
+        def done(yes):
+            if yes:
+                self.store.candidate.delete(self.LIST_PATH, i)
+                self._edited()
+                self.notify(f"{self.LIST_NOUN} {name}: deletion staged")
+
+        self.app.push_screen(ConfirmScreen(f"Delete {self.LIST_NOUN} {name!r} from the candidate?"), done)

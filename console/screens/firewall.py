@@ -8,10 +8,10 @@ from textual.binding import Binding
 from textual.widgets import ContentSwitcher, Static
 
 from ..candidate import join_list
-from ..forms import ConfirmScreen, FormScreen
+from ..forms import FormScreen
 from ..widgets import LiveTable, human_count
 from .base import BaseView
-from .editing import RULE_FIELDS, check_item, fields_for, item_from
+from .editing import RULE_FIELDS, ListEditing, check_item, fields_for, item_from
 
 RULE_COLS = [("#", 3), ("name", 18), ("from", 7), ("to", 7), ("proto", 5), ("dport", 9), ("action", 6), ("hits", 7)]
 POLICY_COLS = [("from", 10), ("to", 10), ("action", 8), ("log", 4), ("hits", 8), ("bytes", 8)]
@@ -24,7 +24,8 @@ def _action(a) -> Text:
     return Text(str(a or "-"), style=ACTION_STYLE.get(str(a), ""))
 
 
-class FirewallView(BaseView):
+class FirewallView(ListEditing, BaseView):
+    LIST_TABLE, LIST_PATH, LIST_NOUN = "rules", "rules", "rule"
     NAME = "firewall"
     BINDINGS = [
         Binding("r", "section('rules')", "rules"),
@@ -152,33 +153,6 @@ class FirewallView(BaseView):
 
         title = f"edit rule {old.get('name')}" if old else "add rule"
         self.app.push_screen(FormScreen(title, fields_for(RULE_FIELDS, item), check), done)
-
-    def on_data_table_row_selected(self, event) -> None:
-        event.stop()
-        if event.data_table.id == "rules" and not self.read_only:
-            self.action_edit()
-
-    def action_add(self) -> None:
-        self._open_form(None)
-
-    def action_edit(self) -> None:
-        i = self._index()
-        if i is not None:
-            self._open_form(i)
-
-    def action_delete(self) -> None:
-        i = self._index()
-        if i is None:
-            return
-        name = self.store.candidate.rules[i].get("name")
-
-        def done(yes):
-            if yes:
-                self.store.candidate.delete("rules", i)
-                self._edited()
-                self.notify(f"rule {name}: deletion staged")
-
-        self.app.push_screen(ConfirmScreen(f"Delete rule {name!r} from the candidate?"), done)
 
     def _move(self, delta: int) -> None:
         i = self._index()

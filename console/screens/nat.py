@@ -7,16 +7,17 @@ from textual.binding import Binding
 from textual.widgets import Static
 
 from ..candidate import join_list
-from ..forms import ConfirmScreen, FormScreen
+from ..forms import FormScreen
 from ..widgets import LiveTable, human_count
 from .base import BaseView
-from .editing import FORWARD_FIELDS, check_item, fields_for, item_from
+from .editing import FORWARD_FIELDS, ListEditing, check_item, fields_for, item_from
 
 MASQ_COLS = [("name", 20), ("out", 10), ("family", 8), ("hits", 8), ("bytes", 8)]
 FWD_COLS = [("name", 14), ("in", 6), ("proto", 5), ("dport", 6), ("to", 22), ("src", 10), ("hits", 6)]
 
 
-class NatView(BaseView):
+class NatView(ListEditing, BaseView):
+    LIST_TABLE, LIST_PATH, LIST_NOUN = "forwards", "nat.forwards", "port forward"
     NAME = "nat"
     DEFAULT_CSS = "NatView #masq { height: auto; max-height: 7; }"
     BINDINGS = [
@@ -83,28 +84,3 @@ class NatView(BaseView):
         title = f"edit forward {old.get('name')}" if old else "add port forward"
         self.app.push_screen(FormScreen(title, fields_for(FORWARD_FIELDS, old or {"proto": "tcp"}), check), done)
 
-    def on_data_table_row_selected(self, event) -> None:
-        event.stop()
-        if event.data_table.id == "forwards" and not self.read_only:
-            self.action_edit()
-
-    def action_add(self) -> None:
-        self._open_form(None)
-
-    def action_edit(self) -> None:
-        i = self._index()
-        if i is not None:
-            self._open_form(i)
-
-    def action_delete(self) -> None:
-        i = self._index()
-        if i is None:
-            return
-        name = self.store.candidate.forwards[i].get("name")
-
-        def done(yes):
-            if yes:
-                self.store.candidate.delete("nat.forwards", i)
-                self._edited()
-
-        self.app.push_screen(ConfirmScreen(f"Delete port forward {name!r} from the candidate?"), done)

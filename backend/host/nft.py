@@ -1,8 +1,9 @@
 """The ``inet talgate`` table through libnftables' JSON API (one transaction per apply).
 
-Idempotence: the kernel's own listing of our table (handles and counter values stripped) is
-the fingerprint of what is loaded. After each load we record it; a later apply of the same
-render is a no-op when the listing still equals the record, so nothing shows on `nft monitor`.
+Idempotence and drift: the netns's nftables generation id (one netlink round trip) tells whether
+any transaction happened since our last load; only when it moved is our table listed and its
+fingerprint (handles and counter values left out) compared with the one recorded after the load.
+The pipeline (backend/agent/pipeline.py) keeps that state.
 """
 
 from __future__ import annotations
@@ -56,25 +57,13 @@ def list_table() -> list[dict] | None:
     return [o for o in out.get("nftables", []) if "metainfo" not in o]
 
 
-def _strip(obj):
-    if isinstance(obj, dict):
-        if "counter" in obj and isinstance(obj["counter"], dict):
-            return {"counter": None}
-        return {k: _strip(v) for k, v in obj.items() if k != "handle"}
-    if isinstance(obj, list):
-        return [_strip(v) for v in obj]
-    return obj
-
-
 _COUNTER = re.compile(r'"counter": \{"packets": \d+, "bytes": \d+\}')
 _HANDLE = re.compile(r', "handle": \d+')
 
 
-def fingerprint(listing: list[dict] | None = None) -> str | None:
-    """Hash of our table as the kernel lists it, counter values left out. Without an argument the
-    raw listing is hashed directly (no JSON walk: a 100,000-element set stays cheap)."""
-    if listing is not None:
-        return hashlib.sha256(json.dumps(_strip(listing), sort_keys=True).encode()).hexdigest()
+def fingerprint() -> str | None:
+    """Hash of our table as the kernel lists it, handles and counter values left out, or None when
+    the table is absent. The raw listing is hashed (no JSON walk: a 100,000-element set stays cheap)."""
     n = _nft()
     with _lock:
         rc, out, err = n.cmd(f"list table {FAMILY} {TABLE}")
@@ -87,22 +76,6 @@ def fingerprint(listing: list[dict] | None = None) -> str | None:
 
 def render_hash(rs: Ruleset) -> str:
     return hashlib.sha256(json.dumps(rs.create_commands(), sort_keys=True).encode()).hexdigest()
-
-
-def check(rs: Ruleset) -> None:
-    """Ask the kernel whether it would accept the ruleset, without changing anything."""
-    run(rs.commands(), check_only=True)
-
-
-def load(rs: Ruleset) -> str:
-    """Replace our table atomically; returns the new fingerprint."""
-    run(rs.commands())
-    return fingerprint(list_table())
-
-
-def delete_table() -> None:
-    if list_table() is not None:
-        run([{"delete": {"table": {"family": FAMILY, "name": TABLE}}}])
 
 
 def counters() -> dict[str, dict]:
@@ -155,7 +128,3 @@ def genid() -> int:
             return struct.unpack_from("!I", data, off + 4)[0]
         off += (alen + 3) & ~3
     raise NftError("nft generation id: no NFTA_GEN_ID in the answer")
-
-
-def load_update(new: Ruleset, prev: Ruleset) -> None:
-    run(new.update_commands(prev))

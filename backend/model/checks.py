@@ -270,14 +270,8 @@ def _addrs_cover(cfg, outer: list[str], inner: list[str]) -> bool:
     return all(any(n.version == x.version and n.subnet_of(x) for x in o) for n in resolve_addresses(cfg, inner))
 
 
-def covers(cfg: RouterConfig, a: Rule, b: Rule) -> bool:
-    """True when every packet rule b matches is also matched by rule a."""
-    if not (set(b.from_) <= set(a.from_) and set(b.to) <= set(a.to)):
-        return False
-    return _covers_rest(cfg, a, b)
-
-
-def _covers_rest(cfg: RouterConfig, a: Rule, b: Rule) -> bool:
+def _covers(cfg: RouterConfig, a: Rule, b: Rule) -> bool:
+    """With b's zones within a's (checked by the caller): does a match every packet b matches?"""
     if not rule_families(cfg, b) <= rule_families(cfg, a):
         return False
     if a.proto != "any" and a.proto != b.proto:
@@ -293,7 +287,7 @@ def shadowed_rules(cfg: RouterConfig) -> list[Problem]:
     active = [(i, r, frozenset(r.from_), frozenset(r.to)) for i, r in enumerate(cfg.rules) if r.enabled]
     for k, (i, r, rf, rt) in enumerate(active):
         for j, earlier, ef, et in active[:k]:
-            if rf <= ef and rt <= et and _covers_rest(cfg, earlier, r):
+            if rf <= ef and rt <= et and _covers(cfg, earlier, r):
                 verb = "same action" if earlier.action == r.action else f"{earlier.action}s it first"
                 out.append(Problem(f"rules[{i}]", f"rule {r.name!r} is shadowed by rules[{j}] "
                                                   f"({earlier.name!r}, {verb}); it never matches",

@@ -349,7 +349,7 @@ class RouterConfig(Strict):
     ntp: Ntp | None = Field(None, description="Time service (chrony).")
     mdns: Mdns | None = Field(None, description="mDNS reflection between zones (avahi).")
 
-    # Parsed address sets, filled lazily by backend.model.checks.set_networks (a config is
+    # Parsed address sets, filled lazily by backend.model.checks (set_networks, set_prefixes; a config is
     # immutable once validated; big sets are parsed once, not once per rule and zone pair).
     _nets: dict = PrivateAttr(default_factory=dict)
 

@@ -36,13 +36,74 @@ def _fail(e) -> int:
 
 def _worktree(args, client) -> tuple[str, str]:
     """(path, text) of the candidate: -f FILE, or router.yaml in the agent's repo."""
-    path = getattr(args, "file", None)
-    if not path:
-        path = str(Path(client.status()["repo"]) / "router.yaml")
+    path, text, _base = _candidate(args, client, need_base=False)
+    return path, text
+
+
+STDIN_PATHS = ("-", "/dev/stdin")
+
+
+def _sidecar(path: str) -> Path:
+    """Where `talgate config get -o FILE` records the revision FILE was written from."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.talgate-base")
+
+
+def _file_base(path: str, status: dict) -> str | None:
+    """The revision a candidate file was based on: its sidecar (written by `config get -o`), or the
+    HEAD of the git clone it lives in (a clone of the config repo). None when it cannot be told."""
+    if path in STDIN_PATHS:
+        return None
     try:
-        return path, Path(path).read_text()
+        rev = _sidecar(path).read_text(errors="replace").strip()
+        if rev:
+            return rev
+    except OSError:
+        pass
+    try:
+        import pygit2
+
+        found = pygit2.discover_repository(str(Path(path).resolve().parent))
+        if not found:
+            return None
+        r = pygit2.Repository(found)
+        if r.workdir and Path(r.workdir).resolve() == Path(status.get("repo") or "/nonexistent").resolve():
+            return status.get("worktree_base")  # the agent's own working tree
+        if r.head_is_unborn:
+            return None
+        return str(r.head.target)
+    except Exception:  # noqa: BLE001 - not a git clone we can read: no base
+        return None
+
+
+def _candidate(args, client, need_base: bool = True) -> tuple[str, str, str | None]:
+    """(path, text, base) of the candidate. base is the revision the edit started from: --base, the
+    agent's record of its working tree, or the file's own record; a stale base is a conflict at
+    the agent, so two admins editing the same revision cannot silently undo each other."""
+    path = getattr(args, "file", None)
+    status = client.status()
+    if not path:
+        path = str(Path(status["repo"]) / "router.yaml")
+    try:
+        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as e:
         raise SystemExit(f"talgate: cannot read {path}: {e.strerror}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SystemExit(f"talgate: {path}: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+    base = getattr(args, "base", None)
+    if base is None:
+        if not getattr(args, "file", None):
+            base = status.get("worktree_base") or (None if status.get("worktree_dirty") else status.get("head"))
+        else:
+            base = _file_base(path, status)
+    if base is None and need_base:
+        raise SystemExit(
+            f"talgate: cannot tell which revision {path} was based on: pass --base REV (the revision "
+            "you started from; `talgate log` lists them), or --base HEAD to replace whatever HEAD is "
+            "now. `talgate config get -o FILE` records it for you.")
+    return path, text, base
 
 
 # -- commands ----------------------------------------------------------------------------
@@ -65,6 +126,19 @@ def cmd_validate(args) -> int:
     return 0
 
 
+def cmd_config_get(args) -> int:
+    c = _client(args)
+    r = c.config(args.rev)
+    if not args.output:
+        sys.stdout.write(r["text"])
+        return 0
+    Path(args.output).write_text(r["text"])
+    _sidecar(args.output).write_text(r["rev"] + "\n")
+    print(f"{args.output}: revision {r['rev'][:12]}; edit it, then `talgate commit -f {args.output} -m MSG` "
+          "(refused as a conflict if HEAD moves meanwhile)")
+    return 0
+
+
 def cmd_schema(args) -> int:
     from .model import json_schema
 
@@ -78,8 +152,8 @@ def cmd_diff(args) -> int:
         d = c.diff(args.rev[0], args.rev[1] if len(args.rev) > 1 else "HEAD")
         sys.stdout.write(d["diff"])
         return 0
-    path, text = _worktree(args, c)
-    d = c.diff_candidate(text)
+    path, text, base = _candidate(args, c, need_base=False)
+    d = c.diff_candidate(text, base)
     if d.get("problems"):
         _print_problems(d["problems"])
     sys.stdout.write(d["diff"] or f"# {path}: no changes against HEAD\n")
@@ -90,8 +164,10 @@ def cmd_diff(args) -> int:
 
 def cmd_commit(args) -> int:
     c = _client(args)
-    path, text = _worktree(args, c)
-    r = c.commit(text, args.message, base=args.base or "HEAD", confirm=args.confirm, force=args.force)
+    path, text, base = _candidate(args, c)
+    r = c.commit(text, args.message, base=base, confirm=args.confirm, force=args.force)
+    if args.file and args.file not in STDIN_PATHS and _sidecar(args.file).exists() and r.get("rev"):
+        _sidecar(args.file).write_text(r["rev"] + "\n")  # the file now equals the new HEAD
     _print_problems(r.get("warnings", []))
     if r.get("changes") == 0 and r.get("message"):
         print(r["message"])
@@ -314,6 +390,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_validate)
     s = csub.add_parser("schema", help="print the JSON Schema of router.yaml")
     s.set_defaults(func=cmd_schema)
+    g = with_socket(csub.add_parser("get", help="the document at HEAD (or REV); with -o, a file to edit "
+                                                "whose base revision is recorded for the commit"))
+    g.add_argument("rev", nargs="?")
+    g.add_argument("-o", "--output", metavar="FILE")
+    g.set_defaults(func=cmd_config_get)
 
     d = with_socket(sub.add_parser("diff", help="the working tree's router.yaml against HEAD"))
     d.add_argument("-f", "--file", help="candidate file instead of the repo's working tree")
@@ -324,7 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
     c = with_socket(sub.add_parser("commit", help="validate, commit and apply the working tree's router.yaml"))
     c.add_argument("-m", "--message", required=True)
     c.add_argument("-f", "--file", help="candidate file instead of the repo's working tree")
-    c.add_argument("--base", help="revision the edit was based on (refused if HEAD moved)")
+    c.add_argument("--base", help="revision the edit was based on (default: the working tree's, or FILE's "
+                                  "from `config get -o`/its git clone); refused as a conflict if HEAD moved; "
+                                  "HEAD replaces whatever is there")
     c.add_argument("--confirm", type=int, metavar="SECONDS",
                    help="roll back automatically unless `talgate confirm` follows within SECONDS")
     c.add_argument("--force", action="store_true", help="apply even if it cuts an access path (needs --confirm)")

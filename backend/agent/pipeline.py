@@ -404,6 +404,7 @@ class Pipeline:
             "applied": self.applied.rev,
             "in_sync": head is not None and head == self.applied.rev,
             "worktree_dirty": self.repo.worktree_dirty(),
+            "worktree_base": self.repo.worktree_base(),
             "last_error": self.last_error,
             "last_apply": self.last_apply,
             "last_drift": self.last_drift,

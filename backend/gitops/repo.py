@@ -17,6 +17,9 @@ import pygit2
 
 CONFIG_FILE = "router.yaml"
 BRANCH = "refs/heads/main"
+# In the git dir: the revision whose text was last written to the working tree (the base an edit
+# of the working tree starts from; the CLI sends it so a stale edit is a conflict, not a lost update).
+WORKTREE_BASE = "talgate-worktree-base"
 
 
 class RepoError(Exception):
@@ -193,15 +196,32 @@ class ConfigRepo:
         self.repo.references[BRANCH].set_target(pygit2.Oid(hex=rev), message="talgate: apply failed")
 
     def write_worktree(self, text: str) -> None:
+        """Write text (HEAD's) to the working tree and record HEAD as the worktree's base."""
         p = self.path / CONFIG_FILE
         tmp = p.with_suffix(".yaml.tmp")
         tmp.write_text(text)
         os.replace(tmp, p)
+        head = self.head()
+        if head is not None:
+            b = Path(self.repo.path) / WORKTREE_BASE
+            b.with_suffix(".tmp").write_text(head + "\n")
+            os.replace(b.with_suffix(".tmp"), b)
         # Keep the index in step so `git status` in the repo is clean.
         idx = self.repo.index
         idx.read()
         idx.add(CONFIG_FILE)
         idx.write()
+
+    def worktree_base(self) -> str | None:
+        """The revision the working tree was last written from (None when unknown)."""
+        try:
+            rev = (Path(self.repo.path) / WORKTREE_BASE).read_text(errors="replace").strip()
+        except OSError:
+            return None
+        try:
+            return self.resolve(rev) if len(rev) == 40 else None
+        except RepoError:
+            return None
 
     def worktree_dirty(self) -> bool:
         try:

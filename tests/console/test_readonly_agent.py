@@ -100,7 +100,7 @@ def test_cli_commit_over_ro_socket_is_refused(agent, tmp_path, capsys):
     a, p = agent
     f = tmp_path / "router.yaml"
     f.write_text(example_config())
-    rc = cli_main(["commit", "--socket", a.ro_socket_path, "-f", str(f), "-m", "forged"])
+    rc = cli_main(["commit", "--socket", a.ro_socket_path, "-f", str(f), "--base", "HEAD", "-m", "forged"])
     assert rc == 1
     assert "read-only" in capsys.readouterr().err
     assert p.calls == []

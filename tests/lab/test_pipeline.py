@@ -42,7 +42,7 @@ def test_bad_input_is_refused_and_changes_nothing(lab, tmp_path, case):
         v = lab.cli("config", "validate", str(f))
         assert v.returncode != 0
         assert expected in v.stderr, v.stderr
-    c = lab.cli("commit", "-m", f"bad: {case}", "-f", str(f))
+    c = lab.cli("commit", "-m", f"bad: {case}", "--base", "HEAD", "-f", str(f))
     assert c.returncode != 0, c.stdout
     assert expected in c.stderr, c.stderr
     assert lab.head() == head
@@ -118,7 +118,7 @@ def test_half_way_failure_restores_previous_state(lab):
     text = example_config().replace("192.168.99.1/24", "192.168.98.1/24").replace(
         "  - {name: default-v6", "  - {name: broken, to: 10.66.0.0/16, via: 172.31.0.1, interface: lan0}\n"
         "  - {name: default-v6")
-    c = lab.cli("commit", "-m", "half-way", "-f", "/dev/stdin", input=text)
+    c = lab.cli("commit", "-m", "half-way", "--base", "HEAD", "-f", "/dev/stdin", input=text)
     assert c.returncode != 0
     assert "restored" in c.stderr and "routes" in c.stderr, c.stderr
     assert lab.head() == head
@@ -166,7 +166,7 @@ def test_first_commit_into_an_empty_repo(lab):
         except Exception:  # noqa: BLE001 - starting up
             time.sleep(0.05)
     assert st["head"] is None and st["last_error"] is None
-    c = lab.cli("commit", "-m", "first config", "-f", "/dev/stdin", input=example_config())
+    c = lab.cli("commit", "-m", "first config", "--base", "HEAD", "-f", "/dev/stdin", input=example_config())
     assert c.returncode == 0, c.stderr
     assert [e["message"] for e in lab.client.log()] == ["first config"]
     assert lab.tcp("lan", "203.0.113.10", 80) == "talgate-lab isp 80 198.51.100.2"

@@ -55,18 +55,18 @@ def restart_agent(lab, kill: bool = True) -> None:
 def commit_cli(lab, text, *args, env=None) -> subprocess.Popen:
     e = dict(os.environ, **(env or {}))
     return subprocess.Popen([sys.executable, "-m", "backend.cli", "commit", "--socket", lab.lab.socket,
-                             "-f", "/dev/stdin", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             "--base", "HEAD", "-f", "/dev/stdin", *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=e, cwd=REPO_ROOT)
 
 
 def test_lockout_check_refuses_cutting_declared_access(lab):
     before, head = lab.kernel_state(), lab.head()
-    c = lab.cli("commit", "-m", "cut ssh", "-f", "/dev/stdin", input=BLOCK_SSH)
+    c = lab.cli("commit", "-m", "cut ssh", "--base", "HEAD", "-f", "/dev/stdin", input=BLOCK_SSH)
     assert c.returncode != 0
     assert "would cut access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22): drop by rule block-ssh" in c.stderr, c.stderr
     assert "--force --confirm" in c.stderr
     assert lab.head() == head and lab.kernel_state() == before
-    f = lab.cli("commit", "-m", "cut ssh", "--force", "-f", "/dev/stdin", input=BLOCK_SSH)
+    f = lab.cli("commit", "-m", "cut ssh", "--force", "--base", "HEAD", "-f", "/dev/stdin", input=BLOCK_SSH)
     assert f.returncode != 0 and "--force needs --confirm" in f.stderr
     assert lab.head() == head
 
@@ -229,7 +229,7 @@ def test_remote_api_client_connection_is_protected(lab):
     bad = remote("status", token="wrong-token-wrong-token")
     assert bad.returncode != 0 and "wrong API token" in bad.stderr
     head = lab.head()
-    r = remote("commit", "-m", "drop the api rule", "-f", "/dev/stdin", input=example_config())
+    r = remote("commit", "-m", "drop the api rule", "--base", "HEAD", "-f", "/dev/stdin", input=example_config())
     assert r.returncode != 0
     assert "would cut your API connection 192.168.99.10 -> 192.168.99.1 tcp/8099: drop by zone mgmt input" in r.stderr
     assert lab.head() == head

@@ -46,9 +46,10 @@ def validate_text(text: str):
 class Refused(Exception):
     """The candidate was not committed; nothing changed."""
 
-    def __init__(self, problems: list[Problem], status: int = 422):
+    def __init__(self, problems: list[Problem], status: int = 422, code: str = "invalid", detail: dict | None = None):
         self.problems = problems
         self.status = status
+        self.code, self.detail = code, detail or {}  # the API error code (backend/api/errors.py)
         super().__init__("; ".join(str(p) for p in problems))
 
 
@@ -113,15 +114,18 @@ class Pipeline:
         if cfg is None:
             raise Refused(problems)
         rs = render(cfg)
-        kernel = [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
-                  for n in self.net.missing_links(desired(cfg)) if cfg.interfaces[n].enabled]
-        kernel += [p for p in self.services.check(cfg) if p.severity == "error"]
+        missing = [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
+                   for n in self.net.missing_links(desired(cfg)) if cfg.interfaces[n].enabled]
+        if missing:
+            raise Refused(missing)
+        kernel = [p for p in self.services.check(cfg) if p.severity == "error"]
         if kernel:
-            raise Refused(kernel)
+            raise Refused(kernel, code="kernel_refused")
         try:
             nfthost.run(self._nft_commands(rs), check_only=True)  # nft -c: the kernel's own verdict
         except nfthost.NftError as e:
-            raise Refused([Problem("(ruleset)", f"the kernel would refuse the rendered ruleset: {e}")]) from None
+            raise Refused([Problem("(ruleset)", f"the kernel would refuse the rendered ruleset: {e}")],
+                          code="kernel_refused") from None
         return cfg, rs, problems
 
     # -- the kernel ----------------------------------------------------------------------
@@ -189,12 +193,14 @@ class Pipeline:
             cfg, rs, warnings = self.check_text(text)
             if force and not confirm:
                 raise Refused([Problem("(commit)", "--force needs --confirm SECONDS: a forced change must "
-                                                   "roll itself back unless you confirm it")], status=400)
+                                                   "roll itself back unless you confirm it")], status=400,
+                              code="needs_confirm")
             with self.lock:
                 if self.pending is not None:
                     raise Refused([Problem("(commit)", f"commit {short(self.pending['rev'])} is waiting for "
                                                        f"confirmation ({self.pending_remaining():.0f} s left): run "
-                                                       "`talgate confirm` or `talgate rollback` first")], status=409)
+                                                       "`talgate confirm` or `talgate rollback` first")], status=409,
+                                  code="confirm_pending", detail={"rev": self.pending["rev"]})
                 head = self.repo.head()
                 if base == "HEAD":
                     base = head
@@ -209,7 +215,8 @@ class Pipeline:
                     raise Refused([Problem("(lockout)", f"would cut {c}") for c in cut]
                                   + [Problem("(lockout)", "nothing was changed; fix the rule, or apply anyway with "
                                                           "--force --confirm SECONDS (rolled back unless confirmed)")],
-                                  status=409)
+                                  status=409, code="would_cut",
+                                  detail={"cuts": [{"path": c.path, "verdict": c.verdict, "rule": c.rule} for c in cut]})
                 result = self._commit_locked(cfg, rs, text, message, author, head, confirm)
         except (Refused, Conflict, ApplyFailed) as e:
             self.audit.record("refused", who, message=message, reason=str(e), ssh=ssh)
@@ -273,7 +280,7 @@ class Pipeline:
             if rev is None:
                 parent = self.repo.log(2)
                 if len(parent) < 2:
-                    raise RepoError("nothing to roll back to: HEAD has no parent")
+                    raise RepoError("nothing to roll back to: HEAD has no parent", code="nothing_to_roll_back")
                 target = parent[1].rev
             else:
                 target = self.repo.resolve(rev)
@@ -284,7 +291,8 @@ class Pipeline:
                 if entry:
                     message += f" ({entry.message.splitlines()[0]})"
             if text == self.repo.read(head):
-                raise RepoError(f"HEAD already has the configuration of {short(target)}")
+                raise RepoError(f"HEAD already has the configuration of {short(target)}",
+                                code="nothing_to_roll_back")
             cfg, rs, _ = self.check_text(text)
             self._set_pending(None)
             result = self._commit_locked(cfg, rs, text, message, author, head, None)
@@ -331,7 +339,7 @@ class Pipeline:
     def confirm(self, who: dict | None = None) -> dict:
         with self.lock:
             if self.pending is None:
-                raise RepoError("nothing to confirm: no commit is waiting for confirmation")
+                raise RepoError("nothing to confirm: no commit is waiting for confirmation", code="nothing_to_confirm")
             rev = self.pending["rev"]
             self._set_pending(None)
         self.audit.record("confirm", who, rev=rev)

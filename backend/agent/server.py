@@ -1,13 +1,12 @@
-"""The agent's API: HTTP+JSON over Unix sockets, one read-write and one read-only.
-
-Read-only enforcement lives in one place: ``Route.write`` — a write arriving on the read-only
-socket is refused here, whatever client sent it.
+"""The agent's transport: HTTP+JSON over Unix sockets (one read-write, one read-only) and, for
+remote clients, TCP with a bearer token. Transport only: parse, identify the caller, hand the
+request to :func:`backend.api.dispatch.dispatch` (route table → request model → service layer),
+serialize. Read-only enforcement lives in one place: the route table's ``write`` flag.
 """
 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import os
 import pwd
@@ -17,39 +16,16 @@ import socketserver
 import struct
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
-from urllib.parse import parse_qs, urlparse
 
-from ..gitops import Conflict, RepoError
-from ..render.nft import render
+from ..api.dispatch import dispatch, encode, parse_body
+from ..api.errors import ApiError
+from ..api.models import Caller
+from ..gitops import RepoError
 from .pipeline import ApplyFailed, Pipeline, Refused
+from .service import Service
 
 log = logging.getLogger("talgate.agent")
-API = "/v1"
-
-
-@dataclass
-class Route:
-    fn: Callable
-    write: bool = False
-
-
-@dataclass
-class Caller:
-    uid: int | None
-    pid: int | None
-    user: str
-    read_only: bool
-    ssh: str | None = None        # "client port server port" of the caller's connection
-    tcp_peer: str | None = None   # remote API clients: the TCP peer the kernel saw
-
-
-class HttpError(Exception):
-    def __init__(self, status: int, error: str, **extra):
-        self.status, self.error, self.extra = status, error, extra
-        super().__init__(error)
 
 
 def _peer(sock: socket.socket) -> tuple[int | None, int | None]:
@@ -71,9 +47,13 @@ def _username(uid: int | None) -> str:
 
 
 class Agent:
+    """The transport: sockets, HTTP parsing, the caller's identity. Every request goes through
+    :func:`backend.api.dispatch.dispatch` (route table, read-only refusal, request models) to the
+    service layer (``service.py``), which holds all handler logic."""
+
     def __init__(self, pipeline: Pipeline, socket_path: str, ro_socket_path: str | None,
                  socket_group: int | None = None, reconcile_interval: float = 2.0,
-                 tcp_listen: str | None = None, tcp_token: str | None = None):
+                 tcp_listen: str | None = None, tcp_token: str | None = None, readers=None):
         self.p = pipeline
         self.tcp_listen, self.tcp_token = tcp_listen, tcp_token
         self.reconcile_interval = reconcile_interval
@@ -81,172 +61,10 @@ class Agent:
         self.socket_path = socket_path
         self.ro_socket_path = ro_socket_path
         self.servers: list[socketserver.BaseServer] = []
-        self.routes: dict[tuple[str, str], Route] = {
-            ("GET", "/status"): Route(self.status),
-            ("GET", "/config"): Route(self.config),
-            ("GET", "/log"): Route(self.log),
-            ("GET", "/diff"): Route(self.diff),
-            ("POST", "/diff"): Route(self.diff_candidate),
-            ("GET", "/render"): Route(self.render),
-            ("POST", "/validate"): Route(self.validate),
-            ("GET", "/counters"): Route(self.counters),
-            ("POST", "/trace"): Route(self.trace),
-            ("POST", "/commit"): Route(self.commit, write=True),
-            ("POST", "/apply"): Route(self.apply, write=True),
-            ("POST", "/rollback"): Route(self.rollback, write=True),
-            ("POST", "/confirm"): Route(self.confirm, write=True),
-            ("GET", "/audit"): Route(self.audit),
-        }
-        from .leases_api import register as register_leases
-        from .observe_api import register
-
-        register(self)
-        register_leases(self)
-
-    # -- handlers ------------------------------------------------------------------------
-
-    def status(self, caller: Caller, q: dict, body: dict) -> dict:
-        st = self.p.status()
-        st["sockets"] = {"rw": self.socket_path, "ro": self.ro_socket_path}
-        st["read_only"] = caller.read_only
-        st["pid"] = os.getpid()
-        try:
-            from ..model import load_config
-
-            st["hostname"] = load_config(self.p.repo.read()).system.hostname
-        except Exception:  # noqa: BLE001 - status must always answer
-            st["hostname"] = None
-        return st
-
-    def config(self, caller, q, body):
-        rev = q.get("rev")
-        r = self.p.repo.resolve(rev)
-        return {"rev": r, "text": self.p.repo.read(r)}
-
-    def log(self, caller, q, body):
-        n = int(q.get("n", 50))
-        return {"entries": [e.to_dict() for e in self.p.repo.log(n)]}
-
-    def diff(self, caller, q, body):
-        a = q.get("a") or "HEAD~1"
-        b = q.get("b") or "HEAD"
-        return {"a": self.p.repo.resolve(a), "b": self.p.repo.resolve(b), "diff": self.p.repo.diff(a, b)}
-
-    def diff_candidate(self, caller, q, body):
-        text = _need(body, "config")
-        base = body.get("base") or "HEAD"
-        out = {"base": self.p.repo.resolve(base), "diff": self.p.repo.diff(base, text_b=text)}
-        from ..model import validate_text
-
-        cfg, problems = validate_text(text)
-        out["problems"] = [p.to_dict() for p in problems]
-        if cfg is not None:
-            import difflib
-
-            old_cfg, _ = validate_text(self.p.repo.read(base))
-            old = render(old_cfg).text() if old_cfg else ""
-            out["nft_diff"] = "".join(difflib.unified_diff(old.splitlines(True), render(cfg).text().splitlines(True),
-                                                           "HEAD.nft", "candidate.nft"))
-        return out
-
-    def render(self, caller, q, body):
-        from ..model import validate_text
-
-        r = self.p.repo.resolve(q.get("rev"))
-        cfg, problems = validate_text(self.p.repo.read(r))
-        if cfg is None:
-            raise HttpError(422, "the revision does not validate", problems=[p.to_dict() for p in problems])
-        return {"rev": r, "nft": render(cfg).text()}
-
-    def validate(self, caller, q, body):
-        text = _need(body, "config")
-        try:
-            _cfg, _rs, warnings = self.p.check_text(text)
-        except Refused as e:
-            return {"ok": False, "problems": [p.to_dict() for p in e.problems]}
-        return {"ok": True, "problems": [p.to_dict() for p in warnings]}
-
-    def trace(self, caller, q, body):
-        """Would this packet pass? Against HEAD, or a candidate document when one is sent."""
-        from ..model import validate_text
-        from ..trace.evaluator import Packet, Tracer
-
-        text = body.get("config") or self.p.repo.read()
-        cfg, problems = validate_text(text)
-        if cfg is None:
-            raise HttpError(422, "the configuration does not validate", problems=[p.to_dict() for p in problems])
-        pk = _need(body, "packet")
-        try:
-            pkt = Packet(**{k: v for k, v in pk.items() if v is not None})
-        except (TypeError, ValueError) as e:
-            raise HttpError(400, f"bad packet: {e}") from None
-        if pkt.iif not in cfg.interfaces and pkt.iif != "lo":
-            raise HttpError(400, f"--in {pkt.iif}: no such interface in the configuration "
-                                 f"({', '.join(cfg.interfaces)})")
-        res = Tracer(cfg).trace(pkt).to_dict()
-        res["config"] = "candidate" if body.get("config") else "running"
-        return res
-
-    def counters(self, caller, q, body):
-        from ..host import nft as nfthost
-
-        return {"counters": nfthost.counters()}
-
-    def commit(self, caller, q, body):
-        text = _need(body, "config")
-        msg = _need(body, "message")
-        author = body.get("author") or caller.user
-        confirm = body.get("confirm")
-        if confirm is not None and (not isinstance(confirm, int) or not 1 <= confirm <= 86400):
-            raise HttpError(400, "--confirm: seconds must be a whole number from 1 to 86400")
-        log.info("commit by %s (uid %s pid %s): %s", author, caller.uid, caller.pid, msg)
-        return self.p.commit(text, msg, author, base=body.get("base", "HEAD"), confirm=confirm,
-                             force=bool(body.get("force")), ssh=caller.ssh, who=_who(caller, body),
-                             conn_kind="API" if caller.tcp_peer else "SSH")
-
-    def apply(self, caller, q, body):
-        r = self.p.apply(body.get("rev"))
-        self.p.audit.record("apply", _who(caller, body), rev=r["rev"], changes=r["changes"])
-        return r
-
-    def rollback(self, caller, q, body):
-        author = body.get("author") or caller.user
-        return self.p.rollback(body.get("rev"), author, base=body.get("base", "HEAD"), who=_who(caller, body))
-
-    def confirm(self, caller, q, body):
-        return self.p.confirm(_who(caller, body))
-
-    def audit(self, caller, q, body):
-        return {"entries": self.p.audit.read(int(q.get("n", 100)))}
-
-    # -- dispatch ------------------------------------------------------------------------
+        self.service = Service(pipeline, readers, sockets=(socket_path, ro_socket_path))
 
     def dispatch(self, method: str, path: str, caller: Caller, body: dict) -> tuple[int, dict]:
-        u = urlparse(path)
-        if not u.path.startswith(API):
-            return 404, {"error": f"unknown path {u.path}"}
-        route = self.routes.get((method, u.path[len(API):]))
-        if route is None:
-            return 404, {"error": f"unknown endpoint {method} {u.path}"}
-        if route.write and caller.read_only:
-            log.warning("refused write %s %s from read-only socket (uid %s)", method, u.path, caller.uid)
-            return 403, {"error": "read-only connection: the agent refuses writes on this socket"}
-        q = {k: v[-1] for k, v in parse_qs(u.query).items()}
-        try:
-            return 200, route.fn(caller, q, body)
-        except HttpError as e:
-            return e.status, {"error": e.error, **e.extra}
-        except Refused as e:
-            return e.status, {"error": "refused: nothing was changed", "problems": [p.to_dict() for p in e.problems]}
-        except Conflict as e:
-            return 409, {"error": str(e), "head": e.head}
-        except ApplyFailed as e:
-            return 500, {"error": str(e)}
-        except RepoError as e:
-            return 400, {"error": str(e)}
-        except Exception as e:  # noqa: BLE001 - never kill the agent over one request
-            log.exception("internal error")
-            return 500, {"error": f"internal error: {e.__class__.__name__}: {e}"}
+        return dispatch(self.service, method, path, body, caller)
 
     # -- sockets -------------------------------------------------------------------------
 
@@ -262,10 +80,10 @@ class Agent:
             def log_message(self, fmt, *args):
                 log.debug("%s", fmt % args)
 
-            def _caller(self, body: dict) -> Caller | None:
+            def _caller(self) -> Caller | None:
                 if token is None:
                     uid, pid = _peer(self.connection)
-                    return Caller(uid, pid, _username(uid), read_only, body.get("ssh_connection"))
+                    return Caller(uid, pid, _username(uid), read_only)
                 got = self.headers.get("Authorization", "")
                 if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
                     return None
@@ -276,19 +94,16 @@ class Agent:
             def _handle(self, method):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                caller = self._caller()
                 try:
-                    body = json.loads(raw) if raw else {}
-                    if not isinstance(body, dict):
-                        raise ValueError("body must be a JSON object")
-                except ValueError as e:
-                    status, out = 400, {"error": f"bad request body: {e}"}
-                else:
-                    caller = self._caller(body)
                     if caller is None:
-                        status, out = 401, {"error": "missing or wrong API token"}
-                    else:
-                        status, out = agent.dispatch(method, self.path, caller, body)
-                data = json.dumps(out, default=str).encode()
+                        raise ApiError("unauthorized", "missing or wrong API token")
+                    body = parse_body(raw) if method != "GET" else {}
+                except ApiError as e:
+                    status, out = e.status, e.to_dict()
+                else:
+                    status, out = agent.dispatch(method, self.path, caller, body)
+                data = encode(out)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
@@ -367,32 +182,15 @@ class Agent:
                 self.p.last_error = f"background: {e}"
 
     def shutdown(self) -> None:
+        stop = getattr(self.service.readers, "stop", None)
+        if stop:
+            stop()
         for s in self.servers:
             s.shutdown()
             s.server_close()
         for path in (self.socket_path, self.ro_socket_path):
             if path and os.path.exists(path):
                 os.unlink(path)
-
-
-def _who(caller: Caller, body: dict) -> dict:
-    """Who did it and from where: the client's claim (user, SSH key comment, Kubernetes user) next
-    to what the kernel vouches for (the socket peer's uid and pid)."""
-    who = {"user": body.get("author") or caller.user, "unix_user": caller.user, "uid": caller.uid,
-           "pid": caller.pid, "via": "read-only socket" if caller.read_only else "socket"}
-    if caller.tcp_peer:
-        who["via"] = f"api from {caller.tcp_peer}"
-    elif caller.ssh:
-        who["via"] = f"ssh from {caller.ssh.split()[0]}"
-    if body.get("identity"):
-        who["identity"] = str(body["identity"])[:200]
-    return who
-
-
-def _need(body: dict, key: str):
-    if key not in body or body[key] in (None, ""):
-        raise HttpError(400, f"missing {key!r} in request")
-    return body[key]
 
 
 def _host(addr: str) -> str:

@@ -23,7 +23,11 @@ WORKTREE_BASE = "talgate-worktree-base"
 
 
 class RepoError(Exception):
-    pass
+    """A repository operation that cannot be done; ``code`` is the API error code it maps to."""
+
+    def __init__(self, message: str, code: str = "bad_request"):
+        self.code = code
+        super().__init__(message)
 
 
 class Conflict(RepoError):
@@ -53,6 +57,8 @@ class LogEntry:
 
 
 class ConfigRepo:
+    clock = staticmethod(time.time)  # commit timestamps (a test double fixes it)
+
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         try:
@@ -106,12 +112,12 @@ class ConfigRepo:
         if rev is None or rev == "HEAD":
             h = self.head()
             if h is None:
-                raise RepoError("the repository has no commits")
+                raise RepoError("the repository has no commits", code="not_found")
             return h
         try:
             obj = self.repo.revparse_single(rev)
         except (KeyError, ValueError, pygit2.GitError):
-            raise RepoError(f"unknown revision {rev!r}") from None
+            raise RepoError(f"unknown revision {rev!r}", code="not_found") from None
         commit = obj.peel(pygit2.Commit)
         return str(commit.id)
 
@@ -175,7 +181,7 @@ class ConfigRepo:
         tb = self.repo.TreeBuilder()
         tb.insert(CONFIG_FILE, blob, pygit2.enums.FileMode.BLOB)
         tree = tb.write()
-        sig = pygit2.Signature(author or "talgate", email or f"{author or 'talgate'}@talgate.local", int(time.time()), 0)
+        sig = pygit2.Signature(author or "talgate", email or f"{author or 'talgate'}@talgate.local", int(self.clock()), 0)
         parents = [pygit2.Oid(hex=parent)] if parent else []
         oid = self.repo.create_commit(None, sig, sig, message.strip() + "\n", tree, parents)
         return str(oid)

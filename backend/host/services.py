@@ -513,3 +513,31 @@ def issue_nts_cert(ca_dir: Path, key: Path, crt: Path, names: list[str], cn: str
         run("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
             "-out", str(crt), "-days", "825", "-extfile", str(ext))
     os.chmod(key, 0o600)
+
+
+class ServicesApplier:
+    """The daemons as one applier of the registry (interim, until one module per daemon)."""
+
+    name = "services"
+    group = "services"
+
+    def __init__(self, ctx):
+        self.s = ServiceApplier(ctx.rendered_dir)
+
+    def check(self, d) -> list[Problem]:
+        return self.s.check(d.cfg)
+
+    def plan(self, d) -> list[str]:
+        return []
+
+    def apply(self, d) -> list[str]:
+        return ["services"] * self.s.apply(d.cfg)
+
+    def drift(self, d) -> list[str]:
+        return []
+
+    def status(self) -> dict:
+        return self.s.status()
+
+    def leases(self) -> list[dict]:
+        return self.s.leases()

@@ -137,7 +137,9 @@ class Pipeline:
             return None
         cur = self._current
         if cur is not None and cur.rev == rev:
-            return cur if cur.facts == self.facts else cur.with_facts(self.facts)
+            if cur.facts != self.facts:
+                self._current = cur = cur.with_facts(self.facts)
+            return cur
         cfg, _ = validate_text(self.repo.read(rev))
         return None if cfg is None else self.desired(cfg, rev)
 

@@ -175,9 +175,13 @@ class Registry:
     def names(self) -> list[str]:
         return [e[2] for e in sorted(self._entries)]
 
-    def build(self, ctx: HostContext) -> list[Applier]:
+    def build(self, ctx: HostContext, stages: Iterable[int] | None = None) -> list[Applier]:
+        """The appliers, in order (only those of the given stages when stages is set)."""
+        keep = None if stages is None else set(stages)
         out: list[Applier] = []
-        for _stage, _i, label, factory in sorted(self._entries):
+        for stage, _i, label, factory in sorted(self._entries):
+            if keep is not None and stage not in keep:
+                continue
             made = factory(ctx)
             items = [made] if isinstance(made, Applier) else list(made)
             for a in items:
@@ -193,10 +197,15 @@ class Registry:
 
 def builtin() -> Registry:
     """The appliers of a real box, in order. One line per subsystem or daemon."""
-    from . import network, nftables, services
+    from . import network, nftables
+    from .daemons import avahi, chrony, kea, radvd, unbound
 
     r = Registry()
     r.register(network.NetworkApplier, stage=NETWORK, name="network")
     r.register(nftables.NftApplier, stage=NFTABLES, name="nftables")
-    r.register(services.ServicesApplier, stage=DAEMONS, name="services")
+    r.register(kea.appliers, stage=DAEMONS, name="kea")  # kea-dhcp4 and kea-dhcp6
+    r.register(unbound.UnboundApplier, stage=DAEMONS, name="unbound")
+    r.register(radvd.RadvdApplier, stage=DAEMONS, name="radvd")
+    r.register(chrony.ChronyApplier, stage=DAEMONS, name="chrony")
+    r.register(avahi.AvahiApplier, stage=DAEMONS, name="avahi")
     return r

@@ -1,9 +1,13 @@
 """The apply pipeline: validate → render → kernel check → commit → apply, all or nothing.
 
-A candidate is committed only when the model checks pass, every link it names exists and the
-kernel accepts its ruleset in a dry run. The commit object is written first, the kernel is
-converged, and only then does the branch move; if applying fails half-way the previous HEAD is
-re-applied and HEAD never moved.
+A candidate is committed only when the model checks pass and every applier's check passes (every
+link it names exists, the kernel accepts its ruleset in a dry run, each daemon's own checker accepts
+its config). The commit object is written first, every applier converges, and only then does the
+branch move; if any applier fails half-way every applier is put back to the previous HEAD and HEAD
+never moved.
+
+The pipeline knows the applier registry (backend/host/applier.py), not the appliers: network,
+nftables and one per daemon by default; tests and the console's test double pass their own list.
 """
 
 from __future__ import annotations
@@ -13,17 +17,15 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..gitops import ConfigRepo, Conflict, RepoError, short
-from ..host import nft as nfthost
-from ..host.net import ApplyError, NetApplier, desired
-from ..host.services import ServiceApplier
+from ..host.applier import Applier, Desired, Facts, HostContext, Registry, builtin
 from ..model import Problem
 from ..model import validate_text as _validate_text
 from ..model.config import RouterConfig
-from ..render.nft import Ruleset, render
+from ..render.nft import Ruleset
 from . import lockout
 from .audit import Audit
 
@@ -60,30 +62,50 @@ class ApplyFailed(Exception):
 @dataclass
 class Applied:
     rev: str | None = None
-    render_hash: str | None = None
-    fingerprint: str | None = None
-    owned: tuple[str, ...] = ()
     time: float = 0.0
-    original_mtu: dict | None = None
-    genid: int | None = None
+
+
+class _Services:
+    """``pipeline.services``: the daemon appliers seen together (leases, status)."""
+
+    def __init__(self, appliers: list[Applier]):
+        self.appliers = [a for a in appliers if a.group == "services"]
+
+    def leases(self) -> list[dict]:
+        for a in self.appliers:
+            if hasattr(a, "leases"):
+                return a.leases()
+        return []
+
+    def status(self) -> dict:
+        return {a.name: a.status() for a in self.appliers}
 
 
 class Pipeline:
+    clock = staticmethod(time.time)  # confirm deadlines, apply and drift times (a test double fixes it)
+
     def __init__(self, repo_path: str | os.PathLike, state_dir: str | os.PathLike,
-                 rendered_dir: str | os.PathLike | None = None):
+                 rendered_dir: str | os.PathLike | None = None, *,
+                 appliers: Registry | list[Applier] | None = None, facts: Facts | None = None):
+        """appliers: a Registry (built here) or a list of ready appliers; default: the box's own
+        (backend.host.applier.builtin). facts: the runtime facts to start from (default: none)."""
         self.repo = ConfigRepo.open_or_create(repo_path)
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
-        self.net = NetApplier()
-        self.services = ServiceApplier(rendered_dir)
+        ctx = HostContext(self.state_dir, Path(rendered_dir) if rendered_dir else None)
+        if appliers is None:
+            appliers = builtin()
+        self.appliers: list[Applier] = appliers.build(ctx) if isinstance(appliers, Registry) else list(appliers)
+        self.services = _Services(self.appliers)
+        self.facts = facts or Facts()
         self.applied = self._load_applied()
-        self.net.original_mtu = self.applied.original_mtu = dict(self.applied.original_mtu or {})
         self.last_error: str | None = None
         self.last_apply: dict | None = None
         self.last_drift: dict | None = None
         self.drift_count = 0  # objects that differed at the last drift check (metrics)
-        self._loaded: Ruleset | None = None  # the ruleset last loaded by this process
+        self.generation = 0  # bumped by every apply: a drift result from before one is stale
+        self._current: Desired | None = None  # the desired state last applied
         self.audit = Audit(self.state_dir / "audit.jsonl")
         self.repo.clear_stale_locks()
         self.pending: dict | None = self._load_pending()
@@ -96,9 +118,9 @@ class Pipeline:
     def _load_applied(self) -> Applied:
         try:
             d = json.loads(self._state_file().read_text())
-            d["owned"] = tuple(d.get("owned", ()))
-            return Applied(**d)
-        except (OSError, ValueError, TypeError):
+            known = {f.name for f in fields(Applied)}
+            return Applied(**{k: v for k, v in d.items() if k in known})
+        except (OSError, ValueError, TypeError, AttributeError):
             return Applied()
 
     def _save_applied(self) -> None:
@@ -106,81 +128,102 @@ class Pipeline:
         tmp.write_text(json.dumps(self.applied.__dict__))
         os.replace(tmp, self._state_file())
 
+    # -- desired state -------------------------------------------------------------------
+
+    def desired(self, cfg: RouterConfig, rev: str | None = None) -> Desired:
+        """Config + the current facts (+ render products, computed once and shared)."""
+        return Desired(cfg, self.facts, rev)
+
+    def _desired_of(self, rev: str | None) -> Desired | None:
+        """The desired state of a revision, reusing the last applied one's render products."""
+        if rev is None:
+            return None
+        cur = self._current
+        if cur is not None and cur.rev == rev:
+            if cur.facts != self.facts:
+                self._current = cur = cur.with_facts(self.facts)
+            return cur
+        cfg, _ = validate_text(self.repo.read(rev))
+        return None if cfg is None else self.desired(cfg, rev)
+
+    def set_facts(self, facts: Facts, apply: bool = True) -> dict | None:
+        """New runtime facts (a WAN went down, a prefix was delegated); with apply, converge
+        every applier to HEAD under them."""
+        with self.lock:
+            self.facts = facts
+            if apply and self.repo.head() is not None:
+                return self.apply()
+        return None
+
     # -- checks --------------------------------------------------------------------------
 
-    def check_text(self, text: str) -> tuple[RouterConfig, Ruleset, list[Problem]]:
-        """Model + semantic + kernel checks. Raises Refused; returns warnings otherwise."""
+    def _check(self, text: str, rev: str | None = None) -> tuple[Desired, list[Problem]]:
         cfg, problems = validate_text(text)
         if cfg is None:
             raise Refused(problems)
-        rs = render(cfg)
-        missing = [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
-                   for n in self.net.missing_links(desired(cfg)) if cfg.interfaces[n].enabled]
-        if missing:
-            raise Refused(missing)
-        kernel = [p for p in self.services.check(cfg) if p.severity == "error"]
+        d = self.desired(cfg, rev)
+        kernel: list[Problem] = []
+        groups: set[str] = set()
+        for a in self.appliers:
+            errs = [p for p in a.check(d) if p.severity == "error"]
+            kernel += errs
+            groups |= {a.group} if errs else set()
         if kernel:
-            raise Refused(kernel, code="kernel_refused")
-        try:
-            nfthost.run(self._nft_commands(rs), check_only=True)  # nft -c: the kernel's own verdict
-        except nfthost.NftError as e:
-            raise Refused([Problem("(ruleset)", f"the kernel would refuse the rendered ruleset: {e}")],
-                          code="kernel_refused") from None
-        return cfg, rs, problems
+            # the network's checks (links present, owned) are about the document on this box; the
+            # others are the kernel's and the daemons' own checkers refusing what was rendered
+            raise Refused(kernel, code="invalid" if groups <= {"net"} else "kernel_refused")
+        return d, problems
+
+    def check_text(self, text: str) -> tuple[RouterConfig, Ruleset, list[Problem]]:
+        """Model + semantic + every applier's checks. Raises Refused; returns warnings otherwise."""
+        d, problems = self._check(text)
+        return d.cfg, d.ruleset, problems
+
+    def plan(self, text: str) -> dict[str, list[str]]:
+        """What each applier would change to reach text (nothing is changed)."""
+        d, _ = self._check(text)
+        return {a.name: a.plan(d) for a in self.appliers}
 
     # -- the kernel ----------------------------------------------------------------------
 
-    def _converge(self, cfg: RouterConfig, rs: Ruleset) -> dict:
-        """Make the kernel equal cfg; returns what changed. Raises ApplyError/NftError."""
+    def _converge(self, d: Desired) -> dict:
+        """Every applier, in order, to d; returns what changed. Raises _Failed(applier, error)."""
         t0 = time.monotonic()
-        # Remember every link we may touch before touching it, so a restore can clean up.
-        owned = set(self.applied.owned) | set(cfg.interfaces)
-        self.applied.owned = tuple(sorted(owned))
-        net_changes = self.net.apply(desired(cfg), owned)
-        nft_changes = self._converge_nft(rs)
-        self.applied.owned = tuple(sorted(cfg.interfaces))
-        svc_changes = self.services.apply(cfg)
-        return {"changes": net_changes + nft_changes + svc_changes, "net": net_changes, "nft": nft_changes,
-                "services": svc_changes,
+        counts = {"net": 0, "nft": 0, "services": 0}
+        changes: list[str] = []
+        self.generation += 1
+        for a in self.appliers:
+            try:
+                out = a.apply(d)
+            except Exception as e:  # noqa: BLE001 - any failure: all or nothing
+                raise _Failed(a.name, e) from e
+            counts[a.group] = counts.get(a.group, 0) + len(out)
+            changes += out
+        self._current = d
+        return {"changes": len(changes), **counts, "applied": changes,
                 "seconds": round(time.monotonic() - t0, 4)}
 
-    def _nft_in_step(self) -> bool:
-        """True when our table is exactly what we last loaded (nothing committed a transaction
-        since, or what did left our table as we recorded it)."""
-        g = nfthost.genid()
-        if self.applied.genid is not None and g == self.applied.genid:
-            return True
-        if self.applied.fingerprint and nfthost.fingerprint() == self.applied.fingerprint:
-            self.applied.genid = g  # another table changed (Talos, the CNI), not ours
-            return True
-        return False
-
-    def _nft_commands(self, rs: Ruleset) -> list[dict]:
-        """An update of the loaded ruleset when the kernel is in step with it, else a full replace."""
-        if self._loaded is not None and self._nft_in_step():
-            return rs.update_commands(self._loaded)
-        return rs.commands()
-
-    def _converge_nft(self, rs: Ruleset) -> int:
-        rh = nfthost.render_hash(rs)
-        if rh == self.applied.render_hash and self._nft_in_step():
-            self._loaded = self._loaded or rs
-            return 0
-        nfthost.run(self._nft_commands(rs))
-        self._loaded = rs
-        self.applied.render_hash, self.applied.genid = rh, nfthost.genid()
-        # The kernel's listing of a big table costs ~0.6 s: recorded later by drift(), while the
-        # generation id proves nothing has touched the ruleset since this load.
-        self.applied.fingerprint = None
-        return 1
-
-    def _restore(self, rev: str | None) -> None:
-        """Best effort: put the kernel back to revision rev."""
-        if rev is None:
-            return
-        cfg, _ = validate_text(self.repo.read(rev))
-        if cfg is not None:
-            self._converge(cfg, render(cfg))
+    def _converge_or_restore(self, d: Desired, previous: Desired | None) -> dict:
+        """_converge, and when any applier fails put every applier back to previous."""
+        try:
+            return self._converge(d)
+        except _Failed as f:
+            self.last_error = f"apply of {short(d.rev)} failed in {f.applier}: {f.error}"
+            if previous is None:
+                self.last_error += "; nothing to restore to"
+            else:
+                errors = []
+                self.generation += 1
+                for a in self.appliers:
+                    try:
+                        a.apply(previous)
+                    except Exception as e2:  # noqa: BLE001 - report every failure, restore the rest
+                        errors.append(f"{a.name}: {e2}")
+                self._current = previous if not errors else None
+                self.last_error += f"; restored {short(previous.rev)}"
+                if errors:
+                    self.last_error += f"; restoring failed too: {'; '.join(errors)}"
+            raise ApplyFailed(self.last_error) from None
 
     # -- operations ----------------------------------------------------------------------
 
@@ -190,7 +233,8 @@ class Pipeline:
         """Validate, check lockout, commit and apply text; with confirm, arm the rollback timer."""
         who = who or {"user": author}
         try:
-            cfg, rs, warnings = self.check_text(text)
+            d, warnings = self._check(text)
+            cfg = d.cfg
             if force and not confirm:
                 raise Refused([Problem("(commit)", "--force needs --confirm SECONDS: a forced change must "
                                                    "roll itself back unless you confirm it")], status=400,
@@ -210,14 +254,14 @@ class Pipeline:
                     return {"rev": head, "changes": 0, "warnings": [w.to_dict() for w in warnings],
                             "message": "nothing to commit: the candidate equals HEAD"}
                 running = validate_text(self.repo.read(head))[0] if head else None
-                cut = lockout.cuts(running, cfg, ssh, rs, conn_kind)
+                cut = lockout.cuts(running, cfg, ssh, d.ruleset, conn_kind)
                 if cut and not force:
                     raise Refused([Problem("(lockout)", f"would cut {c}") for c in cut]
                                   + [Problem("(lockout)", "nothing was changed; fix the rule, or apply anyway with "
                                                           "--force --confirm SECONDS (rolled back unless confirmed)")],
                                   status=409, code="would_cut",
                                   detail={"cuts": [{"path": c.path, "verdict": c.verdict, "rule": c.rule} for c in cut]})
-                result = self._commit_locked(cfg, rs, text, message, author, head, confirm)
+                result = self._commit_locked(d, text, message, author, head, confirm)
         except (Refused, Conflict, ApplyFailed) as e:
             self.audit.record("refused", who, message=message, reason=str(e), ssh=ssh)
             raise
@@ -226,25 +270,19 @@ class Pipeline:
         return {**result, "warnings": [w.to_dict() for w in warnings],
                 "lockout_overridden": [str(c) for c in cut] if force and cut else None}
 
-    def _commit_locked(self, cfg, rs, text, message, author, head, confirm) -> dict:
+    def _commit_locked(self, d: Desired, text, message, author, head, confirm) -> dict:
         oid = self.repo.create_commit(text, message, author, None, head)
-        try:
-            result = self._converge(cfg, rs)
-        except (ApplyError, nfthost.NftError) as e:
-            self.last_error = f"apply of {short(oid)} failed: {e}; restored {short(head)}"
-            try:
-                self._restore(head)
-            except Exception as e2:  # noqa: BLE001 - report both failures
-                self.last_error += f"; restoring failed too: {e2}"
-            raise ApplyFailed(self.last_error) from None
+        d.rev = oid
+        previous = self._desired_of(head)
+        result = self._converge_or_restore(d, previous)
         if confirm:
             # Persist the timer before HEAD moves: a crash in between leaves a timer for a commit
             # that never landed (discarded at start), never a landed commit without its timer.
             self._set_pending({"rev": oid, "previous": head, "seconds": confirm,
-                               "deadline": time.time() + confirm})
+                               "deadline": self.clock() + confirm})
         self.repo.advance(oid, head)
         self.repo.write_worktree(text)
-        self.applied.rev, self.applied.time = oid, time.time()
+        self.applied.rev, self.applied.time = oid, self.clock()
         self._save_applied()
         self.last_error = None
         self.last_apply = result
@@ -260,12 +298,9 @@ class Pipeline:
             cfg, problems = validate_text(self.repo.read(target))
             if cfg is None:
                 raise Refused(problems)
-            try:
-                result = self._converge(cfg, render(cfg))
-            except (ApplyError, nfthost.NftError) as e:
-                self.last_error = f"apply of {short(target)} failed: {e}"
-                raise ApplyFailed(self.last_error) from None
-            self.applied.rev, self.applied.time = target, time.time()
+            d = self._desired_of(target)
+            result = self._converge_or_restore(d, self._desired_of(self.applied.rev))
+            self.applied.rev, self.applied.time = target, self.clock()
             self._save_applied()
             self.last_error = None
             self.last_apply = result
@@ -293,9 +328,9 @@ class Pipeline:
             if text == self.repo.read(head):
                 raise RepoError(f"HEAD already has the configuration of {short(target)}",
                                 code="nothing_to_roll_back")
-            cfg, rs, _ = self.check_text(text)
+            d, _ = self._check(text)
             self._set_pending(None)
-            result = self._commit_locked(cfg, rs, text, message, author, head, None)
+            result = self._commit_locked(d, text, message, author, head, None)
         self.audit.record("rollback", who, rev=result["rev"], target=target, message=message)
         return result
 
@@ -328,7 +363,7 @@ class Pipeline:
         os.replace(tmp, self._confirm_file())
 
     def pending_remaining(self) -> float:
-        return max(0.0, self.pending["deadline"] - time.time()) if self.pending else 0.0
+        return max(0.0, self.pending["deadline"] - self.clock()) if self.pending else 0.0
 
     def confirm_status(self) -> dict | None:
         if self.pending is None:
@@ -362,34 +397,22 @@ class Pipeline:
     # -- drift ---------------------------------------------------------------------------
 
     def drift(self) -> list[str]:
-        """What differs between the kernel and the last apply, without changing anything. The
-        table is listed outside the lock (a big set takes ~0.6 s) and only when the ruleset's
-        generation id moved, or once after a load to record its fingerprint."""
+        """What differs between the kernel/daemons and the last apply (under the current facts),
+        without changing anything. The appliers look outside the lock (listing a big set takes
+        ~0.6 s); a result from before an apply that landed meanwhile is dropped."""
         with self.lock:
-            head = self.repo.head()
-            if head is None or self.applied.rev is None:
+            if self.repo.head() is None or self.applied.rev is None:
                 return []
-            cfg, _ = validate_text(self.repo.read(self.applied.rev))
-            if cfg is None:
+            d = self._desired_of(self.applied.rev)
+            if d is None:
                 return []
-            items = [_describe(op) for op in self.net.plan(desired(cfg), set(self.applied.owned))]
-            g, known_genid, known_fp = nfthost.genid(), self.applied.genid, self.applied.fingerprint
-        if g == known_genid and known_fp is not None:
-            return items
-        fp = nfthost.fingerprint()
+            gen = self.generation
+        items: list[str] = []
+        for a in self.appliers:
+            items += a.drift(d)
         with self.lock:
-            if self.applied.genid != known_genid:
-                return items  # a commit landed meanwhile; look again next round
-            if g == known_genid:
-                if nfthost.genid() == g:  # nothing changed while listing: this is our load
-                    self.applied.fingerprint = fp
-                    self._save_applied()
-            elif fp is None:
-                items.append("nft: table inet talgate is gone")
-            elif known_fp is None or fp != known_fp:
-                items.append("nft: table inet talgate was changed")
-            else:
-                self.applied.genid = g  # another table changed, ours is intact
+            if self.generation != gen:
+                return []  # an apply landed meanwhile; look again next round
         return items
 
     def repair(self) -> dict | None:
@@ -400,7 +423,7 @@ class Pipeline:
             return None
         with self.lock:
             result = self.apply()
-            self.last_drift = {"time": time.time(), "items": items, "repaired": result["changes"]}
+            self.last_drift = {"time": self.clock(), "items": items, "repaired": result["changes"]}
         self.audit.record("drift-repair", {"user": "agent", "via": "reconcile"}, items=items, rev=result["rev"])
         return self.last_drift
 
@@ -418,12 +441,13 @@ class Pipeline:
             "last_drift": self.last_drift,
             "confirm": self.confirm_status(),
             "services": self.services.status(),
+            "appliers": [a.name for a in self.appliers],
+            "facts": self.facts.to_dict(),
         }
 
 
-def _describe(op: tuple) -> str:
-    kind = op[0]
-    if kind.startswith("route"):
-        key = op[1]
-        return f"{kind.replace('-', ' ')}: {key.dst} (metric {key.metric})"
-    return f"{kind.replace('-', ' ')}: {op[1]}" + (f" {op[2]}" if len(op) > 2 else "")
+
+class _Failed(Exception):
+    def __init__(self, applier: str, error: BaseException):
+        self.applier, self.error = applier, error
+        super().__init__(f"{applier}: {error}")

@@ -46,7 +46,7 @@ class Bench(TalgateApp):
             f.write(str(time.time()))
         self.exit()
 
-Bench(FakeAgent(big_config({rules}), extra_ifaces={ifaces}), poll_interval=3600).run()
+Bench(FakeAgent(big_config({rules}), extra_ifaces={ifaces}).client, poll_interval=3600).run()
 """
 
 
@@ -93,7 +93,7 @@ async def key_to_redraw(rules: int, ifaces: int, presses: int = 30) -> dict[str,
             if renderable is not None:
                 self.last_paint = time.perf_counter()
 
-    app = Timed(FakeAgent(big_config(rules), extra_ifaces=ifaces), poll_interval=3600, start="firewall")
+    app = Timed(FakeAgent(big_config(rules), extra_ifaces=ifaces).client, poll_interval=3600, start="firewall")
     res: dict[str, list[float]] = {"down": [], "J (move rule)": [], "/ filter char": [], "3 (switch screen)": []}
     async with app.run_test(size=(120, 40)) as pilot:
         await app.first_data.wait()

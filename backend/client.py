@@ -130,7 +130,7 @@ class AgentClient:
                 data = route.request.model_validate(params).model_dump(mode="json", exclude_unset=True)
             except ValidationError as e:
                 probs = validation_problems(e)
-                raise AgentError(400, {"code": "bad_request", "problems": probs, "message": "; ".join(
+                raise AgentError(400, {"code": "bad_request", "problems": probs, "detail": {}, "message": "; ".join(
                     f"{p['path']}: {p['message']}" for p in probs[:3])}) from None
         if route.method == "GET":
             payload = self.request("GET", route.path, None, **data)

@@ -94,7 +94,11 @@ class RecordingTransport(InProcessTransport):
         self.log = log
 
     def __call__(self, method, target, data, headers):
-        self.log.append((method, target.split("?")[0].removeprefix("/v1"), json.loads(data) if data else None))
+        try:
+            body = json.loads(data) if data else None
+        except ValueError:
+            body = {"(not json)": data.decode(errors="replace")}
+        self.log.append((method, target.split("?")[0].removeprefix("/v1"), body))
         return super().__call__(method, target, data, headers)
 
 

@@ -162,6 +162,41 @@ class Interface(Strict):
         return self
 
 
+class EthernetInterface(Interface):
+    """A link that exists on its own (a NIC, or a veth in the lab): the agent configures it, never
+    creates or deletes it."""
+
+    kind: Literal["ethernet"] = Field("ethernet", description="What the link is: ethernet (default) for an "
+                                      "existing link; the agent creates and removes the other kinds.")
+
+
+# Interface kinds: `interfaces.NAME.kind` selects the model (a discriminated union). A new kind is one
+# model class (subclass of Interface with `kind: Literal[...]`) registered here, plus its applier.
+INTERFACE_KINDS: dict[str, type[Interface]] = {"ethernet": EthernetInterface}
+
+
+def _interface_kind(v) -> str | None:
+    """The union member's tag, 'Kind[NAME]' (problem paths skip such union tags)."""
+    k = v.get("kind", "ethernet") if isinstance(v, dict) else getattr(v, "kind", "ethernet")
+    return f"Kind[{k}]" if isinstance(k, str) and k in INTERFACE_KINDS else None
+
+
+def _interface_union():
+    from pydantic import Discriminator, Tag
+
+    members = tuple(Annotated[cls, Tag(f"Kind[{kind}]")] for kind, cls in INTERFACE_KINDS.items())
+    if len(members) == 1:  # a one-member union is the member itself; the Literal checks the kind
+        return next(iter(INTERFACE_KINDS.values()))
+    from typing import Union
+
+    return Annotated[Union[members], Discriminator(  # noqa: UP007 - built from the registry
+        _interface_kind, custom_error_type="interface_kind",
+        custom_error_message=f"unknown interface kind (known: {', '.join(INTERFACE_KINDS)})")]
+
+
+AnyInterface = _interface_union()
+
+
 class Zone(Strict):
     description: str | None = None
     interfaces: list[IfName] = Field(default_factory=list)
@@ -330,7 +365,7 @@ class RouterConfig(Strict):
 
     version: Literal[1] = 1
     system: System = Field(default_factory=System)
-    interfaces: dict[IfName, Interface] = Field(default_factory=dict)
+    interfaces: dict[IfName, AnyInterface] = Field(default_factory=dict)
     zones: dict[Name, Zone] = Field(default_factory=dict)
     sets: dict[Name, AddressSet] = Field(default_factory=dict, description="Named address sets.")
     policies: list[Policy] = Field(default_factory=list)

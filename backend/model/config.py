@@ -21,15 +21,10 @@ from pydantic import (
 )
 
 from . import prefix
-from .base import Strict, listify
+from .base import HOSTNAME_RE, NAME_RE, IfName, Name, Strict, listify
+from .kubernetes import POD_SUBNETS, SERVICE_SUBNETS
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
 
-NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-IFNAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"  # IFNAMSIZ - 1
-HOSTNAME_RE = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-
-Name = Annotated[str, Field(pattern=NAME_RE)]
-IfName = Annotated[str, Field(pattern=IFNAME_RE)]
 Action = Literal["accept", "drop", "reject"]
 
 # ICMP type names nft understands (icmp / icmpv6 type names).
@@ -119,9 +114,9 @@ class Kubernetes(Strict):
     the firewall lets pod traffic through (Kubernetes polices it)."""
 
     pod_cidrs: Annotated[list[str], BeforeValidator(lambda v: [_prefix(x) for x in _listify(v)])] = Field(
-        default_factory=lambda: ["10.244.0.0/16"])
+        default_factory=lambda: list(POD_SUBNETS))
     service_cidrs: Annotated[list[str], BeforeValidator(lambda v: [_prefix(x) for x in _listify(v)])] = Field(
-        default_factory=lambda: ["10.96.0.0/12"])
+        default_factory=lambda: list(SERVICE_SUBNETS))
 
 
 class AccessPath(Strict):
@@ -165,6 +160,41 @@ class Interface(Strict):
         if self.ipv6 and self.mtu is not None and self.mtu < 1280:
             raise ValueError("mtu below 1280 cannot carry IPv6")
         return self
+
+
+class EthernetInterface(Interface):
+    """A link that exists on its own (a NIC, or a veth in the lab): the agent configures it, never
+    creates or deletes it."""
+
+    kind: Literal["ethernet"] = Field("ethernet", description="What the link is: ethernet (default) for an "
+                                      "existing link; the agent creates and removes the other kinds.")
+
+
+# Interface kinds: `interfaces.NAME.kind` selects the model (a discriminated union). A new kind is one
+# model class (subclass of Interface with `kind: Literal[...]`) registered here, plus its applier.
+INTERFACE_KINDS: dict[str, type[Interface]] = {"ethernet": EthernetInterface}
+
+
+def _interface_kind(v) -> str | None:
+    """The union member's tag, 'Kind[NAME]' (problem paths skip such union tags)."""
+    k = v.get("kind", "ethernet") if isinstance(v, dict) else getattr(v, "kind", "ethernet")
+    return f"Kind[{k}]" if isinstance(k, str) and k in INTERFACE_KINDS else None
+
+
+def _interface_union():
+    from pydantic import Discriminator, Tag
+
+    members = tuple(Annotated[cls, Tag(f"Kind[{kind}]")] for kind, cls in INTERFACE_KINDS.items())
+    if len(members) == 1:  # a one-member union is the member itself; the Literal checks the kind
+        return next(iter(INTERFACE_KINDS.values()))
+    from typing import Union
+
+    return Annotated[Union[members], Discriminator(  # noqa: UP007 - built from the registry
+        _interface_kind, custom_error_type="interface_kind",
+        custom_error_message=f"unknown interface kind (known: {', '.join(INTERFACE_KINDS)})")]
+
+
+AnyInterface = _interface_union()
 
 
 class Zone(Strict):
@@ -335,7 +365,7 @@ class RouterConfig(Strict):
 
     version: Literal[1] = 1
     system: System = Field(default_factory=System)
-    interfaces: dict[IfName, Interface] = Field(default_factory=dict)
+    interfaces: dict[IfName, AnyInterface] = Field(default_factory=dict)
     zones: dict[Name, Zone] = Field(default_factory=dict)
     sets: dict[Name, AddressSet] = Field(default_factory=dict, description="Named address sets.")
     policies: list[Policy] = Field(default_factory=list)

@@ -76,18 +76,32 @@ def frame(p: dict, dst_mac: bytes, sport: int) -> bytes:
 
 
 TRACE = re.compile(r"trace id (\w+) inet talgate (\S+) (rule .*\(verdict (\w+)[^)]*\)|policy (\w+))")
+PACKET = re.compile(r"trace id (\w+) inet tgtrace pre packet: (.*)")
+
+
+def packet_key(line: str) -> tuple[str, int] | None:
+    """(trace id, the source port the harness gave the packet): IPv4's IP id, else the L4 source
+    port, else the ICMPv6 echo id (nft prints it inside 'parameter-problem' as id << 16 | seq)."""
+    m = PACKET.search(line)
+    if not m:
+        return None
+    body = m.group(2)
+    for pat, shift in ((r"\bip id (\d+)", 0), (r"\bsport (\d+)", 0), (r"\bicmpv6 id (\d+)", 0),
+                       (r"\bparameter-problem (\d+)", 16)):
+        k = re.search(pat, body)
+        if k:
+            return m.group(1), int(k.group(1)) >> shift
+    return None
 
 
 def decide(lines: list[str]) -> dict:
-    first = None
+    """The verdict of one packet's trace (lines of its trace id only)."""
     for line in lines:
         m = TRACE.search(line)
         if not m:
             continue
-        tid, chain = m.group(1), m.group(2)
-        if first is None:
-            first = tid
-        if tid != first or chain.endswith("_nat") or chain == "output":
+        chain = m.group(2)
+        if chain.endswith("_nat") or chain == "output":
             continue
         if m.group(5):
             return {"verdict": m.group(5), "rule": f"{chain} policy"}
@@ -95,6 +109,21 @@ def decide(lines: list[str]) -> dict:
             c = re.search(r'comment "([^"]*)"', line)
             return {"verdict": m.group(4), "rule": c.group(1) if c else None}
     return {"verdict": "no-route", "rule": None}
+
+
+def by_packet(seen: list[str], sports: list[int]) -> list[dict]:
+    """Each packet's verdict from its own trace id (found by its source port / ICMP id), so a
+    slow monitor cannot attribute one packet's trace lines to the next."""
+    tid_of: dict[int, str] = {}
+    lines: dict[str, list[str]] = {}
+    for line in seen:
+        k = packet_key(line)
+        if k and k[1] in sports and k[1] not in tid_of:
+            tid_of[k[1]] = k[0]
+        t = re.search(r"trace id (\w+) ", line)
+        if t:
+            lines.setdefault(t.group(1), []).append(line)
+    return [decide(lines.get(tid_of.get(sp, ""), [])) for sp in sports]
 
 
 def main() -> None:
@@ -120,16 +149,30 @@ def main() -> None:
     seen: list[str] = []
     threading.Thread(target=lambda: seen.extend(iter(mon.stdout.readline, "")), daemon=True).start()
     time.sleep(0.3)
-    out = []
+    sports = []
     for k, p in enumerate(job["packets"]):
         mac, peer = macs[p["iif"]]
-        start = len(seen)
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         s.bind((peer, 0))
         s.send(frame(p, mac, 20000 + k))
+        sports.append(20000 + k)
         s.close()
         time.sleep(0.03)
-        out.append(decide(seen[start:]))
+    # A marker packet last: once its trace line is read, every earlier packet's lines were too
+    # (one netlink socket delivers in order).
+    marker = 20000 + len(sports)
+    if job["packets"]:
+        p0 = dict(job["packets"][0], proto="udp", dport=9)
+        mac, peer = macs[p0["iif"]]
+        s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        s.bind((peer, 0))
+        s.send(frame(p0, mac, marker))
+        s.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not any(
+                (k := packet_key(x)) and k[1] == marker for x in list(seen)):
+            time.sleep(0.02)
+    out = by_packet(list(seen), sports)
     mon.terminate()
     json.dump(out, sys.stdout)
 

@@ -76,6 +76,7 @@ class TalgateApp(App):
         self.start_view = start
         self.first_data = asyncio.Event()
         self._poll_timer = None
+        self._poll_again = False  # poll_soon() during a poll: poll again when it lands
         self._pending = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -96,11 +97,14 @@ class TalgateApp(App):
         self.poll_soon()
 
     def poll_soon(self) -> None:
-        """Poll now unless one is running (polls never overlap)."""
+        """Poll now; when one is running, another follows it at once (polls never overlap, and a
+        screen shown during a poll still gets its data without waiting for the next tick)."""
         if self._poll_timer is not None:
             self._poll_timer.stop()
             self._poll_timer = None
             self.poll()
+        else:
+            self._poll_again = True
 
     @work(thread=True, exclusive=False, group="poll")
     def poll(self) -> None:
@@ -125,6 +129,10 @@ class TalgateApp(App):
         if pending != self._pending:  # the confirm key shows in the footer only while a confirm is pending
             self._pending = pending
             self.screen.refresh_bindings()
+        if self._poll_again:
+            self._poll_again = False
+            self.poll()
+            return
         self._poll_timer = self.set_timer(self.poll_interval, self._tick)
 
     def _tick(self) -> None:

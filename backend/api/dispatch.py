@@ -22,18 +22,53 @@ from .routes import BY_KEY, PREFIX, ROUTES
 log = logging.getLogger("talgate.api")
 
 
+MAX_JSON_DEPTH = 16  # request bodies are 2 deep (the trace packet); more is an attack
+MAX_QUERY_FIELDS = 50
+
+
+def _bad(message: str, path: str = "(body)") -> ApiError:
+    return ApiError("bad_request", message, [{"path": path, "message": message, "severity": "error"}])
+
+
+def check_json(v, limit: int = MAX_JSON_DEPTH) -> None:
+    """Iterative (no recursion): at most ``limit`` containers deep, every string UTF-8 text (JSON's
+    \\ud800 escapes can smuggle unpaired surrogates). ``bad_request`` otherwise."""
+    stack = [(v, 1, "")]
+    while stack:
+        x, d, path = stack.pop()
+        if isinstance(x, str):
+            try:
+                x.encode("utf-8")
+            except UnicodeEncodeError as e:
+                raise _bad(f"not UTF-8 text (an unpaired surrogate at character {e.start})", path or "(body)") from None
+            continue
+        items = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, list) else ()
+        if isinstance(x, (dict, list)) and d > limit:
+            raise _bad(f"JSON nested more than {limit} levels deep")
+        for k, y in items:
+            if isinstance(k, str):
+                check_json(k, 1)
+            sub = f"{path}.{k}" if isinstance(k, str) and path else (k if isinstance(k, str) else f"{path}[{k}]")
+            stack.append((y, d + 1, sub))
+
+
 def parse_body(raw: bytes) -> dict:
     """A request body → a JSON object (``bad_request`` otherwise). Empty means ``{}``."""
     if not raw:
         return {}
     try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError) as e:
-        raise ApiError("bad_request", f"the request body is not JSON: {e}",
-                       [{"path": "(body)", "message": "not JSON", "severity": "error"}]) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise _bad(f"the request body is not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    try:
+        body = json.loads(text)
+    except RecursionError:
+        raise _bad(f"JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
+    except ValueError as e:
+        raise _bad(f"the request body is not JSON: {str(e)[:200]}") from None
     if not isinstance(body, dict):
-        raise ApiError("bad_request", "the request body must be a JSON object",
-                       [{"path": "(body)", "message": "expected a JSON object", "severity": "error"}])
+        raise _bad("the request body must be a JSON object")
+    check_json(body)
     return body
 
 
@@ -41,12 +76,15 @@ def _request(route, query: str, body: dict) -> BaseModel | None:
     if route.request is None:
         data: dict = body if route.method != "GET" else {}
         if data or (route.method == "GET" and query):
-            extra = sorted(data) or sorted(parse_qs(query))
+            extra = sorted(data) or sorted(parse_qs(query, max_num_fields=MAX_QUERY_FIELDS))
             raise ApiError("bad_request", f"{route.method} {PREFIX}{route.path} takes no parameters",
                            [{"path": k, "message": "unexpected parameter", "severity": "error"} for k in extra])
         return None
     if route.method == "GET":
-        data = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=False).items()}
+        try:
+            data = {k: v[-1] for k, v in parse_qs(query, max_num_fields=MAX_QUERY_FIELDS).items()}
+        except ValueError:
+            raise _bad(f"more than {MAX_QUERY_FIELDS} query parameters", "(query)") from None
     else:
         data = body
     try:
@@ -63,9 +101,9 @@ def call(service, method: str, target: str, body: dict, caller: Caller) -> tuple
     route = BY_KEY.get((method, path)) if path is not None else None
     if route is None:
         known = path is not None and any(r.path == path for r in ROUTES)
-        return 404, ApiError("not_found", f"{'no ' + method + ' on' if known else 'unknown endpoint'} {u.path}")
+        return 404, ApiError("not_found", f"{'no ' + method + ' on' if known else 'unknown endpoint'} {u.path[:200]}")
     if route.write and caller.read_only:
-        log.warning("refused write %s %s from the read-only socket (uid %s)", method, u.path, caller.uid)
+        log.warning("refused write %s %s from the read-only socket (uid %s)", method, u.path[:200], caller.uid)
         return 403, ApiError("read_only", "read-only connection: the agent refuses writes on this socket")
     try:
         req = _request(route, u.query, body)
@@ -76,6 +114,10 @@ def call(service, method: str, target: str, body: dict, caller: Caller) -> tuple
         return 200, out
     except ApiError as e:
         return e.status, e
+    except (MemoryError, RecursionError) as e:
+        log.error("request %s %s: %s", method, u.path[:200], e.__class__.__name__)
+        return 413, ApiError("too_large", f"the request needs more resources than the agent allows "
+                                          f"({e.__class__.__name__})")
     except Exception as e:  # noqa: BLE001 - never kill the agent over one request
         log.exception("internal error in %s %s", method, u.path)
         return 500, ApiError("internal", f"internal error: {e.__class__.__name__}: {e}")

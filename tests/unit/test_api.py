@@ -109,3 +109,24 @@ def test_responses_read_like_dicts_for_scripts():
     assert st["head"] == st.head and st.get("nope") is None and "head" in st and st["extra_field"] == 1
     with pytest.raises(KeyError):
         st["nope"]
+
+
+@pytest.mark.parametrize("raw,path", [
+    (b'{"config": "\\ud800"}', "config"),          # an unpaired surrogate smuggled through a JSON escape
+    (b'{"a":' * 20 + b"1" + b"}" * 20, "(body)"),   # deeper than any request needs
+    (b"\xff\xfe{}", "(body)"),                      # not UTF-8
+    (b"[1]", "(body)"),                             # not an object
+    (b"{nope", "(body)"),                           # not JSON
+])
+def test_bodies_are_bounded_before_any_model(raw, path):
+    from backend.api.dispatch import parse_body
+
+    with pytest.raises(ApiError) as e:
+        parse_body(raw)
+    assert e.value.code == "bad_request" and [p["path"] for p in e.value.problems] == [path]
+
+
+def test_query_strings_are_bounded():
+    status, out = dispatch(Recorder(), "GET", "/v1/log?" + "&".join(f"x{i}=1" for i in range(60)), {},
+                           m.Caller(1, 1, "u", read_only=True))
+    assert status == 400 and out["code"] == "bad_request" and out["problems"][0]["path"] == "(query)"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 REV = Field(default=None, max_length=200, description="a revision: full or short id, HEAD, HEAD~N")
 TEXT_MAX = 64 * 1024 * 1024  # the transport's body cap is the real bound; this one is only a backstop
@@ -47,16 +47,33 @@ class Who(Body):
                                        description="$SSH_CONNECTION of the caller (lockout check)")
 
 
+def clamped(lo: int, hi: int):
+    """A whole number from the query string: digits only (no sign, no spaces inside, at most 18),
+    at least lo; more than hi is read as hi (asking for "all" is not an error)."""
+
+    def parse(v):
+        if isinstance(v, str):
+            t = v.strip()
+            if not (t.isascii() and t.isdigit() and len(t) <= 18):
+                raise ValueError(f"must be a whole number from {lo} to {hi}")
+            v = int(t)
+        if isinstance(v, int) and not isinstance(v, bool) and v > hi:
+            return hi
+        return v
+
+    return Annotated[int, BeforeValidator(parse), Field(ge=lo, le=hi)]
+
+
 class RevQuery(Query):
     rev: str | None = REV
 
 
 class LogQuery(Query):
-    n: int = Field(default=50, ge=1, le=10000)
+    n: clamped(0, 10000) = 50
 
 
 class AuditQuery(Query):
-    n: int = Field(default=100, ge=1, le=10000)
+    n: clamped(0, 10000) = 100
 
 
 class DiffQuery(Query):
@@ -65,11 +82,11 @@ class DiffQuery(Query):
 
 
 class ConntrackQuery(Query):
-    n: int = Field(default=10, ge=1, le=1000)
+    n: clamped(1, 1000) = 10
 
 
 class HistoryQuery(Query):
-    seconds: int | None = Field(default=None, ge=1, le=86400)
+    seconds: clamped(1, 86400) | None = None
 
 
 class ConfigBody(Body):

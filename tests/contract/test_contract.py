@@ -97,8 +97,12 @@ def test_bad_requests_name_the_fields(api):
     status, out = api.raw("POST", "/v1/trace", json.dumps({"packet": {"iif": "wan0", "src": "foo",
                                                                       "dst": "198.51.100.2"}}).encode())
     assert status == 400 and [p["path"] for p in out["problems"]] == ["packet.src"]
-    status, out = api.raw("GET", "/v1/log?n=0")
+    status, out = api.raw("GET", "/v1/log?n=-1")
     assert status == 400 and out["code"] == "bad_request" and [p["path"] for p in out["problems"]] == ["n"]
+    status, out = api.raw("GET", "/v1/audit?n=abc")
+    assert status == 400 and out["code"] == "bad_request" and [p["path"] for p in out["problems"]] == ["n"]
+    status, out = api.raw("GET", "/v1/log?n=99999999")  # more than the most is the most, not an error
+    assert status == 200 and isinstance(out["entries"], list)
     status, out = api.raw("POST", "/v1/validate", b"[1, 2]")
     assert status == 400 and out["code"] == "bad_request"
     status, out = api.raw("POST", "/v1/validate", b"{not json")

@@ -2,7 +2,19 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# Names in the document (one definition for config.py and services.py).
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+IFNAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"  # IFNAMSIZ - 1
+LABEL_RE = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"  # one DNS label
+HOSTNAME_RE = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+DOMAIN_RE = HOSTNAME_RE[:-1] + r"\.?$"  # a host name, optionally fully qualified
+
+Name = Annotated[str, Field(pattern=NAME_RE)]
+IfName = Annotated[str, Field(pattern=IFNAME_RE)]
 
 
 class Strict(BaseModel):

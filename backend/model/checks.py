@@ -11,7 +11,8 @@ from collections import Counter
 
 from . import prefix
 from .config import RouterConfig, Rule
-from .load import Problem
+from .kubernetes import kubernetes_problems
+from .problem import Problem
 
 SELF = "self"
 
@@ -104,8 +105,6 @@ def check(cfg: RouterConfig) -> list[Problem]:
                          f"unknown interface {cfg.system.management_interface!r}"))
 
     if cfg.system.kubernetes:
-        from ..render.talos import kubernetes_problems
-
         k = cfg.system.kubernetes
         p += [Problem(path, msg) for path, msg in kubernetes_problems(cfg, k.pod_cidrs, k.service_cidrs)]
 

@@ -21,15 +21,10 @@ from pydantic import (
 )
 
 from . import prefix
-from .base import Strict, listify
+from .base import HOSTNAME_RE, NAME_RE, IfName, Name, Strict, listify
+from .kubernetes import POD_SUBNETS, SERVICE_SUBNETS
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
 
-NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-IFNAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"  # IFNAMSIZ - 1
-HOSTNAME_RE = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-
-Name = Annotated[str, Field(pattern=NAME_RE)]
-IfName = Annotated[str, Field(pattern=IFNAME_RE)]
 Action = Literal["accept", "drop", "reject"]
 
 # ICMP type names nft understands (icmp / icmpv6 type names).
@@ -119,9 +114,9 @@ class Kubernetes(Strict):
     the firewall lets pod traffic through (Kubernetes polices it)."""
 
     pod_cidrs: Annotated[list[str], BeforeValidator(lambda v: [_prefix(x) for x in _listify(v)])] = Field(
-        default_factory=lambda: ["10.244.0.0/16"])
+        default_factory=lambda: list(POD_SUBNETS))
     service_cidrs: Annotated[list[str], BeforeValidator(lambda v: [_prefix(x) for x in _listify(v)])] = Field(
-        default_factory=lambda: ["10.96.0.0/12"])
+        default_factory=lambda: list(SERVICE_SUBNETS))
 
 
 class AccessPath(Strict):

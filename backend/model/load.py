@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 
 import yaml
 from pydantic import ValidationError
 
 from .config import RouterConfig
+from .problem import ConfigError, Problem
 
-
-@dataclass(frozen=True)
-class Problem:
-    path: str
-    message: str
-    severity: str = "error"  # "error" | "warning"
-
-    def __str__(self) -> str:
-        tag = "" if self.severity == "error" else "warning: "
-        return f"{self.path}: {tag}{self.message}"
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-class ConfigError(Exception):
-    """Raised with the problems that make a document unusable."""
-
-    def __init__(self, problems: list[Problem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
+__all__ = ["ConfigError", "Problem", "load_config", "validate_text", "dump_config", "json_schema", "parse_yaml"]
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when available

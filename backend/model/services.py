@@ -36,17 +36,12 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from .base import Strict, listify
+from .base import DOMAIN_RE, LABEL_RE, Name, Strict, listify
+from .problem import Problem
 
-NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
-IFNAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$"
-LABEL_RE = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$"
-DOMAIN_RE = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 MAC_RE = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$"
 DUID_RE = r"^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){1,129}$"
 
-Name = Annotated[str, Field(pattern=NAME_RE)]
-IfName = Annotated[str, Field(pattern=IFNAME_RE)]
 
 
 def _domain(v):
@@ -305,8 +300,6 @@ def lan_domain(cfg) -> str | None:
 
 def check_services(cfg) -> list:
     """Semantic checks of the service sections (Problem list)."""
-    from .load import Problem
-
     p: list = []
     zones = set(cfg.zones)
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 from ..model.checks import SELF, resolve_addresses, rule_families, set_prefixes, target_zone
 from ..model.config import ICMP_TYPES, ICMPV6_TYPES, RouterConfig, Rule
+from ..model.kubernetes import CNI_LINKS
 from ..model.prefix import disjoint
 
 TABLE = "talgate"
@@ -455,7 +456,6 @@ def render(cfg: RouterConfig) -> Ruleset:
     return Ruleset(chains, sets)
 
 
-CNI_LINKS = ("cni0", "flannel.1")
 
 
 def _kubernetes_rules(chain: str, pod_cidrs: list[str], links: bool) -> list[NRule]:

@@ -179,9 +179,18 @@ def test_two_clients_from_the_same_base(lab):
 
 
 def test_audit_trail_names_who_and_from_where(lab):
+    """Makes every kind of event itself (passes alone, not only after its neighbours)."""
+    text = example_config().replace("dport: 22, action: accept}", "dport: [22, 2222], action: accept}")
+    lab.client.commit(text, "audit: open 2222", confirm=30)
+    lab.client.confirm()
+    with pytest.raises(AgentError):
+        lab.client.commit("zones: [", "audit: broken")
+    lab.client.rollback()
+    lab.router("ip", "addr", "del", "192.168.10.1/24", "dev", "lan0")
+    assert wait_for(lambda: lab.client.audit(1)[0]["action"] == "drift-repair", 6, 0.1)
     entries = lab.client.audit(200)
-    actions = {e["action"] for e in entries}
-    assert {"commit", "confirm", "rollback", "refused", "drift-repair"} <= actions
+    actions = [e["action"] for e in entries[-5:]]
+    assert actions == ["commit", "confirm", "refused", "rollback", "drift-repair"], actions
     c = next(e for e in entries if e["action"] == "commit")
     assert c["uid"] == 0 and c["unix_user"] == "root" and c["via"] in ("socket", "ssh from 192.168.99.10")
     out = lab.cli("log", "--audit", "-n", "50")

@@ -61,3 +61,30 @@ class LabHelper:
 
     def head(self) -> str:
         return self.client.status()["head"]
+
+    def assert_kernel_is_head(self) -> None:
+        """The router's `inet talgate` table equals render(HEAD) loaded into a fresh namespace (counter
+        values and handles aside), and re-applying HEAD changes nothing (addresses, routes, daemons)."""
+        import json
+
+        from tests.unit.nftcheck import load_and_list
+
+        def norm(listing: list[dict]) -> list[dict]:
+            out = []
+            for o in listing:
+                (k, v), = o.items()
+                if k == "rule":
+                    v = dict(v, expr=[{"counter": None} if "counter" in e else e for e in v["expr"]])
+                if k == "set" and "elem" in v:
+                    v = dict(v, elem=sorted(v["elem"], key=json.dumps))
+                out.append({k: v})
+            return out
+
+        live = []
+        for o in json.loads(self.router("nft", "-j", "list", "table", "inet", "talgate"))["nftables"]:
+            for k, v in o.items():
+                if k != "metainfo":
+                    live.append({k: {kk: vv for kk, vv in v.items() if kk != "handle"} if isinstance(v, dict) else v})
+        want = load_and_list(text=self.client.render()["nft"])
+        assert norm(live) == norm(want), "the kernel's table differs from render(HEAD)"
+        assert self.client.apply()["changes"] == 0, "re-applying HEAD changed something: the kernel was not HEAD"

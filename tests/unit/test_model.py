@@ -26,7 +26,7 @@ def test_example_is_valid_without_warnings():
 
 CASES = [
     ("interfaces: {wan0: {ipv4: [198.51.100.2/24]}\n", "router.yaml:2:1: YAML syntax"),
-    ("zones: {a: {}, a: {}}", "duplicate key 'a'"),
+    ("zones: {a: {}, a: {}}", "router.yaml:1:16: YAML syntax: duplicate key 'a' (first at line 1)"),
     ("version: 2", "version: Input should be 1"),
     ("routers: {}", "routers: unknown key"),
     (EX.replace("hostname: gw", "hostname: gw\n  colour: blue"), "system.colour: unknown key"),
@@ -57,11 +57,21 @@ CASES = [
 ]
 
 
+# Cases whose one mistake rightly yields a second, consequential problem.
+SECOND = {"zones.lan.interfaces[0]: unknown interface 'lan1'": "nat.forwards[0].to: target 192.168.10.10 is outside",
+          "interfaces.guest0.ipv4: subnet 192.168.0.0/16 overlaps 192.168.10.0/24 on interface lan0":
+              "interfaces.mgmt0.ipv4: subnet 192.168.99.0/24 overlaps 192.168.0.0/16",
+          "routes[0]": "routes[0].x: unknown key"}
+
+
 @pytest.mark.parametrize("text, expected", CASES, ids=[e for _, e in CASES])
 def test_bad_input_names_its_path(text, expected):
     got = problems(text)
-    assert got, "expected a problem"
-    assert any(expected in p for p in got), got
+    assert got and got[0].startswith(expected), got
+    if expected in SECOND:
+        assert len(got) == 2 and got[1].startswith(SECOND[expected]), got
+    else:
+        assert len(got) == 1, got
 
 
 def test_shadowed_rule_is_a_warning_not_an_error():

@@ -58,6 +58,33 @@ class ApplyFailed(Exception):
     """Applying failed; the previous state was put back and HEAD did not move."""
 
 
+def _fault_file(path: str | None):
+    """Fault injection for tests (the lab's agent runs in its own process): TALGATE_FAULTS names a
+    JSON file {stage: action}, read at every stage, so a test can make one stage fail. Stages: each
+    applier's name (after it applied), its group ("net", "nft", "services"), "<daemon>.write",
+    "<daemon>.reload", "chrony.cert", "advance". Actions: "raise", "sleep:SECONDS", "touch:PATH".
+    Unset: no faults, no reads."""
+    if not path:
+        return None
+
+    def fault(stage: str) -> None:
+        try:
+            with open(path) as f:
+                action = json.load(f).get(stage)
+        except (OSError, ValueError, AttributeError):
+            return
+        if not isinstance(action, str):
+            return
+        if action == "raise":
+            raise RuntimeError(f"injected fault at {stage}")
+        if action.startswith("sleep:"):
+            time.sleep(float(action[6:]))
+        elif action.startswith("touch:"):
+            Path(action[6:]).touch()
+
+    return fault
+
+
 @dataclass
 class Applied:
     rev: str | None = None
@@ -104,6 +131,10 @@ class Pipeline:
         self.generation = 0  # bumped by every apply: a drift result from before one is stale
         self._current: Desired | None = None  # the desired state last applied
         self.audit = Audit(self.state_dir / "audit.jsonl")
+        self.faults = _fault_file(os.environ.get("TALGATE_FAULTS"))
+        for a in self.appliers:
+            if hasattr(a, "fault"):
+                a.fault = self._fault
         self.repo.clear_stale_locks()
         self.pending: dict | None = self._load_pending()
 
@@ -178,44 +209,78 @@ class Pipeline:
 
     # -- the kernel ----------------------------------------------------------------------
 
+    def _fault(self, stage: str) -> None:
+        if self.faults is not None:
+            self.faults(stage)
+
     def _converge(self, d: Desired) -> dict:
-        """Every applier, in order, to d; returns what changed. Raises _Failed(applier, error)."""
+        """Every applier, in order, to d; returns what changed. Raises _Failed(stage, error)."""
         t0 = time.monotonic()
         counts = {"net": 0, "nft": 0, "services": 0}
         changes: list[str] = []
         self.generation += 1
-        for a in self.appliers:
+        for i, a in enumerate(self.appliers):
             try:
                 out = a.apply(d)
+                counts[a.group] = counts.get(a.group, 0) + len(out)
+                changes += out
+                # Fault injection (tests): after each applier changed things, and after the last
+                # applier of each group ("net", "nft", "services").
+                self._fault(a.name)
+                if i + 1 == len(self.appliers) or self.appliers[i + 1].group != a.group:
+                    self._fault(a.group)
             except Exception as e:  # noqa: BLE001 - any failure: all or nothing
                 raise _Failed(a.name, e) from e
-            counts[a.group] = counts.get(a.group, 0) + len(out)
-            changes += out
         self._current = d
-        return {"changes": len(changes), **counts, "applied": changes,
-                "seconds": round(time.monotonic() - t0, 4)}
+        out = {"changes": len(changes), **counts, "applied": changes, "seconds": round(time.monotonic() - t0, 4)}
+        warnings = [w for a in self.appliers for w in getattr(a, "warnings", ())]
+        if warnings:
+            out["service_warnings"] = warnings
+        return out
 
-    def _converge_or_restore(self, d: Desired, previous: Desired | None) -> dict:
-        """_converge, and when any applier fails put every applier back to previous."""
+    def _transaction(self, d: Desired, previous: Desired | None, then=None) -> dict:
+        """Converge every applier to d, then run ``then`` (moving HEAD); when anything fails,
+        put every applier back to previous — by its journal (``undo``: the daemons' files byte
+        for byte) or by applying previous (the kernel) — record last_error, raise ApplyFailed."""
+        for a in self.appliers:
+            if hasattr(a, "begin"):
+                a.begin()
         try:
-            return self._converge(d)
-        except _Failed as f:
-            self.last_error = f"apply of {short(d.rev)} failed in {f.applier}: {f.error}"
-            if previous is None:
-                self.last_error += "; nothing to restore to"
-            else:
-                errors = []
-                self.generation += 1
-                for a in self.appliers:
-                    try:
-                        a.apply(previous)
-                    except Exception as e2:  # noqa: BLE001 - report every failure, restore the rest
-                        errors.append(f"{a.name}: {e2}")
-                self._current = previous if not errors else None
-                self.last_error += f"; restored {short(previous.rev)}"
-                if errors:
-                    self.last_error += f"; restoring failed too: {'; '.join(errors)}"
-            raise ApplyFailed(self.last_error) from None
+            try:
+                result = self._converge(d)
+                if then is not None:
+                    then()
+            except Exception as e:  # noqa: BLE001 - whatever failed, every applier goes back
+                f = e if isinstance(e, _Failed) else _Failed("commit", e)
+                self._restore(d, previous, f)
+                raise ApplyFailed(self.last_error) from None
+        finally:
+            for a in self.appliers:
+                if hasattr(a, "end"):
+                    a.end()
+        return result
+
+    def _restore(self, d: Desired, previous: Desired | None, f: _Failed) -> None:
+        e = f.error
+        what = e if type(e).__name__.endswith("Error") and str(e) else f"{type(e).__name__}: {e}"
+        self.last_error = f"apply of {short(d.rev)} failed in {f.stage}: {what}"
+        errors: list[str] = []
+        self.generation += 1
+        for a in self.appliers:
+            try:
+                if hasattr(a, "undo"):
+                    errors += a.undo()
+                elif previous is not None:
+                    a.apply(previous)
+            except Exception as e2:  # noqa: BLE001 - report every failure, restore the rest
+                errors.append(f"{a.name}: {e2}")
+        self._current = previous if not errors else None
+        if previous is None:
+            self.last_error += "; the daemons' files were put back; there is no previous revision for the kernel"
+        else:
+            self.last_error += f"; restored {short(previous.rev)}"
+        if errors:
+            self.last_error += f"; restoring failed too: {'; '.join(errors)}"
 
     # -- operations ----------------------------------------------------------------------
 
@@ -263,13 +328,22 @@ class Pipeline:
         oid = self.repo.create_commit(text, message, author, None, head)
         d.rev = oid
         previous = self._desired_of(head)
-        result = self._converge_or_restore(d, previous)
-        if confirm:
-            # Persist the timer before HEAD moves: a crash in between leaves a timer for a commit
-            # that never landed (discarded at start), never a landed commit without its timer.
-            self._set_pending({"rev": oid, "previous": head, "seconds": confirm,
-                               "deadline": time.time() + confirm})
-        self.repo.advance(oid, head)
+
+        def land():
+            if confirm:
+                # Persist the timer before HEAD moves: a crash in between leaves a timer for a commit
+                # that never landed (discarded at start), never a landed commit without its timer.
+                self._set_pending({"rev": oid, "previous": head, "seconds": confirm,
+                                   "deadline": time.time() + confirm})
+            try:
+                self._fault("advance")
+                self.repo.advance(oid, head)
+            except BaseException:
+                if self.pending is not None and self.pending.get("rev") == oid:
+                    self._set_pending(None)
+                raise
+
+        result = self._transaction(d, previous, land)
         self.repo.write_worktree(text)
         self.applied.rev, self.applied.time = oid, time.time()
         self._save_applied()
@@ -288,7 +362,7 @@ class Pipeline:
             if cfg is None:
                 raise Refused(problems)
             d = self._desired_of(target)
-            result = self._converge_or_restore(d, self._desired_of(self.applied.rev))
+            result = self._transaction(d, self._desired_of(self.applied.rev))
             self.applied.rev, self.applied.time = target, time.time()
             self._save_applied()
             self.last_error = None
@@ -436,6 +510,6 @@ class Pipeline:
 
 
 class _Failed(Exception):
-    def __init__(self, applier: str, error: BaseException):
-        self.applier, self.error = applier, error
-        super().__init__(f"{applier}: {error}")
+    def __init__(self, stage: str, error: BaseException):
+        self.stage, self.error = stage, error
+        super().__init__(f"{stage}: {error}")

@@ -94,10 +94,13 @@ class Desired:
     """
 
     def __init__(self, cfg: RouterConfig, facts: Facts | None = None, rev: str | None = None,
-                 ruleset: Any = None):
+                 ruleset: Any = None, tolerant: bool = False):
         self.cfg = cfg
         self.facts = facts or Facts()
         self.rev = rev
+        # tolerant: going back to a revision applied before (the confirm timer's rollback); an
+        # applier that cannot reach it keeps its current state and says so in `warnings`.
+        self.tolerant = tolerant
         self._products: dict[str, Any] = {}
         self._lock = threading.Lock()
         if ruleset is not None:

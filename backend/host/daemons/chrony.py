@@ -56,7 +56,11 @@ class ChronyApplier(DaemonApplier):
         key, crt, stamp, names = nts
         if key.exists() and crt.exists() and read(stamp) == names:
             return False
-        self.ca.issue_server(key, crt, names.split(), desired.cfg.system.hostname)
+        self._fault("chrony.cert")
+        ca = self.ca
+        for f in (key, crt, stamp, ca.key_path, ca.crt_path):
+            self.remember(f)
+        ca.issue_server(key, crt, names.split(), desired.cfg.system.hostname)
         write_atomic(stamp, names)
         return True
 

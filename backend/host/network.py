@@ -100,16 +100,17 @@ class NetworkApplier:
         return [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
                 for n in missing if d.cfg.interfaces[n].enabled]
 
-    def _ops(self, d: Desired) -> list[tuple]:
-        """Planned operations without touching the remembered MTUs."""
-        saved = dict(self.net.original_mtu)
-        try:
-            return self.net.plan(desired_state(d), set(self.owned) | set(d.cfg.interfaces))
-        finally:
-            self.net.original_mtu = saved
+    def _ops(self, d: Desired, owned: set[str]) -> list[tuple]:
+        """Planned operations, without touching the remembered MTUs (plan() records them)."""
+        with self._lock:
+            saved = dict(self.net.original_mtu)
+            try:
+                return self.net.plan(desired_state(d), owned)
+            finally:
+                self.net.original_mtu = saved
 
     def plan(self, d: Desired) -> list[str]:
-        return [describe(op) for op in self._ops(d)]
+        return [describe(op) for op in self._ops(d, set(self.owned) | set(d.cfg.interfaces))]
 
     def apply(self, d: Desired) -> list[str]:
         with self._lock:
@@ -123,11 +124,7 @@ class NetworkApplier:
             return [describe(op) for op in ops]
 
     def drift(self, d: Desired) -> list[str]:
-        saved = dict(self.net.original_mtu)
-        try:
-            return [describe(op) for op in self.net.plan(desired_state(d), set(self.owned))]
-        finally:
-            self.net.original_mtu = saved
+        return [describe(op) for op in self._ops(d, set(self.owned))]
 
     def status(self) -> dict:
         return {"owned": list(self.owned)}

@@ -30,6 +30,7 @@ from . import lockout
 from .audit import Audit
 
 _parsed: dict[str, tuple] = {}
+MAX_LISTED = 100  # changes listed by name in an apply's result (and status.last_apply); the count is exact
 
 
 def validate_text(text: str):
@@ -232,7 +233,8 @@ class Pipeline:
             except Exception as e:  # noqa: BLE001 - any failure: all or nothing
                 raise _Failed(a.name, e) from e
         self._current = d
-        out = {"changes": len(changes), **counts, "applied": changes, "seconds": round(time.monotonic() - t0, 4)}
+        shown = changes[:MAX_LISTED] + ([f"… and {len(changes) - MAX_LISTED} more"] if len(changes) > MAX_LISTED else [])
+        out = {"changes": len(changes), **counts, "applied": shown, "seconds": round(time.monotonic() - t0, 4)}
         warnings = [w for a in self.appliers for w in getattr(a, "warnings", ())]
         if warnings:
             out["service_warnings"] = warnings

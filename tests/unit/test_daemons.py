@@ -88,7 +88,9 @@ def test_drift_and_repair_cover_daemon_configs(tmp_path):
     gen = (conf.parent / ".generation").read_text()
     conf.write_text(good + "# half-written\n")
     (tmp_path / "svc/rendered/radvd/radvd.conf").unlink()
-    assert sorted(p.drift()) == ["radvd: write radvd.conf", "unbound: rewrite unbound.conf"]
+    assert sorted(p.drift()) == ["service radvd: radvd.conf is missing", "service unbound: unbound.conf was changed"]
+    assert sorted(p.plan(text)["unbound"] + p.plan(text)["radvd"]) == ["radvd: write radvd.conf",
+                                                                       "unbound: rewrite unbound.conf"]
     assert conf.read_text().endswith("# half-written\n")  # drift changed nothing
     out = p.repair()
     assert out["repaired"] == 2
@@ -231,7 +233,7 @@ def test_nts_key_comes_from_the_pki_and_stays_out_of_status(tmp_path):
     assert "PRIVATE" not in st and key.read_text().splitlines()[1] not in st
     assert p.status()["services"]["chrony"]["nts_ca"]["present"] is True
     key.unlink()
-    assert p.drift() == ["chrony: NTS key/certificate missing or issued for other names"]
+    assert p.drift() == ["service chrony: the NTS key/certificate is missing or names other hosts"]
     p.repair()
     assert key.exists() and p.drift() == []
 

@@ -273,14 +273,23 @@ class DaemonApplier:
             return []
         return self._differences(desired)
 
-    def _differences(self, desired: Desired) -> list[str]:
+    def _differences(self, desired: Desired, drift: bool = False) -> list[str]:
+        """What apply would change (plan: "write X"), or how the file differs (drift: "X was changed")."""
         known, text = self._want(desired)
         if not known:
             return []
         cur = read(self.path)
         if text is None:
-            return [f"{self.name}: remove {self.file}"] if cur is not None else []
-        out = [] if cur == text else [f"{self.name}: {'write' if cur is None else 'rewrite'} {self.file}"]
+            if cur is None:
+                return []
+            return [f"service {self.name}: {self.file} exists but the service is off" if drift
+                    else f"{self.name}: remove {self.file}"]
+        if cur == text:
+            out = []
+        elif drift:
+            out = [f"service {self.name}: {self.file} {'is missing' if cur is None else 'was changed'}"]
+        else:
+            out = [f"{self.name}: {'write' if cur is None else 'rewrite'} {self.file}"]
         return out + self.extra_drift(desired, text)
 
     # -- transactions (the pipeline: begin, apply..., then end or undo) ------------------------------
@@ -389,7 +398,7 @@ class DaemonApplier:
     def drift(self, desired: Desired) -> list[str]:
         if self.d.rendered_dir is None:
             return []
-        return self._differences(desired)
+        return self._differences(desired, drift=True)
 
     def status(self) -> dict:
         if self.d.rendered_dir is None:

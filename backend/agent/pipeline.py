@@ -163,12 +163,16 @@ class Pipeline:
         """Config + the current facts (+ render products, computed once and shared)."""
         return Desired(cfg, self.facts, rev)
 
-    def _desired_of(self, rev: str | None) -> Desired | None:
-        """The desired state of a revision, reusing the last applied one's render products."""
+    def _desired_of(self, rev: str | None, fresh: bool = False) -> Desired | None:
+        """The desired state of a revision, reusing the last applied one's render products. With
+        fresh (an explicit apply), only the ruleset is reused (a pure function of the config): the
+        daemons' configs are rendered again (a blocklist file may have changed on disk)."""
         if rev is None:
             return None
         cur = self._current
         if cur is not None and cur.rev == rev:
+            if fresh:
+                return Desired(cur.cfg, self.facts, rev, ruleset=cur.ruleset)
             if cur.facts != self.facts:
                 self._current = cur = cur.with_facts(self.facts)
             return cur
@@ -363,7 +367,7 @@ class Pipeline:
             cfg, problems = validate_text(self.repo.read(target))
             if cfg is None:
                 raise Refused(problems)
-            d = self._desired_of(target)
+            d = self._desired_of(target, fresh=True)
             result = self._transaction(d, self._desired_of(self.applied.rev))
             self.applied.rev, self.applied.time = target, time.time()
             self._save_applied()

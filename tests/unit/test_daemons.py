@@ -296,3 +296,15 @@ def test_desired_shares_daemon_renders_between_check_and_apply(tmp_path, monkeyp
     assert len(calls) == 1
     p.drift()
     assert len(calls) == 1
+
+
+def test_an_explicit_apply_reads_a_changed_blocklist_again(tmp_path):
+    p = _pipeline(tmp_path)
+    text = _text(tmp_path)
+    p.commit(text, "services", "t")
+    conf = tmp_path / "svc/rendered/unbound/unbound.conf"
+    assert "tracker.example" not in conf.read_text()
+    (tmp_path / "ads.txt").write_text("ads.example\ntracker.example\n")
+    res = p.apply()
+    assert res["services"] == 1 and "tracker.example" in conf.read_text()
+    assert p.apply()["changes"] == 0

@@ -105,7 +105,8 @@ class _Services:
         return []
 
     def status(self) -> dict:
-        return {a.name: a.status() for a in self.appliers}
+        """{daemon: status}; daemons with nothing to say (no rendered folder) left out."""
+        return {a.name: st for a in self.appliers if (st := a.status())}
 
 
 class Pipeline:

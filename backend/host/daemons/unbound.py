@@ -16,6 +16,8 @@ from ..applier import Desired
 from . import kea
 from .base import DaemonApplier
 
+MAX_ANSWER = 64 << 20  # unbound-control answers read at most (list_local_data of many leases is large)
+
 
 def unbound_control(sock_path: str, command: str, data: list[str] | None = None, timeout: float = 5.0) -> str:
     """One unbound-control command over the unix control socket (control-use-cert: no).
@@ -28,12 +30,12 @@ def unbound_control(sock_path: str, command: str, data: list[str] | None = None,
             payload += "".join(line + "\n" for line in data) + "\x04\x0a"
         s.sendall(payload.encode())
         out = b""
-        while True:
+        while len(out) < MAX_ANSWER:
             chunk = s.recv(65536)
             if not chunk:
                 break
             out += chunk
-    return out.decode(errors="replace")
+    return out[:MAX_ANSWER].decode(errors="replace")
 
 
 def blocklists(cfg) -> tuple[dict[str, str], list[Problem]]:

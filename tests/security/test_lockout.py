@@ -1,0 +1,130 @@
+"""Lockout proof on content, not names (issue 11, class 4): every path the running config's
+access entries admit — each source prefix, probed from real addresses inside it — must stay
+open in the candidate; probes the running config already drops are not flagged."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from backend.agent.lockout import cuts, probe_hosts
+from backend.lab.lab import example_config
+from backend.model import validate_text
+
+EX = example_config()
+SSH_RULE = "  - {name: ssh-from-mgmt, from: mgmt, to: self, proto: tcp, dport: 22, action: accept}\n"
+SSH_ACCESS = "    - {name: ssh, from: mgmt, port: 22}\n"
+
+
+def cfg(text: str):
+    c, probs = validate_text(text)
+    assert c is not None, probs
+    return c
+
+
+def with_rules(text: str, *rules: str) -> str:
+    assert SSH_RULE in text
+    return text.replace(SSH_RULE, "".join(f"  - {r}\n" for r in rules))
+
+
+def with_access(text: str, *entries: str) -> str:
+    assert SSH_ACCESS in text
+    return text.replace(SSH_ACCESS, "".join(f"    - {e}\n" for e in entries))
+
+
+def cut_text(running: str, candidate: str) -> list[str]:
+    return [str(c) for c in cuts(cfg(running), cfg(candidate), None)]
+
+
+def test_unchanged_and_unrelated_changes_cut_nothing():
+    assert cut_text(EX, EX) == []
+    other = EX.replace("{name: web, in: wan, proto: tcp, dport: 8443", "{name: web, in: wan, proto: tcp, dport: 8444")
+    assert other != EX and cut_text(EX, other) == []
+
+
+def test_changing_the_port_under_the_same_name_checks_the_old_path():
+    cand = with_access(with_rules(EX, "{name: ssh-from-mgmt, from: mgmt, to: self, proto: tcp, dport: 2222, "
+                                      "action: accept}"), "{name: ssh, from: mgmt, port: 2222}")
+    got = cut_text(EX, cand)
+    assert any(c.startswith("access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22): drop") for c in got), got
+    assert any("-> 2001:db8:10:99::1 tcp/22" in c for c in got), got
+    # the new entry itself is proven too: port 2222 is open, so only the old path is reported
+    assert not any("2222" in c for c in got), got
+
+
+def test_renaming_and_moving_an_entry_still_checks_the_old_path():
+    cand = with_access(with_rules(EX, "{name: ssh-alt, from: mgmt, to: self, proto: tcp, dport: 2222, "
+                                      "action: accept}"), "{name: admin, from: mgmt, port: 2222}")
+    got = cut_text(EX, cand)
+    assert any(c.startswith("access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22)") for c in got), got
+
+
+def test_a_single_source_address_is_probed_exactly():
+    run = with_access(with_rules(EX, "{name: ssh-admin, from: mgmt, to: self, src: 192.168.99.10/32, proto: tcp, "
+                                     "dport: 22, action: accept}"),
+                      "{name: ssh, from: mgmt, port: 22, src: 192.168.99.10/32}")
+    assert cut_text(run, run) == []  # the exact address is admitted, not a synthetic .2
+    cand = run.replace("src: 192.168.99.10/32, proto", "src: 192.168.99.11/32, proto")
+    got = cut_text(run, cand)
+    assert got == ["access 'ssh' (192.168.99.10 -> 192.168.99.1 tcp/22): drop by zone mgmt input"], got
+
+
+def test_a_running_rule_that_narrows_the_source_defines_what_is_admitted():
+    # The entry covers the zone, but the running rules admit only 192.168.99.10: the other
+    # addresses are not admitted today, so they are not flagged, and .10 must stay open.
+    run = with_rules(EX, "{name: ssh-admin, from: mgmt, to: self, src: 192.168.99.10/32, proto: tcp, dport: 22, "
+                         "action: accept}")
+    assert cut_text(run, run) == []
+    unrelated = run.replace("dport: 8443", "dport: 8444")
+    assert cut_text(run, unrelated) == []
+    moved = run.replace("src: 192.168.99.10/32", "src: 192.168.99.11/32")
+    got = cut_text(run, moved)
+    assert len(got) == 1 and got[0].startswith("access 'ssh' (192.168.99.10 -> 192.168.99.1 tcp/22): drop"), got
+
+
+def test_a_candidate_rule_dropping_one_host_inside_the_prefix_is_found():
+    cand = with_rules(EX, "{name: no-50, from: mgmt, to: self, src: 192.168.99.50/32, action: drop}", SSH_RULE[4:-1])
+    got = cut_text(EX, cand)
+    assert len(got) == 1 and got[0].startswith("access 'ssh' (192.168.99.50 -> 192.168.99.1 tcp/22): drop by rule no-50"), got
+
+
+def test_ipv6_paths_are_checked():
+    cand = with_rules(EX, "{name: ssh-from-mgmt, from: mgmt, to: self, proto: tcp, dport: 22, family: ipv4, "
+                          "action: accept}")
+    got = cut_text(EX, cand)
+    assert len(got) == 1, got
+    assert got[0].startswith("access 'ssh' (2001:db8:10:99::2 -> 2001:db8:10:99::1 tcp/22): drop"), got
+    assert "also from 2001:db8:10:99:ffff:ffff:ffff:ffff" in got[0], got
+    v6src = with_access(EX, "{name: ssh6, from: mgmt, port: 22, src: '2001:db8:10:99::abc/128'}")
+    assert cut_text(v6src, v6src) == []
+    got = cut_text(v6src, cand.replace(SSH_ACCESS, "    - {name: ssh6, from: mgmt, port: 22, "
+                                                   "src: '2001:db8:10:99::abc/128'}\n"))
+    assert len(got) == 1 and got[0].startswith("access 'ssh6' (2001:db8:10:99::abc -> 2001:db8:10:99::1 tcp/22)"), got
+
+
+def test_a_new_entry_must_be_open_in_the_candidate():
+    cand = with_access(EX, SSH_ACCESS[6:-1], "{name: api, from: mgmt, port: 6443}")
+    got = cut_text(EX, cand)
+    assert any(c.startswith("access 'api' (192.168.99.2 -> 192.168.99.1 tcp/6443): drop") for c in got), got
+    assert not any("'ssh'" in c for c in got), got
+    # without a running config (first commit) the candidate's entries are proven alone
+    assert [str(c) for c in cuts(None, cfg(cand), None)] == got
+
+
+def test_removing_the_interface_is_a_cut():
+    cand = EX.replace("  mgmt0:\n    ipv4: [192.168.99.1/24]\n    ipv6: [2001:db8:10:99::1/64]\n", "") \
+             .replace("  management_interface: mgmt0\n", "").replace("interfaces: [mgmt0]", "interfaces: []")
+    got = cut_text(EX, cand)
+    assert got == ["access 'ssh' via mgmt0 (the candidate removes the interface): drop by no rule (no route)"], got
+
+
+def test_probe_hosts():
+    n = ipaddress.ip_network
+    a = ipaddress.ip_address
+    assert probe_hosts(n("192.168.99.10/32")) == [a("192.168.99.10")]
+    assert probe_hosts(n("192.168.99.0/24"), {a("192.168.99.1")}) == [a("192.168.99.2"), a("192.168.99.254")]
+    assert probe_hosts(n("192.168.99.0/24"), {a("192.168.99.254")}) == [a("192.168.99.1"), a("192.168.99.253")]
+    assert probe_hosts(n("192.168.99.0/31")) == [a("192.168.99.0"), a("192.168.99.1")]
+    assert probe_hosts(n("192.168.99.0/31"), {a("192.168.99.0")}) == [a("192.168.99.1")]
+    assert probe_hosts(n("192.168.99.7/32"), {a("192.168.99.7")}) == []
+    assert probe_hosts(n("2001:db8::/64"), {a("2001:db8::1")}) == [a("2001:db8::2"), a("2001:db8::ffff:ffff:ffff:ffff")]
+    assert probe_hosts(n("2001:db8::5/128")) == [a("2001:db8::5")]

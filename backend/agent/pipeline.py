@@ -113,8 +113,11 @@ class Pipeline:
         if cfg is None:
             raise Refused(problems)
         rs = render(cfg)
+        missing = set(self.net.missing_links(desired(cfg)))
         kernel = [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
-                  for n in self.net.missing_links(desired(cfg)) if cfg.interfaces[n].enabled]
+                  for n, itf in cfg.interfaces.items() if n in missing and itf.enabled]
+        kernel += [Problem(f"routes[{i}].interface", f"no such link {r.interface!r} in the router's network namespace")
+                   for i, r in enumerate(cfg.routes) if r.interface in missing]
         kernel += [p for p in self.services.check(cfg) if p.severity == "error"]
         if kernel:
             raise Refused(kernel)

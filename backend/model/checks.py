@@ -226,10 +226,36 @@ def check(cfg: RouterConfig) -> list[Problem]:
                                                 f"routes[{seen_dst[key]}]"))
         seen_dst.setdefault(key, i)
 
+    p += link_problems(cfg)
+
     # LAN services (DHCP, RA, DNS, NTP, mDNS).
     from .services import check_services
 
     p += check_services(cfg)
+    return p
+
+
+def link_problems(cfg: RouterConfig) -> list[Problem]:
+    """Links the document may not own (the loopback, CNI and pod links), and routes the kernel
+    would refuse half-way through an apply: on a disabled link, or via a gateway that only a
+    disabled interface's subnet reaches."""
+    from .links import foreign_link
+
+    p = []
+    for name in cfg.interfaces:
+        why = foreign_link(name)
+        if why:
+            p.append(Problem(f"interfaces.{name}", f"{name!r} cannot be configured: {why}"))
+    for i, r in enumerate(cfg.routes):
+        itf = cfg.interfaces.get(r.interface) if r.interface else None
+        if itf is not None and not itf.enabled:
+            p.append(Problem(f"routes[{i}].interface", f"interface {r.interface!r} is disabled; the kernel "
+                                                       "refuses a route over a link that is down"))
+        elif r.via is not None and not r.interface:
+            reach = [n for n, net, _ in interface_networks(cfg) if net.version == r.via.version and r.via in net]
+            if reach and not any(cfg.interfaces[n].enabled for n in reach):
+                p.append(Problem(f"routes[{i}].via", f"gateway {r.via} is only on the subnet of disabled "
+                                                     f"interface {reach[0]!r}"))
     return p
 
 

@@ -5,6 +5,9 @@ open in the candidate; probes the running config already drops are not flagged."
 from __future__ import annotations
 
 import ipaddress
+import json
+
+import pytest
 
 from backend.agent.lockout import cuts, probe_hosts
 from backend.lab.lab import example_config
@@ -128,3 +131,106 @@ def test_probe_hosts():
     assert probe_hosts(n("192.168.99.7/32"), {a("192.168.99.7")}) == []
     assert probe_hosts(n("2001:db8::/64"), {a("2001:db8::1")}) == [a("2001:db8::2"), a("2001:db8::ffff:ffff:ffff:ffff")]
     assert probe_hosts(n("2001:db8::5/128")) == [a("2001:db8::5")]
+
+
+# ---- in the lab: real commits through the agent ---------------------------------------------
+
+LAB_NARROW = with_rules(EX, "{name: ssh-admin, from: mgmt, to: self, src: 192.168.99.10/32, proto: tcp, dport: 22, "
+                            "action: accept}")
+
+
+@pytest.fixture(scope="module")
+def lab_module(tmp_path_factory):
+    from tests.lab.conftest import new_lab
+    from tests.lab.util import LabHelper
+
+    lab = new_lab(tmp_path_factory)
+    try:
+        yield LabHelper(lab)
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def lab(lab_module):
+    """The module's lab running the example config; put back after each test."""
+    yield lab_module
+    if lab_module.client.config()["text"] != EX:
+        lab_module.client.commit(EX, "back to the example", confirm=60, force=True)
+        lab_module.client.confirm()
+
+
+def kernel(lab) -> dict:
+    """The router namespace's kernel state, without counters (traffic may tick them)."""
+    return {"addr": json.loads(lab.router("ip", "-j", "addr")),
+            "route4": json.loads(lab.router("ip", "-j", "route", "show", "table", "all")),
+            "route6": json.loads(lab.router("ip", "-j", "-6", "route", "show", "table", "all")),
+            "nft": json.loads(lab.router("nft", "-j", "-s", "list", "ruleset"))}
+
+
+def refused(lab, text: str, msg: str) -> str:
+    """Commit text through the CLI; assert it is refused and nothing changed; return stderr."""
+    before, head = kernel(lab), lab.head()
+    c = lab.cli("commit", "-m", msg, "-f", "/dev/stdin", input=text)
+    assert c.returncode != 0, c.stdout
+    assert lab.head() == head and kernel(lab) == before
+    return c.stderr
+
+
+def ssh_from_mgmt(lab) -> bool:
+    return lab.tcp("mgmt", "192.168.99.1", 22) is not None   # the lab's mgmt host is 192.168.99.10
+
+
+@pytest.mark.lab
+def test_lab_port_change_under_the_same_name_is_refused(lab):
+    cand = with_access(with_rules(EX, "{name: ssh-from-mgmt, from: mgmt, to: self, proto: tcp, dport: 2222, "
+                                      "action: accept}"), "{name: ssh, from: mgmt, port: 2222}")
+    err = refused(lab, cand, "move ssh to 2222")
+    assert "would cut access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22): drop" in err, err
+    assert "-> 2001:db8:10:99::1 tcp/22" in err, err
+    assert ssh_from_mgmt(lab)
+
+
+@pytest.mark.lab
+def test_lab_the_running_rules_define_the_admitted_sources(lab):
+    # Narrowing ssh to one admin host cuts the rest of the zone: refused unless forced.
+    err = refused(lab, LAB_NARROW, "ssh only from .10")
+    assert "would cut access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22): drop" in err, err
+    lab.client.commit(LAB_NARROW, "ssh only from .10", confirm=60, force=True)
+    lab.client.confirm()
+    assert ssh_from_mgmt(lab)
+    # Now .10 is what the running config admits: an unrelated change is not refused for the
+    # addresses it already drops …
+    unrelated = LAB_NARROW.replace("dport: 8443", "dport: 8444")
+    r = lab.client.commit(unrelated, "unrelated change")
+    assert not r.get("lockout_overridden") and lab.client.config()["text"] == unrelated
+    # … and moving the rule away from .10 is refused, naming the real admin address.
+    err = refused(lab, unrelated.replace("src: 192.168.99.10/32", "src: 192.168.99.11/32"), "ssh from .11")
+    assert "would cut access 'ssh' (192.168.99.10 -> 192.168.99.1 tcp/22): drop" in err, err
+    assert ssh_from_mgmt(lab)
+
+
+@pytest.mark.lab
+def test_lab_lo_is_refused_and_stays_intact(lab):
+    lo_before = json.loads(lab.router("ip", "-j", "addr", "show", "lo"))
+    addrs = {a["local"] for a in lo_before[0]["addr_info"]}
+    assert {"127.0.0.1", "::1"} <= addrs
+    err = refused(lab, EX.replace("interfaces:\n", "interfaces:\n  lo: {}\n", 1), "own lo")
+    assert "interfaces.lo: 'lo' cannot be configured" in err, err
+    assert json.loads(lab.router("ip", "-j", "addr", "show", "lo")) == lo_before
+
+
+@pytest.mark.lab
+def test_lab_routes_over_missing_or_disabled_links_are_refused(lab):
+    ghost = EX.replace("interfaces:\n", "interfaces:\n  ghost0: {ipv4: [10.77.0.1/24]}\n", 1)
+    err = refused(lab, ghost.replace("routes:\n", "routes:\n  - {name: via-ghost, to: 10.50.0.0/16, "
+                                                  "interface: ghost0}\n"), "route via a missing link")
+    assert "routes[0].interface: no such link 'ghost0' in the router's network namespace" in err, err
+    assert "interfaces.ghost0: no such link" in err, err
+    off = EX.replace("interfaces:\n", "interfaces:\n  ghost0: {enabled: false, ipv4: [10.77.0.1/24]}\n", 1)
+    err = refused(lab, off.replace("routes:\n", "routes:\n  - {name: via-ghost, to: 10.50.0.0/16, "
+                                                "interface: ghost0}\n"), "route via a disabled missing link")
+    assert "routes[0].interface: interface 'ghost0' is disabled" in err, err
+    err = refused(lab, off.replace("routes:\n", "routes:\n  - {name: via-ghost, to: 10.50.0.0/16, "
+                                                "via: 10.77.0.254}\n"), "gateway on a disabled link")
+    assert "routes[0].via: gateway 10.77.0.254 is only on the subnet of disabled interface 'ghost0'" in err, err

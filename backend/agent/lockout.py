@@ -24,7 +24,8 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass, field
 
-from ..model.checks import resolve_addresses
+from ..model import prefix
+from ..model.checks import set_prefixes
 from ..model.config import AccessPath, RouterConfig
 from ..trace.evaluator import Packet, Tracer
 
@@ -83,19 +84,35 @@ def probe_hosts(net, own=frozenset()) -> list:
     return out
 
 
-def _narrowing(cfgs, a: AccessPath, net) -> list:
+class _ToSelf:
+    """The rules of some configs that go to the router and match on source addresses, by zone."""
+
+    def __init__(self, cfgs):
+        self.by_zone: dict[str, list] = {}
+        for cfg in cfgs:
+            for r in cfg.rules:
+                if r.enabled and r.src and "self" in r.to:
+                    for z in r.from_:
+                        self.by_zone.setdefault(z, []).append((cfg, r))
+
+    def rules(self, a: AccessPath):
+        for cfg, r in self.by_zone.get(a.from_, ()):
+            if r.proto in ("any", a.proto) and _port_in(a.port, r.dport):
+                yield cfg, r
+
+
+def _narrowing(to_self: _ToSelf, a: AccessPath, net) -> list:
     """Prefixes inside net where a rule from a's zone to the router, for a's proto and port,
     decides by source address: the access differs there from the rest of net."""
     out: list = []
-    for cfg in cfgs:
-        for r in cfg.rules:
-            if not (r.enabled and r.src and a.from_ in r.from_ and "self" in r.to
-                    and r.proto in ("any", a.proto) and _port_in(a.port, r.dport)):
-                continue
-            for n in resolve_addresses(cfg, r.src):
-                if n.version == net.version and n.overlaps(net):
-                    inner = n if n.subnet_of(net) else net
-                    if inner != net and inner not in out:
+    lo, hi = int(net.network_address), int(net.broadcast_address)
+    for cfg, r in to_self.rules(a):
+        for item in r.src:
+            for ver, first, last, text in set_prefixes(cfg, item) if item in cfg.sets else [prefix.parse(item)]:
+                # CIDR prefixes nest or are disjoint: a narrower one inside net is where access may differ
+                if ver == net.version and lo <= first and last <= hi and (first, last) != (lo, hi):
+                    inner = ipaddress.ip_network(text)
+                    if inner not in out:
                         out.append(inner)
                         if len(out) >= MAX_NARROWING:
                             return out
@@ -112,7 +129,7 @@ def _port_in(port: int, ports: list[str]) -> bool:
     return False
 
 
-def _probes(cfg: RouterConfig, a: AccessPath, tracer: Tracer, narrowing_cfgs, own) -> list[Packet]:
+def _probes(cfg: RouterConfig, a: AccessPath, tracer: Tracer, to_self: _ToSelf, own) -> list[Packet]:
     """Every (interface, source, router address) path entry a of cfg admits, as packets."""
     zone = cfg.zones.get(a.from_)
     if zone is None:
@@ -129,7 +146,7 @@ def _probes(cfg: RouterConfig, a: AccessPath, tracer: Tracer, narrowing_cfgs, ow
     seen: set[tuple] = set()
     for net, owner in prefixes:
         sources = probe_hosts(net, own)
-        for inner in _narrowing(narrowing_cfgs, a, net):
+        for inner in _narrowing(to_self, a, net):
             sources += [h for h in probe_hosts(inner, own) if h not in sources]
         for src in sources:
             if owner is not None:
@@ -145,6 +162,19 @@ def _probes(cfg: RouterConfig, a: AccessPath, tracer: Tracer, narrowing_cfgs, ow
                         seen.add(key)
                         out.append(Packet(iif=iif, src=str(src), dst=str(dst), proto=a.proto, dport=a.port))
     return out
+
+
+_last_running: list = []  # [(config, Tracer)]: HEAD's ruleset is rendered once, not at every commit
+
+
+def _running_tracer(running: RouterConfig) -> Tracer:
+    """A tracer of the running config; a validated config is immutable and the pipeline hands the
+    same object for the same text, so the last one is reused."""
+    if _last_running and _last_running[0][0] is running:
+        return _last_running[0][1]
+    t = Tracer(running)
+    _last_running[:] = [(running, t)]
+    return t
 
 
 def _fresh(pkt: Packet) -> Packet:
@@ -195,11 +225,12 @@ def cuts(running: RouterConfig | None, candidate: RouterConfig, ssh_connection: 
 
     known: set[tuple] = set()
     if running is not None:
-        now = Tracer(running)
+        now = _running_tracer(running)
         own = set(now.router_addresses()) | set(tracer.router_addresses())
+        to_self = _ToSelf((running, candidate))
         for a in running.system.access:
             known.add(_content(a))
-            for pkt in _probes(running, a, now, (running, candidate), own):
+            for pkt in _probes(running, a, now, to_self, own):
                 if now.trace(_fresh(pkt)).verdict == "accept":   # admitted today: must stay so
                     failed(a, pkt)
     else:
@@ -207,6 +238,6 @@ def cuts(running: RouterConfig | None, candidate: RouterConfig, ssh_connection: 
     for a in candidate.system.access:
         if _content(a) in known:
             continue  # the same path as a running entry, proven above against what runs today
-        for pkt in _probes(candidate, a, tracer, (), own):
+        for pkt in _probes(candidate, a, tracer, _ToSelf(()), own):
             failed(a, pkt)
     return out + list(grouped.values())

@@ -246,6 +246,10 @@ def link_problems(cfg: RouterConfig) -> list[Problem]:
         why = foreign_link(name)
         if why:
             p.append(Problem(f"interfaces.{name}", f"{name!r} cannot be configured: {why}"))
+    mgmt = cfg.interfaces.get(cfg.system.management_interface or "")
+    if mgmt is not None and not mgmt.enabled:
+        p.append(Problem(f"interfaces.{cfg.system.management_interface}.enabled",
+                         "the management interface cannot be disabled (Talos reaches the box through it)"))
     for i, r in enumerate(cfg.routes):
         itf = cfg.interfaces.get(r.interface) if r.interface else None
         if itf is not None and not itf.enabled:

@@ -107,3 +107,10 @@ def test_net_applier_never_touches_lo_and_raises_typed_errors():
     assert out["route_down_link"].startswith("ApplyError: routes (r2): kernel refused route-add"), out
     assert out["route_bad_gateway"].startswith("ApplyError: routes (r3): kernel refused route-add"), out
     assert out["sysctl"].startswith("ApplyError: sysctl net/ipv4/ip_forward: could not sysctl"), out
+
+
+def test_the_management_interface_may_be_in_a_zone_but_not_disabled():
+    assert problems(EX) == []  # mgmt0 is system.management_interface and in zone mgmt
+    off = EX.replace("  mgmt0:\n    ipv4:", "  mgmt0:\n    enabled: false\n    ipv4:")
+    assert problems(off) == ["interfaces.mgmt0.enabled: the management interface cannot be disabled (Talos "
+                             "reaches the box through it)"]

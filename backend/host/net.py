@@ -228,7 +228,11 @@ class NetApplier:
             ipr.route("replace" if kind == "route-replace" else "add", **kw)
 
     def apply(self, want: NetState, owned_before: set[str] = frozenset()) -> int:
-        return self.execute(self.plan(want, owned_before))
+        try:
+            ops = self.plan(want, owned_before)
+        except (NetlinkError, OSError) as e:
+            raise ApplyError("interfaces", f"could not read the kernel's links, addresses and routes: {e}") from None
+        return self.execute(ops)
 
 
 def _op_path(op: tuple) -> str:

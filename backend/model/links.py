@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import re
 
-# The links flannel (Talos's default CNI) creates; the same names as CNI_LINKS in
-# backend/render/nft.py and backend/render/talos.py (tests/security/test_links.py keeps them in step).
-CNI_LINKS: tuple[str, ...] = ("cni0", "flannel.1")
+from .kubernetes import CNI_LINKS
+
 # Link names CNIs use: flannel's bridge plugin, calico, cilium, kube-proxy in ipvs mode, and the
 # host end of a pod's veth pair (the bridge plugin names it "veth" + 8 hex digits).
 _FOREIGN = re.compile(r"^(cni\d+|flannel\..+|flannel-.+|cali[0-9a-f]{11}|cilium_.+|lxc.+|kube-ipvs\d+|veth[0-9a-f]{8})$")

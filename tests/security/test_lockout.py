@@ -171,9 +171,10 @@ def kernel(lab) -> dict:
 def refused(lab, text: str, msg: str) -> str:
     """Commit text through the CLI; assert it is refused and nothing changed; return stderr."""
     before, head = kernel(lab), lab.head()
-    c = lab.cli("commit", "-m", msg, "-f", "/dev/stdin", input=text)
+    c = lab.cli("commit", "-m", msg, "--base", "HEAD", "-f", "/dev/stdin", input=text)
     assert c.returncode != 0, c.stdout
     assert lab.head() == head and kernel(lab) == before
+    lab.assert_kernel_is_head()
     return c.stderr
 
 

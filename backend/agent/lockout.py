@@ -39,9 +39,10 @@ class Cut:
     verdict: str
     rule: str | None
     also: list[str] = field(default_factory=list)  # more sources cut the same way
+    why: str | None = None  # in words, instead of "verdict by rule"
 
     def __str__(self) -> str:
-        s = f"{self.path}: {self.verdict} by {self.rule or 'no rule (no route)'}"
+        s = f"{self.path}: " + (self.why or f"{self.verdict} by {self.rule or 'no rule (no route)'}")
         if self.also:
             more = len(self.also) - MAX_SHOWN
             s += f" (also from {', '.join(self.also[:MAX_SHOWN])}" + (f" and {more} more" if more > 0 else "") + ")"
@@ -181,6 +182,11 @@ def _fresh(pkt: Packet) -> Packet:
     return Packet(iif=pkt.iif, src=pkt.src, dst=pkt.dst, proto=pkt.proto, dport=pkt.dport)
 
 
+def _reaches_router(r) -> bool:
+    """An access path works when the router itself accepts it (not when it is forwarded on)."""
+    return r.verdict == "accept" and r.hook == "input"
+
+
 def _content(a: AccessPath) -> tuple:
     return (a.from_, a.proto, a.port, a.src)
 
@@ -213,15 +219,19 @@ def cuts(running: RouterConfig | None, candidate: RouterConfig, ssh_connection: 
                                    "drop", None)
             return
         r = tracer.trace(_fresh(pkt))
-        if r.verdict == "accept":
+        if _reaches_router(r):
             return
-        key = (a.name, a.proto, a.port, pkt.dst, r.verdict, r.rule)
+        key = (a.name, a.proto, a.port, pkt.dst, r.verdict, r.rule, r.hook)
         if key in grouped:
             if pkt.src not in grouped[key].also:
                 grouped[key].also.append(pkt.src)
         else:
+            why = None
+            if r.hook != "input":  # the address is no longer the router's: the admin reaches someone else
+                why = (f"{pkt.dst} is no longer the router's address (" +
+                       (f"forwarded to {r.egress}" if r.verdict == "accept" else f"{r.verdict}") + ")")
             grouped[key] = Cut(f"access {a.name!r} ({pkt.src} -> {pkt.dst} {pkt.proto}/{pkt.dport})",
-                               r.verdict, r.rule)
+                               r.verdict, r.rule, why=why)
 
     known: set[tuple] = set()
     if running is not None:
@@ -231,7 +241,7 @@ def cuts(running: RouterConfig | None, candidate: RouterConfig, ssh_connection: 
         for a in running.system.access:
             known.add(_content(a))
             for pkt in _probes(running, a, now, to_self, own):
-                if now.trace(_fresh(pkt)).verdict == "accept":   # admitted today: must stay so
+                if _reaches_router(now.trace(_fresh(pkt))):   # admitted today: must stay so
                     failed(a, pkt)
     else:
         own = set(tracer.router_addresses())

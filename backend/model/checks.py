@@ -255,11 +255,14 @@ def link_problems(cfg: RouterConfig) -> list[Problem]:
         if itf is not None and not itf.enabled:
             p.append(Problem(f"routes[{i}].interface", f"interface {r.interface!r} is disabled; the kernel "
                                                        "refuses a route over a link that is down"))
-        elif r.via is not None and not r.interface:
+        elif r.via is not None:
             reach = [n for n, net, _ in interface_networks(cfg) if net.version == r.via.version and r.via in net]
-            if reach and not any(cfg.interfaces[n].enabled for n in reach):
+            if not r.interface and reach and not any(cfg.interfaces[n].enabled for n in reach):
                 p.append(Problem(f"routes[{i}].via", f"gateway {r.via} is only on the subnet of disabled "
                                                      f"interface {reach[0]!r}"))
+            elif r.interface and reach and r.interface not in reach:
+                p.append(Problem(f"routes[{i}].via", f"gateway {r.via} is on the subnet of interface {reach[0]!r}, "
+                                                     f"not of {r.interface!r}"))
     return p
 
 

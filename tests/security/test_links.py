@@ -50,6 +50,10 @@ def test_routes_over_disabled_links_are_refused_with_their_path():
     via = off.replace("routes:\n", "routes:\n  - {name: r-via, to: 10.50.0.0/16, via: 192.168.20.254}\n")
     assert problems(via) == ["routes[0].via: gateway 192.168.20.254 is only on the subnet of disabled interface "
                              "'guest0'"]
+    wrong = EX.replace("routes:\n", "routes:\n  - {name: r-wrong, to: 10.50.0.0/16, via: 192.168.20.254, "
+                                     "interface: lan0}\n")
+    assert problems(wrong) == ["routes[0].via: gateway 192.168.20.254 is on the subnet of interface 'guest0', "
+                               "not of 'lan0'"]
 
 
 APPLIER = r"""

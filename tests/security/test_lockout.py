@@ -120,6 +120,15 @@ def test_removing_the_interface_is_a_cut():
     assert got == ["access 'ssh' via mgmt0 (the candidate removes the interface): drop by no rule (no route)"], got
 
 
+def test_renumbering_the_router_is_a_cut():
+    # The old address would be routed on (to the isp, policy mgmt -> wan accepts): the admin no
+    # longer reaches the router, whatever the forward verdict says.
+    cand = EX.replace("192.168.99.1/24", "192.168.98.1/24")
+    got = cut_text(EX, cand)
+    assert got == ["access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22): 192.168.99.1 is no longer the router's "
+                   "address (forwarded to wan0) (also from 192.168.99.254)"], got
+
+
 def test_probe_hosts():
     n = ipaddress.ip_network
     a = ipaddress.ip_address

@@ -17,6 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from ..model import names
 from ..model.checks import SELF, resolve_addresses, rule_families, set_prefixes, target_zone
 from ..model.config import ICMP_TYPES, ICMPV6_TYPES, RouterConfig, Rule
 from ..model.kubernetes import CNI_LINKS
@@ -291,7 +292,7 @@ def chain_id(*parts: str) -> str:
 
 
 def set_name(name: str, fam: int) -> str:
-    return chain_id("set", name, f"v{fam}")
+    return names.set_ident(name, fam)
 
 
 def _verdict(action: str, tcp_only: bool = False) -> list[list[E]]:
@@ -381,7 +382,6 @@ def _base(chain: str) -> list[NRule]:
 
 def render(cfg: RouterConfig) -> Ruleset:
     zones = list(cfg.zones)
-    zchain = {z: chain_id("zone", z) for z in zones}
 
     sets = []
     for sname in cfg.sets:
@@ -415,7 +415,7 @@ def render(cfg: RouterConfig) -> Ruleset:
     # input: per-zone chains with rules to self, then the zone's default.
     in_entries = []
     for z in zones:
-        c = NChain(chain_id(zchain[z], "in"))
+        c = NChain(names.zone_in_chain(z))
         for r in cfg.rules:
             if r.enabled and z in r.from_ and SELF in r.to:
                 c.rules += render_rule(cfg, r, c.name)
@@ -432,7 +432,7 @@ def render(cfg: RouterConfig) -> Ruleset:
     fwd_entries = []
     for a in zones:
         for b in zones:
-            c = NChain(chain_id(zchain[a], "to", b))
+            c = NChain(names.zone_pair_chain(a, b))
             for f in cfg.nat.forwards:
                 if f.in_ == a and target_zone(cfg, f.target_addr) == b:
                     c.rules += _forward_accept(cfg, f, c.name)

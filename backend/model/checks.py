@@ -12,6 +12,7 @@ from collections import Counter
 from . import prefix
 from .config import RouterConfig, Rule
 from .kubernetes import kubernetes_problems
+from .names import check_names
 from .problem import Problem
 
 SELF = "self"
@@ -232,6 +233,7 @@ def check(cfg: RouterConfig) -> list[Problem]:
     from .services import check_services
 
     p += check_services(cfg)
+    p += check_names(cfg)
     return p
 
 

@@ -346,13 +346,9 @@ def check_services(cfg) -> list:
                     if lo <= b and a <= hi:
                         p.append(Problem(path, f"{pool} overlaps {base}.{fam}.pools[{j}]"))
                 ranges.append((lo, hi))
-        names = Counter(r.name.lower() for r in scope.reservations)
         seen_ip: dict = {}
         for i, r in enumerate(scope.reservations):
-            path = f"{base}.reservations[{i}]"
-            if names[r.name.lower()] > 1:
-                p.append(Problem(f"{path}.name", f"duplicate reservation name {r.name!r}"))
-                names[r.name.lower()] = 1
+            path = f"{base}.reservations[{i}]"  # names: backend.model.names (DNS names, all scopes)
             for fam, ver, addr in (("ipv4", 4, r.ipv4), ("ipv6", 6, r.ipv6)):
                 if addr is None:
                     continue
@@ -408,11 +404,7 @@ def check_services(cfg) -> list:
                 seen[b.name] = 1
             if not b.file.startswith("/"):
                 p.append(Problem(f"dns.blocklists[{i}].file", f"{b.file!r} is not an absolute path"))
-        hn = Counter(h.name.lower() for h in cfg.dns.hosts)
-        res = {r.name.lower() for s in cfg.dhcp.values() for r in s.reservations}
-        for i, h in enumerate(cfg.dns.hosts):
-            if hn[h.name.lower()] > 1 or h.name.lower() in res:
-                p.append(Problem(f"dns.hosts[{i}].name", f"name {h.name!r} is defined twice"))
+        # Host and reservation names colliding as DNS names: backend.model.names.check_names.
         if (cfg.dns.hosts or any(s.reservations for s in cfg.dhcp.values())) and not lan_domain(cfg):
             p.append(Problem("dns.domain", "no LAN domain (dns.domain or system.domain): reservation names "
                                            "are not published", severity="warning"))

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from backend.model import names as N
@@ -228,11 +228,16 @@ def test_folded_names_never_merge_in_the_kernel(kind, data):
     a, b = data.draw(folded_pair(max_len=15 if kind == "interfaces" else 63))
     doc = _doc(kind, a, b)
     cfg, problems = validate_text(yaml.safe_dump(doc))
+    event(f"{kind}: {'refused' if cfg is None else 'accepted'}")
     if cfg is None:
+        # Only a real collision may refuse it, and the problem names both items.
         errors = _problem_paths(problems)
-        assert any(a in e and b in e for e in errors) or (
-            any(a in e for e in errors) and any(b in e for e in errors)), errors
+        assert errors and all(re.search(r"^\S+ .* would be the same as the one of [a-z]", e) for e in errors), errors
         return
+    _assert_kernel_holds_the_document(cfg)
+
+
+def _assert_kernel_holds_the_document(cfg):
     rs = render(cfg)
     listed = kernel_listing(rs)
     rendered_chains = [c.name for c in rs.chains]
@@ -254,6 +259,66 @@ def test_folded_names_never_merge_in_the_kernel(kind, data):
             for e in r.exprs:
                 if "log" in e.json:
                     assert len(e.json["log"]["prefix"].encode()) <= N.LOG_PREFIX_MAX
+
+
+ZONE_WORDS = st.lists(st.sampled_from(["a", "b", "to", "in"]), min_size=1, max_size=3).map("_".join)
+
+
+@st.composite
+def zone_names(draw):
+    """Random zone names from chain-name words, often with one of the two shapes that reach one
+    chain name from two zone pairs (x → y_to_w = x_to_y → w) or a pair and an input chain
+    (x → y_in = zone x_to_y's input)."""
+    zones = draw(st.lists(ZONE_WORDS, min_size=1, max_size=3, unique=True))
+    x, y, w = draw(ZONE_WORDS), draw(ZONE_WORDS), draw(ZONE_WORDS)
+    shape = draw(st.sampled_from(["none", "pair-pair", "pair-input"]))
+    if shape == "pair-pair":
+        zones += [x, f"{y}_to_{w}", f"{x}_to_{y}", w]
+    elif shape == "pair-input":
+        zones += [x, f"{y}_in", f"{x}_to_{y}"]
+    zones = list(dict.fromkeys(zones))
+    assume(len(zones) >= 2)
+    return zones
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(zones=zone_names())
+def test_zone_chains_collide_only_when_refused(zones):
+    """Zone names made of the words the chain names use ('to', 'in', '_'): validate refuses exactly
+    when two zone chains would share a name, naming both zones; otherwise the kernel has one chain
+    per zone and per zone pair."""
+    need_root_nft()
+    doc = {"interfaces": {f"p{i}": {"ipv4": [f"10.0.{i}.1/24"]} for i in range(len(zones))},
+           "zones": {z: {"interfaces": [f"p{i}"]} for i, z in enumerate(zones)}}
+    chains = [N.zone_in_chain(z) for z in zones] + [N.zone_pair_chain(x, y) for x in zones for y in zones]
+    collide = len(set(chains)) < len(chains)
+    event("zone chains collide" if collide else "zone chains distinct")
+    cfg, problems = validate_text(yaml.safe_dump(doc))
+    if collide:
+        assert cfg is None
+        errors = _problem_paths(problems)
+        assert errors and all(re.search(r"^zones\.\S+ .* would be the same as the one of zones\.", e)
+                              for e in errors), errors
+    else:
+        assert cfg is not None, problems
+        _assert_kernel_holds_the_document(cfg)
+
+
+def test_crafted_zone_pairs_are_refused_with_both_zones():
+    d = {"interfaces": {f"p{i}": {"ipv4": [f"10.0.{i}.1/24"]} for i in range(4)},
+         "zones": {"a": {"interfaces": ["p0"]}, "b_to_c": {"interfaces": ["p1"]},
+                   "a_to_b": {"interfaces": ["p2"]}, "c": {"interfaces": ["p3"]}}}
+    cfg, problems = validate_text(yaml.safe_dump(d))
+    assert cfg is None
+    assert [str(p) for p in problems] == [
+        "zones.a_to_b: nftables chain 'zone_a_to_b_to_c' (traffic from zone 'a_to_b' to zone 'c') would be the "
+        "same as the one of zones.a (traffic from zone 'a' to zone 'b_to_c'): rename one of them"]
+    d["zones"] = {"x": {"interfaces": ["p0"]}, "y_in": {"interfaces": ["p1"]}, "x_to_y": {"interfaces": ["p2"]}}
+    cfg, problems = validate_text(yaml.safe_dump(d))
+    assert cfg is None
+    assert [str(p) for p in problems] == [
+        "zones.x: nftables chain 'zone_x_to_y_in' (traffic from zone 'x' to zone 'y_in') would be the same as "
+        "the one of zones.x_to_y (traffic from zone 'x_to_y' to the router): rename one of them"]
 
 
 # -- DNS names fold case: a collision is refused with both paths ----------------------------------

@@ -112,7 +112,10 @@ class Pipeline:
         cfg, problems = validate_text(text)
         if cfg is None:
             raise Refused(problems)
-        rs = render(cfg)
+        try:
+            rs = render(cfg)
+        except ValueError as e:  # the renderer's own name guard (backend/render/nft.py Ruleset)
+            raise Refused([Problem("(ruleset)", str(e))]) from None
         missing = set(self.net.missing_links(desired(cfg)))
         kernel = [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
                   for n, itf in cfg.interfaces.items() if n in missing and itf.enabled]

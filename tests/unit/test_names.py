@@ -185,3 +185,20 @@ def test_host_layer_passes_rendered_rulesets_and_stops_over_limit_input():
         "op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@" + "s" * 256}}])}}]
     ).startswith("set name of 256 bytes")
     assert over_limit([{"flush": {"chain": dict(t, name="c" * 256)}}]).startswith("chain name of 256 bytes")
+
+
+def test_the_agent_refuses_what_the_renderer_guard_catches(monkeypatch, tmp_path):
+    """Should check_names ever miss a collision, the agent's check still refuses with a problem
+    (no 500, nothing handed to libnftables): here the check is switched off and the old folding
+    mapping switched back on."""
+    from backend.agent.pipeline import Pipeline, Refused
+
+    monkeypatch.setattr("backend.model.checks.check_names", lambda cfg: [])
+    monkeypatch.setattr(N, "set_ident", lambda name, fam: "set_" + re.sub(r"[^A-Za-z0-9_]", "_", name) + f"_v{fam}")
+    p = Pipeline(tmp_path / "repo", tmp_path / "state")
+    doc = {"interfaces": {"m0": {"ipv4": ["192.0.2.1/24"]}}, "zones": {"m": {"interfaces": ["m0"]}},
+           "sets": {"guard-a": {"addresses": ["192.0.2.20/32"]}, "guard_a": {"addresses": ["192.0.2.10/32"]}}}
+    with pytest.raises(Refused) as e:
+        p.check_text(yaml.safe_dump(doc) + f"# {tmp_path}\n")  # a text no other test has cached
+    assert [str(x) for x in e.value.problems] == [
+        "(ruleset): render: set name(s) set_guard_a_v4, set_guard_a_v6 rendered twice"]

@@ -479,3 +479,53 @@ def test_the_limits_are_the_kernels():
     assert load(comment="x" * (N.NFT_COMMENT_MAX + 1)).returncode != 0
     assert load(prefix="p" * N.LOG_PREFIX_MAX).returncode == 0
     assert load(prefix="p" * (N.LOG_PREFIX_MAX + 1)).returncode != 0
+
+
+# -- the same through the read-only socket of a running lab agent, as an unprivileged user --------
+
+
+@pytest.mark.lab
+def test_read_only_validate_with_long_zone_names_and_log_keeps_the_agent_alive():
+    """POST /v1/validate on the world-writable read-only socket, sent by uid 65534, with a policy
+    that logs between two 63-character zones: before the fix this killed the root agent ("stack
+    smashing detected"). Now the answer is a normal one, the agent lives on, the kernel is unchanged."""
+    import tempfile
+
+    from backend.lab.lab import Lab, example_config
+
+    from ..lab.conftest import _why_no_lab
+    from ..lab.util import LabHelper
+
+    reason = _why_no_lab()
+    if reason:
+        pytest.skip(reason)
+    if not shutil.which("setpriv"):
+        pytest.skip("needs setpriv to send the request as an unprivileged user")
+    base = Path(tempfile.mkdtemp(prefix="tg-names-"))
+    base.chmod(0o755)  # the ro socket must be reachable by any local user, as on a real router
+    lab = Lab(prefix=f"tg-{secrets.token_hex(2)}-", state=base / "state")
+    try:
+        lab.up()
+        h = LabHelper(lab)
+        g, m = "g" * 63, "m" * 63
+        text = re.sub(r"(?<![\w.-])guest(?![\w.-])", g, example_config())
+        text = re.sub(r"(?<![\w.-])mgmt(?![\w.-])", m, text)
+        text = text.replace(f"{{from: {g}, to: {m}, action: drop}}", f"{{from: {g}, to: {m}, action: drop, log: true}}")
+        text = text.replace("input: drop, forward: drop}", "input: drop, forward: drop, log: true}")
+        assert f"{{from: {g}, to: {m}, action: drop, log: true}}" in text
+        before = h.kernel_state()
+        agent_pid = lab.meta()["pids"]["agent"]
+        code = ("import json, sys\nfrom backend.client import AgentClient\n"
+                "print(json.dumps(AgentClient(sys.argv[1]).validate(sys.stdin.read())))\n")
+        r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                            sys.executable, "-c", code, lab.ro_socket], input=text, capture_output=True, text=True,
+                           timeout=120, cwd=REPO_ROOT)
+        assert r.returncode == 0, r.stderr[-2000:]
+        answer = json.loads(r.stdout)
+        assert answer["ok"] is True, answer
+        assert os.path.exists(f"/proc/{agent_pid}") and "stack smashing" not in lab.log_tail("agent.log", 200)
+        assert h.client.status()["head"]  # the agent still answers
+        assert h.kernel_state() == before
+    finally:
+        lab.down()
+        shutil.rmtree(base, ignore_errors=True)

@@ -119,7 +119,7 @@ def log_prefix(label: str) -> str:
 class Ident:
     """One name as a target sees it. Two Idents with the same space and key are one object there."""
 
-    space: str   # "nft chain", "nft set", "nft log prefix", "nft comment", "link", "dns name", …
+    space: str   # "nft chain", "nft set", "nft log prefix", "nft comment", "link", "host name", …
     key: str     # the identifier as the target compares it
     path: str    # the config path of the item it comes from
     limit: int   # the target's maximum length in bytes

@@ -53,8 +53,16 @@ def kernel_listing(rs) -> dict:
     r = in_private_ns("nft -j -f - && nft -j list table inet talgate", json.dumps(rs.document()))
     assert r.returncode == 0, r.stderr
     objs = json.loads(r.stdout)["nftables"]
+    dispatch = {}  # input's iifname vmap: interface → chain
+    for o in objs:
+        if "rule" in o and o["rule"]["chain"] == "input":
+            for e in o["rule"]["expr"]:
+                if "vmap" in e:
+                    data = e["vmap"]["data"]["set"]
+                    dispatch.update({k: v["jump"]["target"] for k, v in (data if isinstance(data, list) else [])})
     return {"chains": [o["chain"]["name"] for o in objs if "chain" in o],
-            "sets": {o["set"]["name"]: o["set"].get("elem", []) for o in objs if "set" in o}}
+            "sets": {o["set"]["name"]: o["set"].get("elem", []) for o in objs if "set" in o},
+            "dispatch": dispatch}
 
 
 def _elem_text(e) -> str:
@@ -247,6 +255,7 @@ def _assert_kernel_holds_the_document(cfg):
                                                              for y in cfg.zones}
     assert len(zone_chains) == len(cfg.zones) + len(cfg.zones) ** 2
     assert zone_chains <= set(listed["chains"])
+    assert listed["dispatch"] == {i: N.zone_in_chain(z) for z in cfg.zones for i in cfg.zones[z].interfaces}
     assert len(listed["sets"]) == 2 * len(cfg.sets)
     for sname, s in cfg.sets.items():
         for fam in (4, 6):

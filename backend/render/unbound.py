@@ -44,7 +44,7 @@ def parse_blocklist(text: str, fmt: str) -> list[str]:
                 continue
             if n.startswith("*."):
                 n = n[2:]
-            if re.fullmatch(DOMAIN_RE, n) and "." in n:
+            if len(n) <= 253 and re.fullmatch(DOMAIN_RE, n) and "." in n:  # longer: unbound refuses the config
                 out.append(n)
     return out
 

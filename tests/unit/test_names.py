@@ -202,3 +202,14 @@ def test_the_agent_refuses_what_the_renderer_guard_catches(monkeypatch, tmp_path
         p.check_text(yaml.safe_dump(doc) + f"# {tmp_path}\n")  # a text no other test has cached
     assert [str(x) for x in e.value.problems] == [
         "(ruleset): render: set name(s) set_guard_a_v4, set_guard_a_v6 rendered twice"]
+
+
+def test_blocklist_names_longer_than_dns_allows_are_skipped():
+    """A blocklist file is runtime input: a 255-character 'domain' in it made unbound-checkconf refuse
+    the whole rendered config ("cannot parse name"), so one bad line blocked every commit."""
+    from backend.render.unbound import parse_blocklist
+
+    long = ".".join(["a" * 63] * 4)  # 255 characters, every label valid
+    fits = long[:N.DNS_NAME_MAX].rstrip(".")
+    assert parse_blocklist(f"{long}\n{fits}\nads.example\n", "domains") == [fits, "ads.example"]
+    assert parse_blocklist(f"0.0.0.0 {long} ads.example\n", "hosts") == ["ads.example"]

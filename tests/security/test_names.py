@@ -542,6 +542,7 @@ def test_read_only_validate_with_long_zone_names_and_log_keeps_the_agent_alive()
         assert os.path.exists(f"/proc/{agent_pid}") and "stack smashing" not in lab.log_tail("agent.log", 200)
         assert h.client.status()["head"]  # the agent still answers
         assert h.kernel_state() == before
+        h.assert_kernel_is_head()
     finally:
         lab.down()
         shutil.rmtree(base, ignore_errors=True)

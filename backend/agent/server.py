@@ -172,7 +172,12 @@ def parse_body(headers, read, limit: int, method: str) -> dict:
     if len(raw) < length:
         raise ConnectionError("the client sent less than its Content-Length")
     try:
-        body = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise HttpError(400, f"bad request body: not UTF-8 (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    del raw
+    try:
+        body = json.loads(text)
     except RecursionError:
         raise HttpError(400, f"bad request body: JSON nested more than {MAX_JSON_DEPTH} levels deep") from None
     except ValueError as e:  # includes UnicodeDecodeError: not UTF-8

@@ -460,6 +460,13 @@ class Agent:
                 return Caller(None, None, "api", read_only, conn, tcp_peer=_host(peer[0]))
 
             def _handle(self, method):
+                if token is not None and not hmac.compare_digest(
+                        self.headers.get("Authorization", "").encode(errors="replace"), f"Bearer {token}".encode()):
+                    # Before reading the body: an unauthenticated peer gets nothing buffered.
+                    self.close_connection = True
+                    if self._read_done():
+                        self._send(401, {"error": "missing or wrong API token"})
+                    return
                 try:
                     body = parse_body(self.headers, self.rfile.read, limits.body, method)
                 except HttpError as e:

@@ -269,6 +269,37 @@ def test_zz_after_everything(env):
     assert size == env["audit_size"], "read-only requests must not write the audit log"
 
 
+def test_drift_repair_does_not_block_on_a_fifo_blocklist(env):
+    """(After the audit check: this one commits.) HEAD's blocklist file replaced by a FIFO: the
+    drift loop repairs the kernel without hanging on it, holding no lock, and the agent answers."""
+    from backend.client import AgentClient
+
+    lab = env["lab"]
+    rw = AgentClient(lab.socket, timeout=60)
+    f = env["pub"] / "ads.txt"
+    f.write_text("ads.example\n")
+    rw.commit(blocklist_config(str(f)), "a blocklist", base=rw.status()["head"])
+    try:
+        f.unlink()
+        os.mkfifo(f)
+        since = time.time()
+        lab.run("router", ["nft", "delete", "table", "inet", "talgate"], check=True)
+        deadline = time.monotonic() + 20
+        drift = None
+        while time.monotonic() < deadline:
+            drift = rw.status()["last_drift"]
+            if drift and drift["time"] >= since:
+                break
+            time.sleep(0.2)
+        assert drift and drift["time"] >= since and "nft: table inet talgate is gone" in drift["items"], drift
+        t = time.monotonic()
+        alive(env)
+        assert time.monotonic() - t < 5
+    finally:
+        f.unlink(missing_ok=True)
+        rw.commit(example_config(), "back to the example", base=rw.status()["head"])
+
+
 def test_log_prefix_over_127_bytes_via_validate(env):
     """A policy that logs between two 63-character zones renders a log prefix libnftables cannot
     take (stack smashing at >= 137 bytes, fixed in the renderer on another branch): whatever the

@@ -90,25 +90,25 @@ def decode_document(data: bytes, source: str = "router.yaml") -> str:
 
 
 def read_document(path: str, source: str | None = None) -> str:
-    """Read a document file for validation: a regular file (never blocks on a FIFO or a device),
-    at most MAX_DOCUMENT_BYTES, UTF-8. ``-`` reads stdin (bounded too). Raises ConfigError."""
+    """Read a document file the user named (the CLI): at most MAX_DOCUMENT_BYTES (a regular file is
+    refused by its size before reading; a pipe or /dev/stdin is read up to the limit), UTF-8.
+    ``-`` is stdin. Raises ConfigError. (The agent never reads paths from requests.)"""
     import sys
 
     source = source or path
     if path == "-":
         return decode_document(sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1), source)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size > MAX_DOCUMENT_BYTES:
+                raise ConfigError([Problem(source, f"document is {st.st_size} bytes, the limit is "
+                                                   f"{MAX_DOCUMENT_BYTES} bytes ({MAX_DOCUMENT_BYTES >> 20} MiB)")])
+            data = f.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as e:
-        raise ConfigError([Problem(source, f"cannot read: {e.strerror}")]) from None
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise ConfigError([Problem(source, "cannot read: not a regular file")])
-        if st.st_size > MAX_DOCUMENT_BYTES:
-            raise ConfigError([Problem(source, f"document is {st.st_size} bytes, the limit is "
-                                               f"{MAX_DOCUMENT_BYTES} bytes ({MAX_DOCUMENT_BYTES >> 20} MiB)")])
-        return decode_document(f.read(MAX_DOCUMENT_BYTES + 1), source)
+        raise ConfigError([Problem(source, f"cannot read: {e.strerror or e}")]) from None
+    return decode_document(data, source)
 
 
 _OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)

@@ -517,6 +517,12 @@ class Agent:
             def do_POST(self):  # noqa: N802
                 self._handle("POST")
 
+            def do_PUT(self):  # noqa: N802 - no such endpoints: a JSON 404 rather than http.server's 501 page
+                self._handle("PUT")
+
+            def do_DELETE(self):  # noqa: N802
+                self._handle("DELETE")
+
         return Handler
 
     def _make_server(self, path: str, read_only: bool):

@@ -165,6 +165,7 @@ def test_workers_beyond_the_cap_get_503(agent):
     (post("", "/v1/validate", b'{"config": 12}'), 400, "bad_request"),
     (post("", "/v1/validate", b"[" * 500 + b"]" * 500), 400, "bad_request"),
     (post("", "/v1/commit", b'{"config": "x", "message": "m"}'), 403, "read_only"),
+    (b"DELETE /v1/status HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n", 404, "not_found"),
     (b"GET /v1/audit?n=abc HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 400, "bad_request"),
     (b"GET /v1/nope" + b"x" * 5000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, "not_found"),
 ])

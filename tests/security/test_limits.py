@@ -8,6 +8,7 @@ import os
 import time
 from email.message import Message
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 import yaml
@@ -294,3 +295,14 @@ def test_blocklists_problems_and_read_only(tmp_path):
     assert len(answers) == 1
     texts, problems = svc.blocklists(_blocklist_cfg("/nonexistent/x"), files=False)
     assert texts == {} and problems[0].severity == "warning" and "read-only" in problems[0].message
+
+
+def test_worktree_base_record_is_read_bounded_and_non_blocking(tmp_path):
+    repo = ConfigRepo.init(tmp_path / "r", "version: 1\n")
+    assert repo.worktree_base() == repo.head()
+    rec = Path(repo.repo.path) / "talgate-worktree-base"
+    rec.unlink()
+    os.mkfifo(rec)
+    t = time.monotonic()
+    assert repo.worktree_base() is None
+    assert time.monotonic() - t < 1.0

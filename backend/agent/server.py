@@ -54,7 +54,8 @@ class Limits:
 
 # Read-write (and token TCP): the document limit with room for JSON escaping (\uXXXX can triple
 # non-ASCII text); the loader holds the document itself to MAX_DOCUMENT_BYTES. Read-only: 4 MiB
-# (a ~170,000-prefix document, ~100 MB and ~2.5 s to validate) and two requests worked on at once, so
+# (a ~170,000-prefix document: ~150 MB and a few seconds to validate; two at once peaked at 360 MB
+# RSS under test) and two requests worked on at once, so
 # unprivileged users together can hold at most ~16 x 4 MiB of bodies plus two parses.
 RW_LIMITS = Limits(body=3 * MAX_DOCUMENT_BYTES, connections=32, workers=None)
 RO_LIMITS = Limits(body=4 * 1024 * 1024, connections=16, workers=2)

@@ -84,14 +84,13 @@ def _candidate(args, client, need_base: bool = True) -> tuple[str, str, str | No
     status = client.status()
     if not path:
         path = str(Path(status["repo"]) / "router.yaml")
+    from .model import ConfigError
+    from .model.load import read_document
+
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as e:
-        raise SystemExit(f"talgate: cannot read {path}: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SystemExit(f"talgate: {path}: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+        text = read_document(path)  # bounded; not UTF-8 -> "PATH: not UTF-8 text: byte 0x.. at line L, column C"
+    except ConfigError as e:
+        raise SystemExit(f"talgate: {e}") from None
     base = getattr(args, "base", None)
     if base is None:
         if not getattr(args, "file", None):
@@ -110,13 +109,14 @@ def _candidate(args, client, need_base: bool = True) -> tuple[str, str, str | No
 
 
 def cmd_validate(args) -> int:
-    from .model import validate_text
+    from .model import ConfigError, validate_text
+    from .model.load import read_document
 
     path = args.file or "router.yaml"
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as e:
-        print(f"{path}: cannot read: {e.strerror}", file=sys.stderr)
+        text = read_document(path)
+    except ConfigError as e:
+        _print_problems([p.to_dict() for p in e.problems])
         return 1
     cfg, problems = validate_text(text, source=path)
     _print_problems([p.to_dict() for p in problems])
@@ -331,10 +331,15 @@ def cmd_lab(args) -> int:
 
 
 def cmd_talos_render(args) -> int:
-    from .model import validate_text
+    from .model import ConfigError, validate_text
+    from .model.load import read_document
     from .render.talos import render_talos_links
 
-    text = Path(args.file).read_text() if args.file else _client(args).config()["text"]
+    try:
+        text = read_document(args.file) if args.file else _client(args).config()["text"]
+    except ConfigError as e:
+        _print_problems([p.to_dict() for p in e.problems])
+        return 1
     cfg, problems = validate_text(text)
     if cfg is None:
         _print_problems([p.to_dict() for p in problems])

@@ -107,8 +107,9 @@ class Pipeline:
 
     # -- checks --------------------------------------------------------------------------
 
-    def check_text(self, text: str) -> tuple[RouterConfig, Ruleset, list[Problem]]:
-        """Model + semantic + kernel checks. Raises Refused; returns warnings otherwise."""
+    def check_text(self, text: str, files: bool = True) -> tuple[RouterConfig, Ruleset, list[Problem]]:
+        """Model + semantic + kernel checks. Raises Refused; returns warnings otherwise. files=False
+        (the read-only socket): no file the document names is opened."""
         cfg, problems = validate_text(text)
         if cfg is None:
             raise Refused(problems)
@@ -121,7 +122,7 @@ class Pipeline:
                   for n, itf in cfg.interfaces.items() if n in missing and itf.enabled]
         kernel += [Problem(f"routes[{i}].interface", f"no such link {r.interface!r} in the router's network namespace")
                    for i, r in enumerate(cfg.routes) if r.interface in missing]
-        kernel += [p for p in self.services.check(cfg) if p.severity == "error"]
+        kernel += [p for p in self.services.check(cfg, files=files) if p.severity == "error"]
         if kernel:
             raise Refused(kernel)
         try:

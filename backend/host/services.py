@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import tempfile
 import threading
@@ -48,6 +49,10 @@ from ..render import unbound as r_unbound
 # /var/mnt/talgate, talos/patches/50-agent.yaml), /var/mnt/talgate/rendered on the host. The service
 # pods see the same folders at their own mounts (manifests/services), so the configs name those.
 TALOS_RENDERED = ("/var/lib/talgate/rendered", "/var/mnt/talgate/rendered")
+
+# A blocklist file is read whole and rendered into unbound.conf: the biggest public lists (hosts
+# format, ~1 M names) are ~30 MB; more than 64 MiB is refused rather than risk the agent's memory.
+MAX_BLOCKLIST_BYTES = 64 * 1024 * 1024
 
 # service -> (rendered file name, config section in router.yaml)
 SERVICES: dict[str, tuple[str, str]] = {
@@ -125,6 +130,34 @@ def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
     os.replace(tmp, path)
 
 
+def read_bounded_file(path: str, limit: int) -> str:
+    """A file named in the document: only a regular file (a FIFO, a device or a directory is
+    refused without reading, never blocking: O_NONBLOCK), at most limit bytes, decoded as UTF-8
+    with replacement. Raises OSError or ValueError with a message for the problem."""
+    st = os.stat(path)  # refuse devices before opening them at all
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"not a regular file ({_kind(st.st_mode)})")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)  # what was opened, not what the name pointed at a moment ago
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"not a regular file ({_kind(st.st_mode)})")
+        if st.st_size > limit:
+            raise ValueError(f"{st.st_size} bytes, the limit is {limit >> 20} MiB")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"more than {limit >> 20} MiB")
+    return data.decode("utf-8", errors="replace")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
 def _read(path: Path) -> str | None:
     try:
         return path.read_text()
@@ -196,25 +229,30 @@ class ServiceApplier:
 
     # -- rendering ---------------------------------------------------------------------------
 
-    def blocklists(self, cfg: RouterConfig) -> tuple[dict[str, str], list[Problem]]:
+    def blocklists(self, cfg: RouterConfig, files: bool = True) -> tuple[dict[str, str], list[Problem]]:
+        """{name: text} of the enabled blocklists. files=False (requests on the read-only socket)
+        reads none and says so in a warning per list: the agent never opens a path for them."""
         texts, problems = {}, []
         if cfg.dns is None:
             return texts, problems
         for i, b in enumerate(cfg.dns.blocklists):
             if not b.enabled:
                 continue
+            if not files:
+                problems.append(Problem(f"dns.blocklists[{i}].file", "not read on the read-only socket "
+                                        "(checked when committed)", "warning"))
+                continue
             try:
-                with open(b.file, encoding="utf-8", errors="replace") as f:
-                    texts[b.name] = f.read()
-            except OSError as e:
-                problems.append(Problem(f"dns.blocklists[{i}].file",
-                                        f"cannot read {b.file}: {e.strerror or e}"))
+                texts[b.name] = read_bounded_file(b.file, MAX_BLOCKLIST_BYTES)
+            except (OSError, ValueError) as e:
+                why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+                problems.append(Problem(f"dns.blocklists[{i}].file", f"cannot read {b.file}: {why}"))
         return texts, problems
 
-    def render_all(self, cfg: RouterConfig) -> tuple[dict[str, str | None], list[Problem]]:
+    def render_all(self, cfg: RouterConfig, files: bool = True) -> tuple[dict[str, str | None], list[Problem]]:
         """{service: config text or None when off}, problems (unreadable blocklists)."""
         assert self.paths is not None
-        texts, problems = self.blocklists(cfg)
+        texts, problems = self.blocklists(cfg, files)
         out = {
             "kea-dhcp4": r_kea.render_dhcp4(cfg, self.paths),
             "kea-dhcp6": r_kea.render_dhcp6(cfg, self.paths),
@@ -227,12 +265,13 @@ class ServiceApplier:
 
     # -- check -------------------------------------------------------------------------------
 
-    def check(self, cfg: RouterConfig) -> list[Problem]:
-        """Problems the daemons' own checkers find in the rendered configs (errors refuse the commit)."""
+    def check(self, cfg: RouterConfig, files: bool = True) -> list[Problem]:
+        """Problems the daemons' own checkers find in the rendered configs (errors refuse the commit).
+        files=False: no file named in the document is opened (the read-only socket)."""
         if self.rendered_dir is None:
             return []
-        out, problems = self.render_all(cfg)
-        if problems:
+        out, problems = self.render_all(cfg, files)
+        if any(p.severity == "error" for p in problems):
             return problems
         self._dirs()
         tmp = Path(tempfile.mkdtemp(prefix=".check-", dir=self.rendered_dir.parent))

@@ -497,7 +497,7 @@ class LeaseSync(threading.Thread):
         cfg = self.a._cfg
         if cfg is None or cfg.dns is None or not cfg.dns.enabled or not cfg.dns.lease_names:
             return set()
-        leases = [r_unbound.LeaseName(x["hostname"], x["address"]) for x in self.a.leases()
+        leases = [r_unbound.LeaseName(x["hostname"], x["address"], x.get("interface")) for x in self.a.leases()
                   if x["hostname"] and x.get("type", "address") == "address"]
         static = set(r_unbound.host_records(cfg, []))
         rrs = set()

@@ -149,6 +149,14 @@ class Interface(Strict):
     mtu: int | None = Field(None, ge=576, le=65535, description="Link MTU (IPv6 needs >= 1280).")
     ipv4: list[ipaddress.IPv4Interface] = Field(default_factory=list, description="Static IPv4 addresses (CIDR).")
     ipv6: list[ipaddress.IPv6Interface] = Field(default_factory=list, description="Static IPv6 addresses (CIDR).")
+    rp_filter: Literal["strict", "loose", "off"] = Field(
+        "strict",
+        description="Anti-spoofing: a reverse-path check in nftables before conntrack (chain antispoof, rule "
+                    "'antispoof IFNAME', counted). strict (default) drops a packet arriving here unless the route "
+                    "back to its source leaves through this interface; loose only needs some route back (for "
+                    "asymmetric routing); off disables the check on this link. strict and loose also drop "
+                    "packets whose source is one of the router's own addresses. DHCPv4 discovery from 0.0.0.0 "
+                    "and IPv6 link-local/unspecified sources (ND, DAD, DHCPv6) always pass.")
 
     @field_validator("ipv4", "ipv6", mode="before")
     @classmethod

@@ -472,9 +472,45 @@ def render(cfg: RouterConfig) -> Ruleset:
     fwd.rules += _default_rules("forward", "drop", "builtin unzoned-forward", False)
 
     chains += _nat_chains(cfg)
+    chains += _antispoof_chains(cfg)
     return Ruleset(chains, sets)
 
 
+# -- anti-spoofing -------------------------------------------------------------------------
+
+ANTISPOOF_CHAIN = "antispoof"
+ANTISPOOF_PRIO = -300  # "raw": before conntrack (-200) and DNAT (-100), so a spoofed packet leaves no state
+
+
+def fib_saddr_oif_missing(strict: bool) -> E:
+    """``fib saddr [. iif] oif missing``: no route back to the source (through the arrival
+    interface when strict). The router's own addresses resolve to local routes, which fib reports
+    as missing too."""
+    flags = ["saddr", "iif"] if strict else ["saddr"]
+    return E({"match": {"op": "==", "left": {"fib": {"result": "oif", "flags": flags}}, "right": False}},
+             f"fib {' . '.join(flags)} oif missing")
+
+
+def _antispoof_chains(cfg: RouterConfig) -> list[NChain]:
+    """Strict (or loose) reverse-path filtering per interface (``interfaces.X.rp_filter``), in a
+    prerouting chain at raw priority. What must pass without a route back comes first: DHCPv4
+    discovery from 0.0.0.0 and IPv6 from the unspecified or a link-local source (DAD, ND, MLD,
+    DHCPv6 — the kernel never forwards link-local sources). Each interface's drop rule is
+    counted and commented "antispoof IFNAME"."""
+    checks = [(name, itf.rp_filter) for name, itf in cfg.interfaces.items()
+              if itf.enabled and itf.rp_filter != "off"]
+    if not checks:
+        return []
+    c = NChain(ANTISPOOF_CHAIN, hook="prerouting", prio=ANTISPOOF_PRIO, policy="accept")
+    c.rules.append(NRule(c.name, [payload("ip", "saddr", "0.0.0.0"), meta("l4proto", "udp"),
+                                  payload("udp", "sport", 68), payload("udp", "dport", 67), ACCEPT],
+                         "antispoof dhcpv4-discovery"))
+    c.rules.append(NRule(c.name, [payload("ip6", "saddr", ["::", {"prefix": {"addr": "fe80::", "len": 10}}]), ACCEPT],
+                         "antispoof ipv6-link-local"))
+    for name, mode in checks:
+        c.rules.append(NRule(c.name, [meta("iifname", name), fib_saddr_oif_missing(mode == "strict"), COUNTER, DROP],
+                             f"antispoof {name}"))
+    return [c]
 
 
 def _kubernetes_rules(chain: str, pod_cidrs: list[str], links: bool) -> list[NRule]:

@@ -264,6 +264,15 @@ class Pipeline:
             notes.append(f"removed a stale lock file {lock} ({age:.0f} s old)")
         return notes
 
+    def _record(self, result: dict | None, action: str, who: dict | None, **detail) -> None:
+        """Audit an outcome that already happened: a full disk must not turn a landed commit (or
+        a refusal) into a different answer; it becomes a note in the result instead."""
+        try:
+            self.audit.record(action, who, **detail)
+        except OSError as e:
+            if result is not None:
+                result.setdefault("notes", []).append(f"the audit log could not be written: {e.strerror or e}")
+
     # -- operations ----------------------------------------------------------------------
 
     def commit(self, text: str, message: str, author: str, base: str | None = "HEAD", *,
@@ -298,10 +307,10 @@ class Pipeline:
                                   status=409)
                 result = self._commit_locked(cfg, rs, text, message, author, head, confirm, on_rev=on_rev)
         except (Refused, Conflict, ApplyFailed) as e:
-            self.audit.record("refused", who, message=message, reason=str(e), ssh=ssh)
+            self._record(None, "refused", who, message=message, reason=str(e), ssh=ssh)
             raise
-        self.audit.record("commit", who, rev=result["rev"], message=message, confirm=confirm,
-                          forced=bool(force and cut) or None, ssh=ssh, changes=result["changes"])
+        self._record(result, "commit", who, rev=result["rev"], message=message, confirm=confirm,
+                     forced=bool(force and cut) or None, ssh=ssh, changes=result["changes"])
         return {**result, "warnings": [w.to_dict() for w in warnings],
                 "lockout_overridden": [str(c) for c in cut] if force and cut else None}
 
@@ -403,7 +412,7 @@ class Pipeline:
             cfg, rs, _ = self.check_text(text)
             self._set_pending(None)
             result = self._commit_locked(cfg, rs, text, message, author, head, None)
-        self.audit.record("rollback", who, rev=result["rev"], target=target, message=message)
+        self._record(result, "rollback", who, rev=result["rev"], target=target, message=message)
         return result
 
     # -- commit-confirm ------------------------------------------------------------------
@@ -478,8 +487,8 @@ class Pipeline:
                 return None
             finally:
                 self._set_pending(None)
-        self.audit.record("rollback", who, rev=result["rev"], target=p["previous"], message=msg,
-                          warnings=result.get("service_warnings"))
+        self._record(result, "rollback", who, rev=result["rev"], target=p["previous"], message=msg,
+                     warnings=result.get("service_warnings"))
         return result
 
     def _timer_rollback(self, p: dict, msg: str) -> dict:

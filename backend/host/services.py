@@ -197,6 +197,7 @@ class ServiceApplier:
         self._expected: tuple[RouterConfig, dict[str, str | None]] | None = None
         self._seen: dict[str, tuple] = {}  # service -> stat of its file when last known good
         self.fault = None  # fault injection for tests: called with a stage name (see the pipeline)
+        self._before: tuple | None = None  # (_cfg, last_good) when the transaction began
         if self.rendered_dir is None:
             self.paths = None
             return
@@ -331,6 +332,7 @@ class ServiceApplier:
         """Start a transaction: undo() puts back everything apply() changes from here on."""
         self.journal = Journal()
         self.warnings = []
+        self._before = (self._cfg, dict(self.last_good))
 
     def end(self) -> None:
         """The transaction landed: forget how to undo it."""
@@ -340,6 +342,8 @@ class ServiceApplier:
         """Put every file the transaction changed back byte for byte (configs, generations, NTS
         key/certificate) and reload the daemons that had been reloaded; returns what failed."""
         j, self.journal = self.journal, Journal()
+        if self._before is not None:
+            self._cfg, self.last_good = self._before[0], dict(self._before[1])
         errors = []
         for path, (svc, data, mode) in reversed(list(j.saved.items())):
             try:
@@ -435,9 +439,9 @@ class ServiceApplier:
         undo = Journal()
         undo.saved = dict(items[mark:])
         undo.reloaded = {svc: None} if svc in self.journal.reloaded else {}
-        self.journal = undo
+        self.journal, before, self._before = undo, self._before, None  # only the files
         self.undo()
-        self.journal = keep
+        self.journal, self._before = keep, before
 
     def _fault(self, stage: str) -> None:
         if self.fault is not None:

@@ -188,6 +188,7 @@ def test_a_failure_at_any_stage_restores_every_applier(rig, stage):
     status, answer = rig.commit(candidate())
     assert stage in rig.hits, f"the candidate never reached {stage}: {rig.hits}"
     _assert_restored(rig, before, status, answer, stage)
+    assert rig.p.services._cfg.system.hostname == "gw"  # lease names follow the restored config
     # Not sticky: the same commit lands once the fault is gone, and every file changes.
     rig.faults.clear()
     status, answer = rig.commit(candidate())
@@ -278,6 +279,17 @@ def test_an_index_lock_appearing_mid_commit_cannot_turn_a_landed_commit_into_a_f
     assert any("router.yaml was not updated" in n for n in answer["notes"]), answer
     st = rig.agent.dispatch("GET", "/v1/status", rig.caller, {})[1]
     assert st["last_error"] is None and st["in_sync"]
+
+
+def test_a_full_disk_for_the_audit_log_cannot_turn_a_landed_commit_into_a_failure(rig, monkeypatch):
+    def full(*a, **kw):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(rig.p.audit, "record", full)
+    status, answer = rig.commit(candidate())
+    assert status == 200, answer
+    assert rig.p.repo.head() == answer["rev"]
+    assert any("audit log could not be written" in n for n in answer["notes"])
 
 
 def test_confirm_with_a_failure_clears_the_timer(rig):

@@ -477,13 +477,13 @@ class Pipeline:
             try:
                 if p["previous"] is None:
                     self.last_error = f"{msg}; it was the first commit, nothing to roll back to"
-                    self.audit.record("rollback-failed", who, rev=p["rev"], message=self.last_error)
+                    self._record(None, "rollback-failed", who, rev=p["rev"], message=self.last_error)
                     return None
                 result = self._timer_rollback(p, msg)
             except Exception as e:  # noqa: BLE001 - the timer must end, whatever happened
                 self.last_error = (f"{msg}; the rollback failed: {e}; {short(p['rev'])} stays applied — "
                                    "run `talgate rollback`")
-                self.audit.record("rollback-failed", who, rev=p["rev"], target=p["previous"], message=self.last_error)
+                self._record(None, "rollback-failed", who, rev=p["rev"], target=p["previous"], message=self.last_error)
                 return None
             finally:
                 self._set_pending(None)
@@ -506,9 +506,9 @@ class Pipeline:
 
     def drift(self) -> list[str]:
         """What differs between the kernel (and the daemons' rendered configs) and the last apply,
-        without changing anything. The
-        table is listed outside the lock (a big set takes ~0.6 s) and only when the ruleset's
-        generation id moved, or once after a load to record its fingerprint."""
+        without changing anything. The table is listed outside the lock (a big set takes ~0.6 s)
+        and only when the ruleset's generation id moved, or once after a load to record its
+        fingerprint; a rendered file is read only when its size, mtime or inode changed."""
         with self.lock:
             head = self.repo.head()
             if head is None or self.applied.rev is None:

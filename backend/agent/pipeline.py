@@ -350,7 +350,7 @@ class Pipeline:
         try:
             self.repo.write_worktree(text)
         except Exception as e:  # noqa: BLE001 - the working tree is a convenience copy
-            notes.append(f"committed, but {self.repo.path / 'router.yaml'} was not updated: {e}")
+            notes.append(f"committed, but the working tree ({self.repo.path / 'router.yaml'}) was not fully updated: {e}")
         self.applied.rev, self.applied.time = oid, time.time()
         try:
             self._save_applied()

@@ -276,7 +276,7 @@ def test_an_index_lock_appearing_mid_commit_cannot_turn_a_landed_commit_into_a_f
     status, answer = rig.commit(candidate())
     assert status == 200, answer
     assert rig.p.repo.head() == answer["rev"]
-    assert any("router.yaml was not updated" in n for n in answer["notes"]), answer
+    assert any("was not fully updated" in n for n in answer["notes"]), answer
     st = rig.agent.dispatch("GET", "/v1/status", rig.caller, {})[1]
     assert st["last_error"] is None and st["in_sync"]
 
@@ -439,7 +439,8 @@ def test_the_cli_says_still_running_and_exits_with_its_own_code(monkeypatch, cap
         return {"state": "running", "job": "abc123", "rev": "f" * 40}
 
     monkeypatch.setattr(AgentClient, "commit", commit)
-    rc = cli.main(["commit", "-m", "slow", "-f", str(f), "--socket", str(tmp_path / "none.sock")])
+    monkeypatch.setattr(AgentClient, "status", lambda self: {"repo": str(tmp_path), "head": "a" * 40})
+    rc = cli.main(["commit", "-m", "slow", "-f", str(f), "--base", "HEAD", "--socket", str(tmp_path / "none.sock")])
     out = capsys.readouterr()
     assert rc == cli.EXIT_RUNNING != 1
     assert "still running, rev ffffffffffff" in out.out and "talgate status" in out.out
@@ -459,7 +460,8 @@ def test_the_cli_never_says_failed_when_the_answer_timed_out(monkeypatch, capsys
         raise AgentUnreachable(self.socket_path, TimeoutError("timed out"))
 
     monkeypatch.setattr(AgentClient, "commit", commit)
-    rc = cli.main(["commit", "-m", "slow", "-f", str(f), "--socket", str(tmp_path / "none.sock")])
+    monkeypatch.setattr(AgentClient, "status", lambda self: {"repo": str(tmp_path), "head": "a" * 40})
+    rc = cli.main(["commit", "-m", "slow", "-f", str(f), "--base", "HEAD", "--socket", str(tmp_path / "none.sock")])
     out = capsys.readouterr()
     assert rc == cli.EXIT_RUNNING
     assert "talgate status" in out.err and "may still" in out.err

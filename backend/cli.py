@@ -10,6 +10,11 @@ from pathlib import Path
 
 from . import __version__
 
+# `talgate commit` exits with this when the answer does not say how the commit ended yet (it is
+# still running, or no answer came in time): not a failure — `talgate status` tells.
+EXIT_RUNNING = 3
+COMMIT_WAIT = 45.0  # seconds the agent may take before answering "still running" (< the socket's 60)
+
 
 def _client(args):
     from .client import AgentClient
@@ -163,9 +168,23 @@ def cmd_diff(args) -> int:
 
 
 def cmd_commit(args) -> int:
+    from .client import AgentUnreachable
+
     c = _client(args)
     path, text, base = _candidate(args, c)
-    r = c.commit(text, args.message, base=base, confirm=args.confirm, force=args.force)
+    wait = float(os.environ.get("TALGATE_COMMIT_WAIT") or COMMIT_WAIT)
+    try:
+        r = c.commit(text, args.message, base=base, confirm=args.confirm, force=args.force, wait=wait)
+    except AgentUnreachable as e:
+        if not e.timed_out:
+            raise
+        print(f"talgate: no answer from the agent within {wait:.0f} s: the commit may still land; "
+              "see `talgate status` (head, last error) before committing again", file=sys.stderr)
+        return EXIT_RUNNING
+    if r.get("state") == "running":
+        rev = (r.get("rev") or "(not created yet)")[:12]
+        print(f"still running, rev {rev} — see `talgate status` (job {r.get('job')})")
+        return EXIT_RUNNING
     if args.file and args.file not in STDIN_PATHS and _sidecar(args.file).exists() and r.get("rev"):
         _sidecar(args.file).write_text(r["rev"] + "\n")  # the file now equals the new HEAD
     _print_problems(r.get("warnings", []))
@@ -175,6 +194,8 @@ def cmd_commit(args) -> int:
     print(f"committed {r['rev'][:12]} and applied it: {r['changes']} change(s) in {r['seconds'] * 1000:.0f} ms")
     for cut in r.get("lockout_overridden") or []:
         print(f"warning: forced past the lockout check: {cut}", file=sys.stderr)
+    for note in [*(r.get("notes") or []), *(r.get("service_warnings") or [])]:
+        print(f"warning: {note}", file=sys.stderr)
     if r.get("confirm"):
         print(f"waiting for confirmation: run `talgate confirm` within {r['confirm']['seconds']} s, "
               "or it is rolled back automatically")

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..gitops import ConfigRepo, Conflict, RepoError, short
 from ..host import nft as nfthost
 from ..host.net import ApplyError, NetApplier, desired
-from ..host.services import ServiceApplier
+from ..host.services import ServiceApplier, ServiceError
 from ..model import Problem
 from ..model import validate_text as _validate_text
 from ..model.config import RouterConfig
@@ -46,14 +46,47 @@ def validate_text(text: str):
 class Refused(Exception):
     """The candidate was not committed; nothing changed."""
 
-    def __init__(self, problems: list[Problem], status: int = 422):
+    def __init__(self, problems: list[Problem], status: int = 422, code: str | None = None):
         self.problems = problems
         self.status = status
+        self.code = code
         super().__init__("; ".join(str(p) for p in problems))
 
 
 class ApplyFailed(Exception):
     """Applying failed; the previous state was put back and HEAD did not move."""
+
+    code = "apply_failed"
+
+
+# A lock file in the config repo younger than this may belong to a git process at work (the
+# commit is refused up front); an older one was left by a killed writer and is removed.
+STALE_LOCK_SECONDS = 30.0
+
+
+def _fault_file(path: str | None):
+    """Fault injection for tests (the lab's agent runs in its own process): TALGATE_FAULTS names a
+    JSON file {stage: action}, read at every stage, so a test can make one stage fail. Actions:
+    "raise", "sleep:SECONDS", "touch:PATH" (e.g. a git lock file). Unset: no faults, no reads."""
+    if not path:
+        return None
+
+    def fault(stage: str) -> None:
+        try:
+            with open(path) as f:
+                action = json.load(f).get(stage)
+        except (OSError, ValueError, AttributeError):
+            return
+        if not isinstance(action, str):
+            return
+        if action == "raise":
+            raise RuntimeError(f"injected fault at {stage}")
+        if action.startswith("sleep:"):
+            time.sleep(float(action[6:]))
+        elif action.startswith("touch:"):
+            Path(action[6:]).touch()
+
+    return fault
 
 
 @dataclass
@@ -84,6 +117,8 @@ class Pipeline:
         self.drift_count = 0  # objects that differed at the last drift check (metrics)
         self._loaded: Ruleset | None = None  # the ruleset last loaded by this process
         self.audit = Audit(self.state_dir / "audit.jsonl")
+        self.faults = _fault_file(os.environ.get("TALGATE_FAULTS"))
+        self.services.fault = self.faults
         self.repo.clear_stale_locks()
         self.pending: dict | None = self._load_pending()
 
@@ -133,19 +168,35 @@ class Pipeline:
 
     # -- the kernel ----------------------------------------------------------------------
 
-    def _converge(self, cfg: RouterConfig, rs: Ruleset) -> dict:
-        """Make the kernel equal cfg; returns what changed. Raises ApplyError/NftError."""
+    def _fault(self, stage: str) -> None:
+        if self.faults is not None:
+            self.faults(stage)
+
+    def _converge(self, cfg: RouterConfig, rs: Ruleset, tolerant: bool = False) -> dict:
+        """Make the kernel and the daemons' configs equal cfg; returns what changed. Raises on the
+        first failure of any applier; the services' part can be undone (services.undo)."""
         t0 = time.monotonic()
+        net_changes, nft_changes = self._converge_kernel(cfg, rs)
+        self._fault("services")
+        svc_changes = self.services.apply(cfg, tolerant=tolerant)
+        out = {"changes": net_changes + nft_changes + svc_changes, "net": net_changes, "nft": nft_changes,
+               "services": svc_changes, "seconds": round(time.monotonic() - t0, 4)}
+        if self.services.warnings:
+            out["service_warnings"] = list(self.services.warnings)
+        return out
+
+    def _converge_kernel(self, cfg: RouterConfig, rs: Ruleset, inject: bool = True) -> tuple[int, int]:
         # Remember every link we may touch before touching it, so a restore can clean up.
         owned = set(self.applied.owned) | set(cfg.interfaces)
         self.applied.owned = tuple(sorted(owned))
         net_changes = self.net.apply(desired(cfg), owned)
+        if inject:
+            self._fault("net")
         nft_changes = self._converge_nft(rs)
+        if inject:
+            self._fault("nft")
         self.applied.owned = tuple(sorted(cfg.interfaces))
-        svc_changes = self.services.apply(cfg)
-        return {"changes": net_changes + nft_changes + svc_changes, "net": net_changes, "nft": nft_changes,
-                "services": svc_changes,
-                "seconds": round(time.monotonic() - t0, 4)}
+        return net_changes, nft_changes
 
     def _nft_in_step(self) -> bool:
         """True when our table is exactly what we last loaded (nothing committed a transaction
@@ -178,18 +229,56 @@ class Pipeline:
         return 1
 
     def _restore(self, rev: str | None) -> None:
-        """Best effort: put the kernel back to revision rev."""
-        if rev is None:
-            return
-        cfg, _ = validate_text(self.repo.read(rev))
-        if cfg is not None:
-            self._converge(cfg, render(cfg))
+        """Put every applier back to revision rev: the daemons' files byte for byte from the
+        services' journal, the kernel by converging to rev. Raises when something could not be."""
+        errors = self.services.undo()
+        if rev is not None:
+            cfg, _ = validate_text(self.repo.read(rev))
+            if cfg is None:
+                errors.append(f"revision {short(rev)} does not validate any more")
+            else:
+                try:
+                    self._converge_kernel(cfg, render(cfg), inject=False)
+                except Exception as e:  # noqa: BLE001 - reported with the services' errors
+                    errors.append(str(e))
+        if errors:
+            raise RuntimeError("; ".join(errors))
+
+    def _repo_preflight(self) -> list[str]:
+        """Lock files would make the ref move (or the working-tree write) fail after the kernel
+        changed: check them before anything changes. A fresh one may be a git process at work:
+        refused. An old one was left by a killed writer: removed (and said so)."""
+        notes = []
+        for lock in self.repo.lock_files():
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except OSError:
+                continue
+            if age < STALE_LOCK_SECONDS:
+                raise Refused([Problem("(repo)", f"{lock} exists: a git process is writing the config repo "
+                                                 f"(or one was killed less than {STALE_LOCK_SECONDS:.0f} s ago); "
+                                                 "nothing was changed, try again")], status=503, code="repo_busy")
+            try:
+                lock.unlink()
+            except FileNotFoundError:
+                continue
+            notes.append(f"removed a stale lock file {lock} ({age:.0f} s old)")
+        return notes
+
+    def _record(self, result: dict | None, action: str, who: dict | None, **detail) -> None:
+        """Audit an outcome that already happened: a full disk must not turn a landed commit (or
+        a refusal) into a different answer; it becomes a note in the result instead."""
+        try:
+            self.audit.record(action, who, **detail)
+        except OSError as e:
+            if result is not None:
+                result.setdefault("notes", []).append(f"the audit log could not be written: {e.strerror or e}")
 
     # -- operations ----------------------------------------------------------------------
 
     def commit(self, text: str, message: str, author: str, base: str | None = "HEAD", *,
                confirm: int | None = None, force: bool = False, ssh: str | None = None,
-               who: dict | None = None, conn_kind: str = "SSH") -> dict:
+               who: dict | None = None, conn_kind: str = "SSH", on_rev=None) -> dict:
         """Validate, check lockout, commit and apply text; with confirm, arm the rollback timer."""
         who = who or {"user": author}
         try:
@@ -217,38 +306,62 @@ class Pipeline:
                                   + [Problem("(lockout)", "nothing was changed; fix the rule, or apply anyway with "
                                                           "--force --confirm SECONDS (rolled back unless confirmed)")],
                                   status=409)
-                result = self._commit_locked(cfg, rs, text, message, author, head, confirm)
+                result = self._commit_locked(cfg, rs, text, message, author, head, confirm, on_rev=on_rev)
         except (Refused, Conflict, ApplyFailed) as e:
-            self.audit.record("refused", who, message=message, reason=str(e), ssh=ssh)
+            self._record(None, "refused", who, message=message, reason=str(e), ssh=ssh)
             raise
-        self.audit.record("commit", who, rev=result["rev"], message=message, confirm=confirm,
-                          forced=bool(force and cut) or None, ssh=ssh, changes=result["changes"])
+        self._record(result, "commit", who, rev=result["rev"], message=message, confirm=confirm,
+                     forced=bool(force and cut) or None, ssh=ssh, changes=result["changes"])
         return {**result, "warnings": [w.to_dict() for w in warnings],
                 "lockout_overridden": [str(c) for c in cut] if force and cut else None}
 
-    def _commit_locked(self, cfg, rs, text, message, author, head, confirm) -> dict:
+    def _commit_locked(self, cfg, rs, text, message, author, head, confirm, *, on_rev=None,
+                       tolerant: bool = False) -> dict:
+        """Commit text on top of head and make every applier equal it, all or nothing: any
+        failure before HEAD moves puts every applier back to head and raises ApplyFailed; once
+        HEAD moved the commit has landed and what fails later is reported as a warning."""
+        notes = self._repo_preflight()
         oid = self.repo.create_commit(text, message, author, None, head)
+        if on_rev is not None:
+            on_rev(oid)
+        self.services.begin()
         try:
-            result = self._converge(cfg, rs)
-        except (ApplyError, nfthost.NftError) as e:
-            self.last_error = f"apply of {short(oid)} failed: {e}; restored {short(head)}"
+            result = self._converge(cfg, rs, tolerant=tolerant)
+            if confirm:
+                # Persist the timer before HEAD moves: a crash in between leaves a timer for a commit
+                # that never landed (discarded at start), never a landed commit without its timer.
+                self._set_pending({"rev": oid, "previous": head, "seconds": confirm,
+                                   "deadline": time.time() + confirm})
+            self._fault("advance")
+            self.repo.advance(oid, head)
+        except Exception as e:  # noqa: BLE001 - whatever failed, every applier goes back to head
+            if self.pending is not None and self.pending.get("rev") == oid:
+                self.pending = None
+                self._confirm_file().unlink(missing_ok=True)
+            what = e if isinstance(e, (ApplyError, nfthost.NftError, ServiceError, Conflict)) else \
+                f"{e.__class__.__name__}: {e}"
+            self.last_error = f"apply of {short(oid)} failed: {what}; restored {short(head)}"
             try:
                 self._restore(head)
             except Exception as e2:  # noqa: BLE001 - report both failures
                 self.last_error += f"; restoring failed too: {e2}"
             raise ApplyFailed(self.last_error) from None
-        if confirm:
-            # Persist the timer before HEAD moves: a crash in between leaves a timer for a commit
-            # that never landed (discarded at start), never a landed commit without its timer.
-            self._set_pending({"rev": oid, "previous": head, "seconds": confirm,
-                               "deadline": time.time() + confirm})
-        self.repo.advance(oid, head)
-        self.repo.write_worktree(text)
+        self.services.end()
+        # HEAD moved: the commit landed. Nothing below may turn it into a reported failure.
+        try:
+            self.repo.write_worktree(text)
+        except Exception as e:  # noqa: BLE001 - the working tree is a convenience copy
+            notes.append(f"committed, but the working tree ({self.repo.path / 'router.yaml'}) was not fully updated: {e}")
         self.applied.rev, self.applied.time = oid, time.time()
-        self._save_applied()
+        try:
+            self._save_applied()
+        except OSError as e:
+            notes.append(f"cannot record the applied revision in {self.state_dir}: {e.strerror}")
         self.last_error = None
         self.last_apply = result
         out = {"rev": oid, **result}
+        if notes:
+            out["notes"] = notes
         if confirm:
             out["confirm"] = self.confirm_status()
         return out
@@ -260,11 +373,16 @@ class Pipeline:
             cfg, problems = validate_text(self.repo.read(target))
             if cfg is None:
                 raise Refused(problems)
+            self.services.begin()
             try:
                 result = self._converge(cfg, render(cfg))
-            except (ApplyError, nfthost.NftError) as e:
-                self.last_error = f"apply of {short(target)} failed: {e}"
+            except Exception as e:  # noqa: BLE001 - reported, never a dead request or ticker
+                what = e if isinstance(e, (ApplyError, nfthost.NftError, ServiceError)) else \
+                    f"{e.__class__.__name__}: {e}"
+                self.last_error = f"apply of {short(target)} failed: {what}"
                 raise ApplyFailed(self.last_error) from None
+            finally:
+                self.services.end()
             self.applied.rev, self.applied.time = target, time.time()
             self._save_applied()
             self.last_error = None
@@ -295,7 +413,7 @@ class Pipeline:
             cfg, rs, _ = self.check_text(text)
             self._set_pending(None)
             result = self._commit_locked(cfg, rs, text, message, author, head, None)
-        self.audit.record("rollback", who, rev=result["rev"], target=target, message=message)
+        self._record(result, "rollback", who, rev=result["rev"], target=target, message=message)
         return result
 
     # -- commit-confirm ------------------------------------------------------------------
@@ -345,25 +463,53 @@ class Pipeline:
         return {"rev": rev, "confirmed": True}
 
     def tick(self) -> dict | None:
-        """Roll back an unconfirmed commit whose deadline passed (called by the agent's timer)."""
+        """Roll back an unconfirmed commit whose deadline passed (called by the agent's timer).
+
+        The rollback goes back to a revision that was applied before, so checks that only guard
+        new input (blocklist files readable, the daemons' checkers, links present) do not stop
+        it; a daemon whose previous config cannot be rendered keeps its last good one. Whatever
+        happens, the pending state is cleared (no "0 s left" forever) and the audit says what."""
         with self.lock:
             if self.pending is None or self.pending_remaining() > 0:
                 return None
             p = self.pending
             msg = f"auto-rollback of {short(p['rev'])}: not confirmed within {p['seconds']} s"
-            if p["previous"] is None:
-                self._set_pending(None)
-                self.last_error = f"{msg}; it was the first commit, nothing to roll back to"
+            who = {"user": "agent", "via": "confirm-timer"}
+            try:
+                if p["previous"] is None:
+                    self.last_error = f"{msg}; it was the first commit, nothing to roll back to"
+                    self._record(None, "rollback-failed", who, rev=p["rev"], message=self.last_error)
+                    return None
+                result = self._timer_rollback(p, msg)
+            except Exception as e:  # noqa: BLE001 - the timer must end, whatever happened
+                self.last_error = (f"{msg}; the rollback failed: {e}; {short(p['rev'])} stays applied — "
+                                   "run `talgate rollback`")
+                self._record(None, "rollback-failed", who, rev=p["rev"], target=p["previous"], message=self.last_error)
                 return None
-            return self.rollback(p["previous"], "talgate-agent", who={"user": "agent", "via": "confirm-timer"},
-                                 message=msg)
+            finally:
+                self._set_pending(None)
+        self._record(result, "rollback", who, rev=result["rev"], target=p["previous"], message=msg,
+                     warnings=result.get("service_warnings"))
+        return result
+
+    def _timer_rollback(self, p: dict, msg: str) -> dict:
+        head = self.repo.head()
+        if head != p["rev"]:
+            raise RepoError(f"HEAD is {short(head)}, not the unconfirmed {short(p['rev'])}")
+        text = self.repo.read(p["previous"])
+        cfg, problems = validate_text(text)
+        if cfg is None:
+            raise RepoError(f"revision {short(p['previous'])} does not validate any more: "
+                            + "; ".join(str(x) for x in problems[:3]))
+        return self._commit_locked(cfg, render(cfg), text, msg, "talgate-agent", head, None, tolerant=True)
 
     # -- drift ---------------------------------------------------------------------------
 
     def drift(self) -> list[str]:
-        """What differs between the kernel and the last apply, without changing anything. The
-        table is listed outside the lock (a big set takes ~0.6 s) and only when the ruleset's
-        generation id moved, or once after a load to record its fingerprint."""
+        """What differs between the kernel (and the daemons' rendered configs) and the last apply,
+        without changing anything. The table is listed outside the lock (a big set takes ~0.6 s)
+        and only when the ruleset's generation id moved, or once after a load to record its
+        fingerprint; a rendered file is read only when its size, mtime or inode changed."""
         with self.lock:
             head = self.repo.head()
             if head is None or self.applied.rev is None:
@@ -372,6 +518,7 @@ class Pipeline:
             if cfg is None:
                 return []
             items = [_describe(op) for op in self.net.plan(desired(cfg), set(self.applied.owned))]
+            items += self.services.drift(cfg)
             g, known_genid, known_fp = nfthost.genid(), self.applied.genid, self.applied.fingerprint
         if g == known_genid and known_fp is not None:
             return items

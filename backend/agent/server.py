@@ -33,10 +33,12 @@ from urllib.parse import parse_qs, urlparse
 from ..gitops import Conflict, RepoError
 from ..model.load import MAX_DOCUMENT_BYTES, shorten
 from ..render.nft import render
+from .jobs import Jobs
 from .pipeline import ApplyFailed, Pipeline, Refused
 
 log = logging.getLogger("talgate.agent")
 API = "/v1"
+MAX_WAIT = 86400  # seconds a commit request may ask to be waited for
 
 IDLE_TIMEOUT = 10.0     # seconds a connection may stay silent (between bytes, or between requests)
 READ_DEADLINE = 60.0    # seconds to send one request's line, headers and body (slow drip included)
@@ -220,6 +222,7 @@ class Agent:
         self.socket_path = socket_path
         self.ro_socket_path = ro_socket_path
         self.servers: list[socketserver.BaseServer] = []
+        self.jobs = Jobs()
         self.routes: dict[tuple[str, str], Route] = {
             ("GET", "/status"): Route(self.status),
             ("GET", "/config"): Route(self.config),
@@ -235,6 +238,7 @@ class Agent:
             ("POST", "/rollback"): Route(self.rollback, write=True),
             ("POST", "/confirm"): Route(self.confirm, write=True),
             ("GET", "/audit"): Route(self.audit),
+            ("GET", "/jobs"): Route(self.job_list),
         }
         from .leases_api import register as register_leases
         from .observe_api import register
@@ -249,6 +253,7 @@ class Agent:
         st["sockets"] = {"rw": self.socket_path, "ro": self.ro_socket_path}
         st["read_only"] = caller.read_only
         st["pid"] = os.getpid()
+        st["jobs"] = [j.to_dict() for j in self.jobs.all()]
         try:
             from .pipeline import validate_text as cached  # HEAD is parsed once, not per poll
 
@@ -337,16 +342,40 @@ class Agent:
         return {"counters": nfthost.counters()}
 
     def commit(self, caller, q, body):
+        """Commit and apply. With ``wait`` (seconds) the answer comes within that time: the
+        outcome, or 202 ``{"state": "running", "job", "rev"}`` while the commit goes on in the
+        background (``GET /v1/jobs?id=`` and ``status.jobs`` tell how it ended)."""
         text = _need(body, "config")
         msg = _need(body, "message")
         author = body.get("author") or caller.user
         confirm = body.get("confirm")
         if confirm is not None and (not isinstance(confirm, int) or not 1 <= confirm <= 86400):
             raise HttpError(400, "--confirm: seconds must be a whole number from 1 to 86400")
+        wait = body.get("wait")
+        if wait is not None and (isinstance(wait, bool) or not isinstance(wait, (int, float))
+                                 or not 0 <= wait <= MAX_WAIT):
+            raise HttpError(400, f"wait: seconds must be a number from 0 to {MAX_WAIT}")
         log.info("commit by %s (uid %s pid %s): %s", author, caller.uid, caller.pid, msg)
-        return self.p.commit(text, msg, author, base=body.get("base", "HEAD"), confirm=confirm,
-                             force=bool(body.get("force")), ssh=caller.ssh, who=_who(caller, body),
-                             conn_kind="API" if caller.tcp_peer else "SSH")
+        base, force, who = body.get("base", "HEAD"), bool(body.get("force")), _who(caller, body)
+        conn_kind = "API" if caller.tcp_peer else "SSH"
+        job = self.jobs.start("commit", lambda job: self.p.commit(
+            text, msg, author, base=base, confirm=confirm, force=force, ssh=caller.ssh, who=who,
+            conn_kind=conn_kind, on_rev=job.set_rev), code_of=_code)
+        if not job.done.wait(wait):
+            return 202, {"state": "running", "job": job.id, "rev": job.rev,
+                         "message": "the commit is still running; `talgate status` shows how it ends"}
+        if job.exc is not None:
+            raise job.exc
+        return {**job.result, "state": "landed", "job": job.id}
+
+    def job_list(self, caller, q, body):
+        job_id = q.get("id")
+        if job_id is None:
+            return {"jobs": [j.to_dict() for j in self.jobs.all()]}
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise HttpError(404, f"id: no job {job_id[:40]!r} (the agent keeps the last {self.jobs.keep})")
+        return {"job": job.to_dict()}
 
     def apply(self, caller, q, body):
         r = self.p.apply(body.get("rev"))
@@ -383,17 +412,17 @@ class Agent:
         except ValueError as e:  # more than 50 query fields
             return 400, {"error": f"bad query: {e}"}
         try:
-            return 200, route.fn(caller, q, body)
+            out = route.fn(caller, q, body)
+            return out if isinstance(out, tuple) else (200, out)
         except HttpError as e:
             return e.status, {"error": e.error, **e.extra}
         except Refused as e:
-            code = "invalid" if e.status == 422 else None
             return e.status, {"error": "refused: nothing was changed", "problems": [p.to_dict() for p in e.problems],
-                              **({"code": code} if code else {})}
+                              **({"code": e.code} if e.code else {})}
         except Conflict as e:
             return 409, {"error": str(e), "head": e.head}
         except ApplyFailed as e:
-            return 500, {"error": str(e), "code": "apply_failed"}
+            return 500, {"error": str(e), "code": e.code}
         except RepoError as e:
             return 400, {"error": str(e)}
         except (MemoryError, RecursionError) as e:
@@ -649,6 +678,19 @@ def _who(caller: Caller, body: dict) -> dict:
     if body.get("identity"):
         who["identity"] = str(body["identity"])[:200]
     return who
+
+
+def _code(e: BaseException) -> str:
+    """The stable code of a failed job's error (the same the synchronous answer carries)."""
+    if isinstance(e, (ApplyFailed, Refused)):
+        return e.code or "refused"
+    if isinstance(e, Conflict):
+        return "conflict"
+    if isinstance(e, HttpError):
+        return e.extra.get("code") or "bad_request"
+    if isinstance(e, RepoError):
+        return "repo"
+    return "internal"
 
 
 def _need(body: dict, key: str):

@@ -90,13 +90,17 @@ class ConfigRepo:
 
     def clear_stale_locks(self) -> list[str]:
         """Remove lock files a killed writer left behind (call only while no writer runs)."""
-        gitdir = Path(self.repo.path)
         removed = []
-        for lock in [gitdir / "index.lock", gitdir / "HEAD.lock", *gitdir.glob("refs/heads/*.lock")]:
-            if lock.exists():
-                lock.unlink()
-                removed.append(str(lock))
+        for lock in self.lock_files():
+            lock.unlink(missing_ok=True)
+            removed.append(str(lock))
         return removed
+
+    def lock_files(self) -> list[Path]:
+        """Git lock files present now (index, HEAD, branch refs, packed refs)."""
+        gitdir = Path(self.repo.path)
+        return [lock for lock in [gitdir / "index.lock", gitdir / "HEAD.lock", gitdir / "packed-refs.lock",
+                                  *gitdir.glob("refs/heads/*.lock")] if lock.exists()]
 
     # -- reading -------------------------------------------------------------------------
 

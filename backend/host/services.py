@@ -120,14 +120,21 @@ def unbound_control(sock_path: str, command: str, data: list[str] | None = None,
     return out.decode(errors="replace")
 
 
-def _write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+def _write_atomic(path: Path, text: str | bytes, mode: int = 0o644) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
 
 
 def read_bounded_file(path: str, limit: int) -> str:
@@ -161,12 +168,44 @@ def _kind(mode: int) -> str:
 def _read(path: Path) -> str | None:
     try:
         return path.read_text()
+    except (OSError, ValueError):
+        return None
+
+
+def _read_bytes(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
     except OSError:
         return None
 
 
-def bump_generation(d: Path) -> int:
+class Journal:
+    """What every file an apply touches held before (bytes and mode, or absent), so a failed
+    commit can put the rendered folder back byte for byte; and which daemons were reloaded."""
+
+    def __init__(self) -> None:
+        self.saved: dict[Path, tuple[str, bytes | None, int]] = {}  # path -> (service, bytes, mode)
+        self.reloaded: dict[str, None] = {}  # ordered set of services reloaded with new files
+
+    def remember(self, svc: str, path: Path) -> None:
+        if path in self.saved:
+            return
+        try:
+            st = os.lstat(path)
+            data = path.read_bytes() if stat.S_ISREG(st.st_mode) else None
+            mode = stat.S_IMODE(st.st_mode)
+        except OSError:
+            data, mode = None, 0o644
+        self.saved[path] = (svc, data, mode)
+
+    def services(self) -> set[str]:
+        return {svc for svc, _, _ in self.saved.values()} | set(self.reloaded)
+
+
+def bump_generation(d: Path, journal: Journal | None = None, svc: str = "") -> int:
     g = d / ".generation"
+    if journal is not None:
+        journal.remember(svc, g)
     try:
         n = int(g.read_text().strip() or "0") + 1
     except (OSError, ValueError):
@@ -184,6 +223,13 @@ class ServiceApplier:
         self.last_reload: dict[str, dict] = {}
         self._sync: LeaseSync | None = None
         self._cfg: RouterConfig | None = None
+        self.journal = Journal()  # what the running transaction changed (begin/undo/end)
+        self.warnings: list[str] = []  # services kept on their previous config by a tolerant apply
+        self.last_good: dict[str, str] = {}  # the last config text applied per service
+        self._expected: tuple[RouterConfig, dict[str, str | None]] | None = None
+        self._seen: dict[str, tuple] = {}  # service -> stat of its file when last known good
+        self.fault = None  # fault injection for tests: called with a stage name (see the pipeline)
+        self._before: tuple | None = None  # (_cfg, last_good) when the transaction began
         if self.rendered_dir is None:
             self.paths = None
             return
@@ -320,41 +366,161 @@ class ServiceApplier:
 
     # -- apply -------------------------------------------------------------------------------
 
-    def apply(self, cfg: RouterConfig) -> int:
-        """Write changed configs and reload their daemons; returns the number of changes."""
+    def begin(self) -> None:
+        """Start a transaction: undo() puts back everything apply() changes from here on."""
+        self.journal = Journal()
+        self.warnings = []
+        self._before = (self._cfg, dict(self.last_good))
+
+    def end(self) -> None:
+        """The transaction landed: forget how to undo it."""
+        self.journal = Journal()
+
+    def undo(self) -> list[str]:
+        """Put every file the transaction changed back byte for byte (configs, generations, NTS
+        key/certificate) and reload the daemons that had been reloaded; returns what failed."""
+        j, self.journal = self.journal, Journal()
+        if self._before is not None:
+            self._cfg, self.last_good = self._before[0], dict(self._before[1])
+        errors = []
+        for path, (svc, data, mode) in reversed(list(j.saved.items())):
+            try:
+                if data is None:
+                    if os.path.isfile(path) or os.path.islink(path):
+                        path.unlink()
+                elif _read_bytes(path) != data:
+                    _write_atomic(path, data, mode)
+            except OSError as e:
+                errors.append(f"{svc}: cannot restore {path}: {e.strerror or e}")
+        for svc in j.reloaded:
+            try:
+                self._reload(svc)
+            except (OSError, ServiceError) as e:
+                errors.append(f"{svc}: reload of the restored config failed: {e}")
+        self._expected = None
+        self._seen.clear()
+        return errors
+
+    def apply(self, cfg: RouterConfig, tolerant: bool = False) -> int:
+        """Write changed configs and reload their daemons; returns the number of changes.
+
+        Raises on the first failure (a file that cannot be written, the NTS certificate, a daemon
+        refusing its reload); the caller undoes the transaction. With ``tolerant`` (the confirm
+        timer's rollback) a service that fails is put back to its previous config and named in
+        ``warnings`` instead, so the other appliers still go back to the previous revision."""
         if self.rendered_dir is None:
             return 0
         out, problems = self.render_all(cfg)
         if problems:
-            # check() refuses such a commit; when HEAD's blocklist vanished later, keep serving
-            # the last good config rather than an empty blocklist.
-            out.pop("unbound", None)
+            # check() refuses such a commit; when HEAD's blocklist vanished later (or a rollback
+            # targets a revision whose blocklist is gone), keep serving the last good config
+            # rather than an empty blocklist.
+            if "unbound" in self.last_good and out.get("unbound") is not None:
+                out["unbound"] = self.last_good["unbound"]
+            else:
+                out.pop("unbound", None)
+            self.warnings += [f"unbound: {p}; kept its last good config" for p in problems]
         self._dirs()
         changes = 0
-        extra = self._nts_files(cfg)
         for svc, text in out.items():
-            name = SERVICES[svc][0]
-            d = self.rendered_dir / svc
-            path = d / name
-            cur = _read(path)
-            if text is None:
-                if cur is not None:
-                    path.unlink()
-                    bump_generation(d)
-                    changes += 1
-                continue
-            changed = cur != text
-            if svc == "chrony" and extra:
-                changed = True
-            if not changed:
-                continue
-            _write_atomic(path, text)
-            bump_generation(d)
-            changes += 1
-            self._reload(svc)
+            mark = len(self.journal.saved)
+            try:
+                changes += self._apply_one(cfg, svc, text)
+            except Exception as e:  # noqa: BLE001 - any failure: the caller restores (or, tolerant, this service)
+                if not tolerant:
+                    raise ServiceError(f"{svc}: {e}") from e
+                self._undo_service(svc, mark)
+                self.warnings.append(f"{svc}: {e}; kept its previous config")
+                out[svc] = _read(self.rendered_dir / svc / SERVICES[svc][0])
         self._cfg = cfg
+        self._expected = (cfg, out)
+        self._seen.clear()
         self._start_sync(cfg)
         return changes
+
+    def _apply_one(self, cfg: RouterConfig, svc: str, text: str | None) -> int:
+        name = SERVICES[svc][0]
+        d = self.rendered_dir / svc
+        path = d / name
+        cur = _read(path)
+        if text is None:
+            if cur is None:
+                return 0
+            self._fault(f"{svc}.write")
+            self.journal.remember(svc, path)
+            path.unlink()
+            bump_generation(d, self.journal, svc)
+            self.last_good.pop(svc, None)
+            return 1
+        changed = cur != text
+        if svc == "chrony" and self._nts_files(cfg):
+            changed = True
+        if not changed:
+            self.last_good[svc] = text
+            return 0
+        self._fault(f"{svc}.write")
+        self.journal.remember(svc, path)
+        _write_atomic(path, text)
+        bump_generation(d, self.journal, svc)
+        self.journal.reloaded[svc] = None
+        self._fault(f"{svc}.reload")
+        self._reload(svc, strict=True)
+        self.last_good[svc] = text
+        return 1
+
+    def _undo_service(self, svc: str, mark: int) -> None:
+        """Put back the files of one service changed since journal entry ``mark`` (tolerant apply)."""
+        keep = Journal()
+        items = list(self.journal.saved.items())
+        keep.saved = dict(items[:mark])
+        keep.reloaded = {s: None for s in self.journal.reloaded if s != svc}
+        undo = Journal()
+        undo.saved = dict(items[mark:])
+        undo.reloaded = {svc: None} if svc in self.journal.reloaded else {}
+        self.journal, before, self._before = undo, self._before, None  # only the files
+        self.undo()
+        self.journal, self._before = keep, before
+
+    def _fault(self, stage: str) -> None:
+        if self.fault is not None:
+            self.fault(stage)
+
+    # -- drift -------------------------------------------------------------------------------
+
+    def drift(self, cfg: RouterConfig) -> list[str]:
+        """Rendered configs that differ from what cfg renders (changed, removed, or present for a
+        service that is off), without changing anything. A file whose size, mtime and inode are as
+        last seen is not read again."""
+        if self.rendered_dir is None:
+            return []
+        if self._expected is not None and self._expected[0] is cfg:
+            want = self._expected[1]
+        else:
+            want, problems = self.render_all(cfg)
+            if problems:  # a vanished blocklist: the last good config is what should be there
+                want["unbound"] = self.last_good.get("unbound", _read(self.rendered_dir / "unbound" / "unbound.conf"))
+            self._expected = (cfg, want)
+            self._seen.clear()
+        items = []
+        for svc, text in want.items():
+            path = self.rendered_dir / svc / SERVICES[svc][0]
+            try:
+                st = os.stat(path)
+                sig = (st.st_size, st.st_mtime_ns, st.st_ino)
+            except OSError:
+                sig = None
+            if sig is not None and self._seen.get(svc) == sig:
+                continue
+            cur = _read(path)
+            if text is None and cur is not None:
+                items.append(f"service {svc}: {path.name} exists but the service is off")
+            elif text is not None and cur is None:
+                items.append(f"service {svc}: {path.name} is missing")
+            elif cur != text:
+                items.append(f"service {svc}: {path.name} was changed")
+            elif sig is not None:
+                self._seen[svc] = sig
+        return items
 
     def _nts_files(self, cfg: RouterConfig) -> bool:
         """Issue the NTS server key/certificate from the box CA when needed; True when new."""
@@ -369,11 +535,17 @@ class ServiceApplier:
         stamp = key.with_name("nts.names")
         if key.exists() and crt.exists() and _read(stamp) == " ".join(names):
             return False
-        issue_nts_cert(self.state_dir / "ca", key, crt, names, cfg.system.hostname)
+        self._fault("chrony.cert")
+        ca = self.state_dir / "ca"
+        for f in (key, crt, stamp, ca / "ca.key", ca / "ca.crt", ca / "ca.srl"):
+            self.journal.remember("chrony", f)
+        issue_nts_cert(ca, key, crt, names, cfg.system.hostname)
         _write_atomic(stamp, " ".join(names))
         return True
 
-    def _reload(self, svc: str) -> None:
+    def _reload(self, svc: str, strict: bool = False) -> None:
+        """Tell a daemon to re-read its config. A daemon that is not running reads it when it
+        starts; with ``strict``, one that answers with an error raises ServiceError."""
         res: dict = {"time": time.time()}
         try:
             if svc.startswith("kea"):
@@ -395,9 +567,14 @@ class ServiceApplier:
                         self._sync.pushed.clear()
             else:
                 res.update(ok=None, detail="reloaded by its runner on .generation")
+        except (ConnectionRefusedError, FileNotFoundError) as e:
+            # A socket left by a daemon that died: its runner restarts it with the new file.
+            res.update(ok=None, detail=f"not answering ({e.strerror}); it reads the new config when it starts")
         except OSError as e:
             res.update(ok=False, detail=f"control socket: {e}")
         self.last_reload[svc] = res
+        if strict and res["ok"] is False:
+            raise ServiceError(f"the daemon refused the reload: {res['detail']}")
 
     # -- live lease names ------------------------------------------------------------------
 

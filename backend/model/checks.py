@@ -286,45 +286,73 @@ def _port_ranges(ports: list[str]) -> list[tuple[int, int]]:
     return out
 
 
-def _ports_cover(outer: list[str], inner: list[str]) -> bool:
-    if not outer:
+def _addrs_cover(outer: list | None, inner: list | None) -> bool:
+    """outer/inner: resolved networks, or None for "any address"."""
+    if outer is None:
         return True
-    if not inner:
+    if inner is None:
         return False
-    o = _port_ranges(outer)
-    return all(any(a <= lo and hi <= b for a, b in o) for lo, hi in _port_ranges(inner))
+    return all(any(n.version == x.version and n.subnet_of(x) for x in outer) for n in inner)
 
 
-def _addrs_cover(cfg, outer: list[str], inner: list[str]) -> bool:
-    if not outer:
-        return True
-    if not inner:
-        return False
-    o = resolve_addresses(cfg, outer)
-    return all(any(n.version == x.version and n.subnet_of(x) for x in o) for n in resolve_addresses(cfg, inner))
+class _Match:
+    """What a rule matches, resolved once (not once per pair of rules)."""
+
+    __slots__ = ("fams", "proto", "icmp", "sport", "dport", "src", "dst")
+
+    def __init__(self, cfg: RouterConfig, r: Rule):
+        self.fams = rule_families(cfg, r)
+        self.proto = r.proto
+        self.icmp = frozenset(r.icmp_types) if r.icmp_types else None
+        self.sport = _port_ranges(r.sport) if r.sport else None
+        self.dport = _port_ranges(r.dport) if r.dport else None
+        self.src = resolve_addresses(cfg, r.src) if r.src else None
+        self.dst = resolve_addresses(cfg, r.dst) if r.dst else None
 
 
-def _covers(cfg: RouterConfig, a: Rule, b: Rule) -> bool:
+def _covers(a: _Match, b: _Match) -> bool:
     """With b's zones within a's (checked by the caller): does a match every packet b matches?"""
-    if not rule_families(cfg, b) <= rule_families(cfg, a):
+    if not b.fams <= a.fams:
         return False
     if a.proto != "any" and a.proto != b.proto:
         return False
-    if a.icmp_types and not (b.icmp_types and set(b.icmp_types) <= set(a.icmp_types)):
+    if a.icmp and not (b.icmp and b.icmp <= a.icmp):
         return False
-    return (_ports_cover(a.sport, b.sport) and _ports_cover(a.dport, b.dport)
-            and _addrs_cover(cfg, a.src, b.src) and _addrs_cover(cfg, a.dst, b.dst))
+    return (_ranges_cover(a.dport, b.dport) and _ranges_cover(a.sport, b.sport)
+            and _addrs_cover(a.src, b.src) and _addrs_cover(a.dst, b.dst))
+
+
+def _ranges_cover(outer: list | None, inner: list | None) -> bool:
+    if outer is None:
+        return True
+    if inner is None:
+        return False
+    return all(any(a <= lo and hi <= b for a, b in outer) for lo, hi in inner)
 
 
 def shadowed_rules(cfg: RouterConfig) -> list[Problem]:
+    """Rules an earlier rule with the same or wider zones fully covers. Earlier rules are grouped
+    by their zones, so a rule is compared only with those whose zones contain its own."""
     out = []
-    active = [(i, r, frozenset(r.from_), frozenset(r.to)) for i, r in enumerate(cfg.rules) if r.enabled]
-    for k, (i, r, rf, rt) in enumerate(active):
-        for j, earlier, ef, et in active[:k]:
-            if rf <= ef and rt <= et and _covers(cfg, earlier, r):
-                verb = "same action" if earlier.action == r.action else f"{earlier.action}s it first"
-                out.append(Problem(f"rules[{i}]", f"rule {r.name!r} is shadowed by rules[{j}] "
-                                                  f"({earlier.name!r}, {verb}); it never matches",
-                                   severity="warning"))
-                break
+    groups: dict[tuple[frozenset, frozenset], list[tuple[int, Rule, _Match]]] = {}
+    for i, r in enumerate(cfg.rules):
+        if not r.enabled:
+            continue
+        rf, rt, m = frozenset(r.from_), frozenset(r.to), _Match(cfg, r)
+        first = None
+        for (ef, et), earlier in groups.items():
+            if rf <= ef and rt <= et:
+                for j, e, em in earlier:
+                    if first is not None and j >= first[0]:
+                        break
+                    if _covers(em, m):
+                        first = (j, e)
+                        break
+        if first is not None:
+            j, earlier = first
+            verb = "same action" if earlier.action == r.action else f"{earlier.action}s it first"
+            out.append(Problem(f"rules[{i}]", f"rule {r.name!r} is shadowed by rules[{j}] "
+                                              f"({earlier.name!r}, {verb}); it never matches",
+                               severity="warning"))
+        groups.setdefault((rf, rt), []).append((i, r, m))
     return out

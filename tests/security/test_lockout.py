@@ -121,10 +121,16 @@ def test_removing_the_interface_is_a_cut():
 
 
 def test_renumbering_the_router_is_a_cut():
-    # The old address would be routed on (to the isp, policy mgmt -> wan accepts): the admin no
-    # longer reaches the router, whatever the forward verdict says.
+    # The admin no longer reaches the router, whatever else happens to the packet: with
+    # anti-spoofing on (the default) mgmt0 has no route back to 192.168.99.0/24 any more, so it is
+    # dropped at once; with it off the old address would be routed on to the isp.
     cand = EX.replace("192.168.99.1/24", "192.168.98.1/24")
     got = cut_text(EX, cand)
+    assert got == ["access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22): 192.168.99.1 is no longer the router's "
+                   "address (drop) (also from 192.168.99.254)"], got
+    off = "  mgmt0:\n    rp_filter: off\n"
+    assert EX.count("  mgmt0:\n") == 1
+    got = cut_text(EX.replace("  mgmt0:\n", off), cand.replace("  mgmt0:\n", off))
     assert got == ["access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22): 192.168.99.1 is no longer the router's "
                    "address (forwarded to wan0) (also from 192.168.99.254)"], got
 

@@ -25,6 +25,12 @@ class AgentError(Exception):
 class AgentUnreachable(AgentError):
     def __init__(self, path: str, err: Exception):
         super().__init__(0, {"error": f"cannot reach the agent at {path}: {err}"})
+        self.cause = err
+
+    @property
+    def timed_out(self) -> bool:
+        """The request may have been sent and acted on: no answer came in time."""
+        return isinstance(self.cause, TimeoutError)
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -56,14 +62,16 @@ class AgentClient:
         self.socket_path = find_socket(socket_path)
         self.timeout = timeout
 
-    def request(self, method: str, path: str, body: dict | None = None, **query) -> dict:
+    def request(self, method: str, path: str, body: dict | None = None, *, timeout: float | None = None,
+                **query) -> dict:
         q = {k: v for k, v in query.items() if v is not None}
         url = "/v1" + path + (("?" + urlencode(q)) if q else "")
+        timeout = timeout or self.timeout
         try:
             if self.socket_path.startswith("http://"):
-                conn = http.client.HTTPConnection(self.socket_path[7:].rstrip("/"), timeout=self.timeout)
+                conn = http.client.HTTPConnection(self.socket_path[7:].rstrip("/"), timeout=timeout)
             else:
-                conn = _UnixConnection(self.socket_path, self.timeout)
+                conn = _UnixConnection(self.socket_path, timeout)
             data = json.dumps(body).encode() if body is not None else None
             headers = {"Content-Type": "application/json"} if data is not None else {}
             if os.environ.get("TALGATE_TOKEN"):
@@ -119,9 +127,16 @@ class AgentClient:
         return self.request("GET", "/counters")["counters"]
 
     def commit(self, text: str, message: str, base: str | None = "HEAD", confirm: int | None = None,
-               force: bool = False) -> dict:
-        return self.request("POST", "/commit", {"config": text, "message": message, "base": base,
-                                                "confirm": confirm, "force": force, **self._who()})
+               force: bool = False, wait: float | None = None) -> dict:
+        """With ``wait``, the agent answers within that many seconds: the outcome, or
+        ``{"state": "running", "job", "rev"}`` (see ``job``); the socket waits a little longer."""
+        body = {"config": text, "message": message, "base": base, "confirm": confirm, "force": force, **self._who()}
+        if wait is None:
+            return self.request("POST", "/commit", body)
+        return self.request("POST", "/commit", {**body, "wait": wait}, timeout=max(self.timeout, wait + 10))
+
+    def job(self, job_id: str) -> dict:
+        return self.request("GET", "/jobs", id=job_id)["job"]
 
     def confirm(self) -> dict:
         return self.request("POST", "/confirm", self._who())

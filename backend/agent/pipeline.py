@@ -49,14 +49,22 @@ def validate_text(text: str):
 class Refused(Exception):
     """The candidate was not committed; nothing changed."""
 
-    def __init__(self, problems: list[Problem], status: int = 422):
+    def __init__(self, problems: list[Problem], status: int = 422, code: str | None = None):
         self.problems = problems
         self.status = status
+        self.code = code
         super().__init__("; ".join(str(p) for p in problems))
 
 
 class ApplyFailed(Exception):
     """Applying failed; the previous state was put back and HEAD did not move."""
+
+    code = "apply_failed"
+
+
+# A lock file in the config repo younger than this may belong to a git process at work (the
+# commit is refused up front); an older one was left by a killed writer and is removed.
+STALE_LOCK_SECONDS = 30.0
 
 
 def _fault_file(path: str | None):
@@ -103,6 +111,11 @@ class _Services:
             if hasattr(a, "leases"):
                 return a.leases()
         return []
+
+    def blocklists(self, cfg: RouterConfig, files: bool = True) -> tuple[dict[str, str], list[Problem]]:
+        from ..host.daemons.unbound import blocklists
+
+        return blocklists(cfg, files)
 
     def status(self) -> dict:
         """{daemon: status}; daemons with nothing to say (no rendered folder) left out."""
@@ -191,11 +204,17 @@ class Pipeline:
 
     # -- checks --------------------------------------------------------------------------
 
-    def _check(self, text: str, rev: str | None = None) -> tuple[Desired, list[Problem]]:
+    def _check(self, text: str, rev: str | None = None, files: bool = True) -> tuple[Desired, list[Problem]]:
+        """files=False (the read-only socket): no file the document names is opened."""
         cfg, problems = validate_text(text)
         if cfg is None:
             raise Refused(problems)
         d = self.desired(cfg, rev)
+        d.files = files
+        try:
+            d.ruleset  # noqa: B018 - rendered once here, shared by the lockout proof, nft -c and the load
+        except ValueError as e:  # the renderer's own name guard (backend/render/nft.py Ruleset)
+            raise Refused([Problem("(ruleset)", str(e))]) from None
         kernel: list[Problem] = []
         for a in self.appliers:
             kernel += [p for p in a.check(d) if p.severity == "error"]
@@ -203,9 +222,10 @@ class Pipeline:
             raise Refused(kernel)
         return d, problems
 
-    def check_text(self, text: str) -> tuple[RouterConfig, Ruleset, list[Problem]]:
-        """Model + semantic + every applier's checks. Raises Refused; returns warnings otherwise."""
-        d, problems = self._check(text)
+    def check_text(self, text: str, files: bool = True) -> tuple[RouterConfig, Ruleset, list[Problem]]:
+        """Model + semantic + every applier's checks. Raises Refused; returns warnings otherwise. files=False
+        (the read-only socket): no file the document names is opened."""
+        d, problems = self._check(text, files=files)
         return d.cfg, d.ruleset, problems
 
     def plan(self, text: str) -> dict[str, list[str]]:
@@ -289,11 +309,41 @@ class Pipeline:
         if errors:
             self.last_error += f"; restoring failed too: {'; '.join(errors)}"
 
+    def _repo_preflight(self) -> list[str]:
+        """Lock files would make the ref move (or the working-tree write) fail after the kernel
+        changed: check them before anything changes. A fresh one may be a git process at work:
+        refused. An old one was left by a killed writer: removed (and said so)."""
+        notes = []
+        for lock in self.repo.lock_files():
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except OSError:
+                continue
+            if age < STALE_LOCK_SECONDS:
+                raise Refused([Problem("(repo)", f"{lock} exists: a git process is writing the config repo "
+                                                 f"(or one was killed less than {STALE_LOCK_SECONDS:.0f} s ago); "
+                                                 "nothing was changed, try again")], status=503, code="repo_busy")
+            try:
+                lock.unlink()
+            except FileNotFoundError:
+                continue
+            notes.append(f"removed a stale lock file {lock} ({age:.0f} s old)")
+        return notes
+
+    def _record(self, result: dict | None, action: str, who: dict | None, **detail) -> None:
+        """Audit an outcome that already happened: a full disk must not turn a landed commit (or
+        a refusal) into a different answer; it becomes a note in the result instead."""
+        try:
+            self.audit.record(action, who, **detail)
+        except OSError as e:
+            if result is not None:
+                result.setdefault("notes", []).append(f"the audit log could not be written: {e.strerror or e}")
+
     # -- operations ----------------------------------------------------------------------
 
     def commit(self, text: str, message: str, author: str, base: str | None = "HEAD", *,
                confirm: int | None = None, force: bool = False, ssh: str | None = None,
-               who: dict | None = None, conn_kind: str = "SSH") -> dict:
+               who: dict | None = None, conn_kind: str = "SSH", on_rev=None) -> dict:
         """Validate, check lockout, commit and apply text; with confirm, arm the rollback timer."""
         who = who or {"user": author}
         try:
@@ -322,17 +372,23 @@ class Pipeline:
                                   + [Problem("(lockout)", "nothing was changed; fix the rule, or apply anyway with "
                                                           "--force --confirm SECONDS (rolled back unless confirmed)")],
                                   status=409)
-                result = self._commit_locked(d, text, message, author, head, confirm)
+                result = self._commit_locked(d, text, message, author, head, confirm, on_rev=on_rev)
         except (Refused, Conflict, ApplyFailed) as e:
-            self.audit.record("refused", who, message=message, reason=str(e), ssh=ssh)
+            self._record(None, "refused", who, message=message, reason=str(e), ssh=ssh)
             raise
-        self.audit.record("commit", who, rev=result["rev"], message=message, confirm=confirm,
-                          forced=bool(force and cut) or None, ssh=ssh, changes=result["changes"])
+        self._record(result, "commit", who, rev=result["rev"], message=message, confirm=confirm,
+                     forced=bool(force and cut) or None, ssh=ssh, changes=result["changes"])
         return {**result, "warnings": [w.to_dict() for w in warnings],
                 "lockout_overridden": [str(c) for c in cut] if force and cut else None}
 
-    def _commit_locked(self, d: Desired, text, message, author, head, confirm) -> dict:
+    def _commit_locked(self, d: Desired, text, message, author, head, confirm, *, on_rev=None) -> dict:
+        """Commit text on top of head and make every applier equal it, all or nothing: any
+        failure before HEAD moves puts every applier back to head and raises ApplyFailed; once
+        HEAD moved the commit has landed and what fails later is a note in the result."""
+        notes = self._repo_preflight()
         oid = self.repo.create_commit(text, message, author, None, head)
+        if on_rev is not None:
+            on_rev(oid)
         d.rev = oid
         previous = self._desired_of(head)
 
@@ -351,12 +407,21 @@ class Pipeline:
                 raise
 
         result = self._transaction(d, previous, land)
-        self.repo.write_worktree(text)
+        # HEAD moved: the commit landed. Nothing below may turn it into a reported failure.
+        try:
+            self.repo.write_worktree(text)
+        except Exception as e:  # noqa: BLE001 - the working tree is a convenience copy
+            notes.append(f"committed, but the working tree ({self.repo.path / 'router.yaml'}) was not fully updated: {e}")
         self.applied.rev, self.applied.time = oid, time.time()
-        self._save_applied()
+        try:
+            self._save_applied()
+        except OSError as e:
+            notes.append(f"cannot record the applied revision in {self.state_dir}: {e.strerror}")
         self.last_error = None
         self.last_apply = result
         out = {"rev": oid, **result}
+        if notes:
+            out["notes"] = notes
         if confirm:
             out["confirm"] = self.confirm_status()
         return out
@@ -400,7 +465,7 @@ class Pipeline:
             d, _ = self._check(text)
             self._set_pending(None)
             result = self._commit_locked(d, text, message, author, head, None)
-        self.audit.record("rollback", who, rev=result["rev"], target=target, message=message)
+        self._record(result, "rollback", who, rev=result["rev"], target=target, message=message)
         return result
 
     # -- commit-confirm ------------------------------------------------------------------
@@ -450,18 +515,47 @@ class Pipeline:
         return {"rev": rev, "confirmed": True}
 
     def tick(self) -> dict | None:
-        """Roll back an unconfirmed commit whose deadline passed (called by the agent's timer)."""
+        """Roll back an unconfirmed commit whose deadline passed (called by the agent's timer).
+
+        The rollback goes back to a revision that was applied before, so checks that only guard
+        new input (blocklist files readable, the daemons' checkers, links present) do not stop
+        it; a daemon whose previous config cannot be rendered keeps its last good one. Whatever
+        happens, the pending state is cleared (no "0 s left" forever) and the audit says what."""
         with self.lock:
             if self.pending is None or self.pending_remaining() > 0:
                 return None
             p = self.pending
             msg = f"auto-rollback of {short(p['rev'])}: not confirmed within {p['seconds']} s"
-            if p["previous"] is None:
-                self._set_pending(None)
-                self.last_error = f"{msg}; it was the first commit, nothing to roll back to"
+            who = {"user": "agent", "via": "confirm-timer"}
+            try:
+                if p["previous"] is None:
+                    self.last_error = f"{msg}; it was the first commit, nothing to roll back to"
+                    self._record(None, "rollback-failed", who, rev=p["rev"], message=self.last_error)
+                    return None
+                result = self._timer_rollback(p, msg)
+            except Exception as e:  # noqa: BLE001 - the timer must end, whatever happened
+                self.last_error = (f"{msg}; the rollback failed: {e}; {short(p['rev'])} stays applied — "
+                                   "run `talgate rollback`")
+                self._record(None, "rollback-failed", who, rev=p["rev"], target=p["previous"], message=self.last_error)
                 return None
-            return self.rollback(p["previous"], "talgate-agent", who={"user": "agent", "via": "confirm-timer"},
-                                 message=msg)
+            finally:
+                self._set_pending(None)
+        self._record(result, "rollback", who, rev=result["rev"], target=p["previous"], message=msg,
+                     warnings=result.get("service_warnings"))
+        return result
+
+    def _timer_rollback(self, p: dict, msg: str) -> dict:
+        head = self.repo.head()
+        if head != p["rev"]:
+            raise RepoError(f"HEAD is {short(head)}, not the unconfirmed {short(p['rev'])}")
+        text = self.repo.read(p["previous"])
+        cfg, problems = validate_text(text)
+        if cfg is None:
+            raise RepoError(f"revision {short(p['previous'])} does not validate any more: "
+                            + "; ".join(str(x) for x in problems[:3]))
+        d = self.desired(cfg)
+        d.tolerant = True
+        return self._commit_locked(d, text, msg, "talgate-agent", head, None)
 
     # -- drift ---------------------------------------------------------------------------
 

@@ -99,13 +99,16 @@ class Desired:
     """
 
     def __init__(self, cfg: RouterConfig, facts: Facts | None = None, rev: str | None = None,
-                 ruleset: Any = None, tolerant: bool = False):
+                 ruleset: Any = None, tolerant: bool = False, files: bool = True):
         self.cfg = cfg
         self.facts = facts or Facts()
         self.rev = rev
         # tolerant: going back to a revision applied before (the confirm timer's rollback); an
         # applier that cannot reach it keeps its current state and says so in `warnings`.
         self.tolerant = tolerant
+        # files=False: a check on the read-only socket; no file the document names is opened
+        # (blocklists), and such a desired state is never applied.
+        self.files = files
         self._products: dict[str, Any] = {}
         self._lock = threading.RLock()  # a product may use another (a daemon's config the ruleset)
         if ruleset is not None:

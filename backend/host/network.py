@@ -92,13 +92,18 @@ class NetworkApplier:
     # -- the protocol -----------------------------------------------------------------------------
 
     def check(self, d: Desired) -> list[Problem]:
-        want = config_state(d.cfg)
+        """Every link the config names (its interfaces, its routes' interfaces) exists."""
+        cfg = d.cfg
+        want = config_state(cfg)
         if d.facts.links is not None:
-            missing = [n for n in want.links if n not in d.facts.links]
+            names = [*want.links, *(r.interface for r in cfg.routes if r.interface)]
+            missing = {n for n in names if n not in d.facts.links}
         else:
-            missing = self.net.missing_links(want)
-        return [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
-                for n in missing if d.cfg.interfaces[n].enabled]
+            missing = set(self.net.missing_links(want))
+        return ([Problem(f"interfaces.{n}", "no such link in the router's network namespace")
+                 for n, itf in cfg.interfaces.items() if n in missing and itf.enabled]
+                + [Problem(f"routes[{i}].interface", f"no such link {r.interface!r} in the router's network namespace")
+                   for i, r in enumerate(cfg.routes) if r.interface in missing])
 
     def _ops(self, d: Desired, owned: set[str]) -> list[tuple]:
         """Planned operations, without touching the remembered MTUs (plan() records them)."""

@@ -143,12 +143,25 @@ class System(Strict):
                     "a commit that would drop one is refused unless forced with a confirm timer.")
 
 
+def _yaml_off(v):
+    """YAML 1.1 reads a bare `off` as false (and `on` as true): take them as the words meant."""
+    return {False: "off", True: "strict"}.get(v, v) if isinstance(v, bool) else v
+
+
 class Interface(Strict):
     description: str | None = None
     enabled: bool = True
     mtu: int | None = Field(None, ge=576, le=65535, description="Link MTU (IPv6 needs >= 1280).")
     ipv4: list[ipaddress.IPv4Interface] = Field(default_factory=list, description="Static IPv4 addresses (CIDR).")
     ipv6: list[ipaddress.IPv6Interface] = Field(default_factory=list, description="Static IPv6 addresses (CIDR).")
+    rp_filter: Annotated[Literal["strict", "loose", "off"], BeforeValidator(_yaml_off)] = Field(
+        "strict",
+        description="Anti-spoofing: a reverse-path check in nftables before conntrack (chain antispoof, rule "
+                    "'antispoof IFNAME', counted). strict (default) drops a packet arriving here unless the route "
+                    "back to its source leaves through this interface; loose only needs some route back (for "
+                    "asymmetric routing); off disables the check on this link. strict and loose also drop "
+                    "packets whose source is one of the router's own addresses. DHCPv4 discovery from 0.0.0.0 "
+                    "and IPv6 link-local/unspecified sources (ND, DAD, DHCPv6) always pass.")
 
     @field_validator("ipv4", "ipv6", mode="before")
     @classmethod
@@ -160,6 +173,41 @@ class Interface(Strict):
         if self.ipv6 and self.mtu is not None and self.mtu < 1280:
             raise ValueError("mtu below 1280 cannot carry IPv6")
         return self
+
+
+class EthernetInterface(Interface):
+    """A link that exists on its own (a NIC, or a veth in the lab): the agent configures it, never
+    creates or deletes it."""
+
+    kind: Literal["ethernet"] = Field("ethernet", description="What the link is: ethernet (default) for an "
+                                      "existing link; the agent creates and removes the other kinds.")
+
+
+# Interface kinds: `interfaces.NAME.kind` selects the model (a discriminated union). A new kind is one
+# model class (subclass of Interface with `kind: Literal[...]`) registered here, plus its applier.
+INTERFACE_KINDS: dict[str, type[Interface]] = {"ethernet": EthernetInterface}
+
+
+def _interface_kind(v) -> str | None:
+    """The union member's tag, 'Kind[NAME]' (problem paths skip such union tags)."""
+    k = v.get("kind", "ethernet") if isinstance(v, dict) else getattr(v, "kind", "ethernet")
+    return f"Kind[{k}]" if isinstance(k, str) and k in INTERFACE_KINDS else None
+
+
+def _interface_union():
+    from pydantic import Discriminator, Tag
+
+    members = tuple(Annotated[cls, Tag(f"Kind[{kind}]")] for kind, cls in INTERFACE_KINDS.items())
+    if len(members) == 1:  # a one-member union is the member itself; the Literal checks the kind
+        return next(iter(INTERFACE_KINDS.values()))
+    from typing import Union
+
+    return Annotated[Union[members], Discriminator(  # noqa: UP007 - built from the registry
+        _interface_kind, custom_error_type="interface_kind",
+        custom_error_message=f"unknown interface kind (known: {', '.join(INTERFACE_KINDS)})")]
+
+
+AnyInterface = _interface_union()
 
 
 class Zone(Strict):
@@ -330,7 +378,7 @@ class RouterConfig(Strict):
 
     version: Literal[1] = 1
     system: System = Field(default_factory=System)
-    interfaces: dict[IfName, Interface] = Field(default_factory=dict)
+    interfaces: dict[IfName, AnyInterface] = Field(default_factory=dict)
     zones: dict[Name, Zone] = Field(default_factory=dict)
     sets: dict[Name, AddressSet] = Field(default_factory=dict, description="Named address sets.")
     policies: list[Policy] = Field(default_factory=list)

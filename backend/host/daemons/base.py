@@ -50,6 +50,34 @@ def write_atomic(path: Path, text: str | bytes, mode: int = 0o644) -> None:
         raise
 
 
+def read_bounded_file(path: str, limit: int) -> str:
+    """A file named in the document: only a regular file (a FIFO, a device or a directory is
+    refused without reading, never blocking: O_NONBLOCK), at most limit bytes, decoded as UTF-8
+    with replacement. Raises OSError or ValueError with a message for the problem."""
+    st = os.stat(path)  # refuse devices before opening them at all
+    if not stat.S_ISREG(st.st_mode):
+        raise ValueError(f"not a regular file ({_kind(st.st_mode)})")
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)  # what was opened, not what the name pointed at a moment ago
+        if not stat.S_ISREG(st.st_mode):
+            raise ValueError(f"not a regular file ({_kind(st.st_mode)})")
+        if st.st_size > limit:
+            raise ValueError(f"{st.st_size} bytes, the limit is {limit >> 20} MiB")
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise ValueError(f"more than {limit >> 20} MiB")
+    return data.decode("utf-8", errors="replace")
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
 def read(path: Path) -> str | None:
     try:
         return path.read_text()
@@ -251,7 +279,7 @@ class DaemonApplier:
         if self.d.rendered_dir is None:
             return []
         text, problems = self.rendered(desired)
-        if problems or text is None:
+        if text is None or any(p.severity == "error" for p in problems):
             return list(problems)
         self.dirs()
         tmp = Path(tempfile.mkdtemp(prefix=f".check-{self.name}-", dir=self.d.rendered_dir.parent))
@@ -261,12 +289,13 @@ class DaemonApplier:
             err = self.checker(f)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        return [Problem(self.section, f"{self.name} refuses the rendered config: {err}")] if err else []
+        return list(problems) + ([Problem(self.section, f"{self.name} refuses the rendered config: {err}")]
+                                 if err else [])
 
     def _want(self, desired: Desired) -> tuple[bool, str | None]:
         """(known, text): known is False when the config cannot be rendered now (keep the last)."""
         text, problems = self.rendered(desired)
-        return (not problems, text)
+        return (not any(p.severity == "error" for p in problems) and desired.files, text)
 
     def plan(self, desired: Desired) -> list[str]:
         if self.d.rendered_dir is None:
@@ -358,7 +387,8 @@ class DaemonApplier:
             # A config that cannot be rendered now (HEAD's blocklist vanished, a rollback to a
             # revision whose blocklist is gone): keep serving the last good one rather than an
             # empty one; check() refuses new commits like that.
-            self.warnings += [f"{self.name}: {p}; kept its last good config" for p in self.rendered(desired)[1]]
+            self.warnings += [f"{self.name}: {p}; kept its last good config" for p in self.rendered(desired)[1]
+                              if p.severity == "error"]
         else:
             cur = read(self.path)
             if text is None:

@@ -184,3 +184,16 @@ def test_the_ruleset_is_rendered_once_per_commit(tmp_path, monkeypatch):
     p.drift()
     p.apply()
     assert len(calls) == 1
+
+
+def test_the_listed_changes_are_bounded_the_count_is_exact(tmp_path):
+    class Many(FakeApplier):
+        def apply(self, d):
+            super().apply(d)
+            return [f"many: {i}" for i in range(250)]
+
+    p = _pipeline(tmp_path, [*fake_appliers(LINKS), Many("many")])
+    res = p.commit(example_config(), "first", "t")
+    assert res["changes"] == res["net"] + res["nft"] + res["services"] and res["services"] >= 250
+    assert len(res["applied"]) == 101 and res["applied"][-1].endswith("more")
+    assert p.status()["last_apply"]["applied"] == res["applied"]

@@ -12,6 +12,7 @@ headers), never ``ip6 nexthdr``, so extension headers cannot bypass a port match
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import re
@@ -223,9 +224,9 @@ class Ruleset:
         cmds += self.create_commands()
         return cmds
 
-    def _set_json(self, s: NSet) -> dict:
+    def _set_json(self, s: NSet, elements: bool = True) -> dict:
         sd = {"family": FAMILY, "table": TABLE, "name": s.name, "type": s.type, "flags": ["interval"]}
-        if s.elements:
+        if s.elements and elements:
             sd["elem"] = self.elements(s)
         return sd
 
@@ -250,6 +251,20 @@ class Ruleset:
             cmds += [{"add": r.json()} for c in self.chains for r in c.rules]
             self._memo["create"] = cmds
         return self._memo["create"]
+
+    def digest(self) -> str:
+        """sha256 identifying what commands() loads: the chains and rules as JSON, each set's
+        entries as their canonical text (the JSON elements derive from it), so a big set is
+        hashed without building its JSON."""
+        if "digest" not in self._memo:
+            h = hashlib.sha256()
+            for s in self.sets:
+                h.update(json.dumps([self._set_json(s, elements=False), len(s.elements)], sort_keys=True).encode())
+                h.update("\n".join(s.elements).encode())
+            h.update(json.dumps([[self._chain_json(c), [r.json() for r in c.rules]] for c in self.chains],
+                                sort_keys=True).encode())
+            self._memo["digest"] = h.hexdigest()
+        return self._memo["digest"]
 
     def update_commands(self, prev: Ruleset) -> list[dict]:
         """One transaction turning prev (what the kernel holds) into self without reloading sets

@@ -248,9 +248,15 @@ class Ruleset:
             cmds: list[dict] = [{"add": {"table": dict(t)}}]
             cmds += [{"add": {"set": self._set_json(s)}} for s in self.sets]
             cmds += [{"add": {"chain": self._chain_json(c)}} for c in self.chains]
-            cmds += [{"add": r.json()} for c in self.chains for r in c.rules]
+            cmds += self._rule_commands()
             self._memo["create"] = cmds
         return self._memo["create"]
+
+    def _rule_commands(self) -> list[dict]:
+        """{"add": rule} for every rule, built once (the digest, the check and the load share it)."""
+        if "rules" not in self._memo:
+            self._memo["rules"] = [{"add": r.json()} for c in self.chains for r in c.rules]
+        return self._memo["rules"]
 
     def digest(self) -> str:
         """sha256 identifying what commands() loads: the chains and rules as JSON, each set's
@@ -261,8 +267,8 @@ class Ruleset:
             for s in self.sets:
                 h.update(json.dumps([self._set_json(s, elements=False), len(s.elements)], sort_keys=True).encode())
                 h.update("\n".join(s.elements).encode())
-            h.update(json.dumps([[self._chain_json(c), [r.json() for r in c.rules]] for c in self.chains],
-                                sort_keys=True).encode())
+            h.update(json.dumps([self._chain_json(c) for c in self.chains], sort_keys=True).encode())
+            h.update(json.dumps(self._rule_commands(), sort_keys=True).encode())
             self._memo["digest"] = h.hexdigest()
         return self._memo["digest"]
 
@@ -292,7 +298,7 @@ class Ruleset:
         cmds += [{"add": {"set": self._set_json(x)}} for x in self.sets
                  if x.name not in old_sets or old_sets[x.name].type != x.type]
         cmds += [{"add": {"chain": self._chain_json(c)}} for c in self.chains]
-        cmds += [{"add": r.json()} for c in self.chains for r in c.rules]
+        cmds += self._rule_commands()
         return cmds
 
     def document(self) -> dict:

@@ -35,7 +35,7 @@ def test_disjoint_keeps_the_outermost_prefixes(nets):
     items = [parse(n) for n in nets]
     got = disjoint(items)
     assert got == reference(items)
-    for a, b in zip(got, got[1:]):  # sorted, non-overlapping within a version
+    for a, b in zip(got, got[1:], strict=False):  # sorted, non-overlapping within a version
         assert a[0] < b[0] or a[2] < b[1]
 
 

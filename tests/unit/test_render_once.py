@@ -1,0 +1,35 @@
+"""A commit renders its ruleset once: the lockout proof traces the candidate's already rendered
+ruleset, and finding where the caller's SSH connection arrives renders nothing."""
+
+from __future__ import annotations
+
+from backend.agent import lockout
+from backend.lab.lab import example_config
+from backend.model import load_config
+from backend.render.nft import render
+from backend.trace import evaluator
+
+
+def test_lockout_proof_with_an_ssh_connection_renders_nothing_more(monkeypatch):
+    cfg = load_config(example_config())
+    rs = render(cfg)
+    calls = []
+    monkeypatch.setattr(evaluator, "render", lambda c: calls.append(c) or render(c))
+    blocked = example_config().replace("dport: 22, action: accept}", "dport: 2222, action: accept}")
+    assert blocked != example_config()
+    cand = load_config(blocked)
+    cuts = lockout.cuts(cfg, cand, "192.168.99.10 50000 192.168.99.1 22", render(cand))
+    assert cuts and all("22" in str(c) for c in cuts)
+    assert lockout.cuts(cfg, cfg, "192.168.99.10 50000 192.168.99.1 22", rs) == []
+    assert calls == []
+
+
+def test_tracer_renders_on_first_trace_only(monkeypatch):
+    cfg = load_config(example_config())
+    calls = []
+    monkeypatch.setattr(evaluator, "render", lambda c: calls.append(c) or render(c))
+    t = evaluator.Tracer(cfg)
+    assert t.route(evaluator.ipaddress.ip_address("192.168.10.20")) == "lan0" and calls == []
+    pkt = evaluator.Packet(iif="lan0", src="192.168.10.20", dst="203.0.113.10", proto="tcp", dport=80)
+    assert t.trace(pkt).verdict == t.trace(pkt).verdict == "accept"
+    assert len(calls) == 1

@@ -44,3 +44,14 @@ def test_disjoint_replaces_a_smaller_prefix_with_a_larger_one_at_the_same_start(
     assert [t[3] for t in disjoint(items)] == ["10.0.0.0/8", "11.0.0.0/8"]
     rs = RangeSet(items)
     assert ipaddress.ip_address("10.200.0.1") in rs and ipaddress.ip_address("12.0.0.1") not in rs
+
+
+def test_yaml_scalars_with_a_slash_are_strings_and_other_types_still_resolve():
+    import yaml
+
+    from backend.model.load import parse_yaml
+
+    text = ("a: [10.0.0.0/8, 2001:db8::/32, 1/2, 2024-01-01/x]\nb: 10\nc: yes\nd: null\ne: 1.5\n"
+            "f: 2024-01-01\ng: '3/4'\nh: 0x1f\ni: 1:30\n")
+    assert parse_yaml(text) == yaml.safe_load(text)
+    assert parse_yaml(text)["a"] == ["10.0.0.0/8", "2001:db8::/32", "1/2", "2024-01-01/x"]

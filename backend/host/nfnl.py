@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import struct
+import threading
 
 NETLINK_NETFILTER = 12
 NFNL_SUBSYS_NFTABLES = 10
@@ -243,17 +244,53 @@ def _rule_without_state(m: bytes) -> bytes:
     return b"".join(parts)
 
 
-def table_fingerprint(family: str, table: str) -> str | None:
+class ElementDigests:
+    """Digests of named sets' elements, valid at generation `gen` of the ruleset. The set
+    elements are the costly part of a fingerprint (the kernel walks a 100,000-entry tree once per
+    32 KiB it answers); a set nobody touched since (see `after`) need not be read again."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.gen: int | None = None
+        self.digests: dict[str, bytes] = {}
+
+    def snapshot(self, gen: int) -> dict[str, bytes]:
+        with self.lock:
+            return dict(self.digests) if self.gen == gen else {}
+
+    def store(self, gen: int, digests: dict[str, bytes]) -> None:
+        with self.lock:
+            self.gen, self.digests = gen, digests
+
+    def after(self, before: int, after: int, touched: set[str] | None) -> None:
+        """One transaction of ours moved the generation from `before` to `after`, changing only the
+        sets named in touched (None: any). Nothing else can have committed in between only if the
+        generation moved by exactly one."""
+        with self.lock:
+            if touched is not None and self.gen == before and after == ((before + 1) & 0xFFFFFFFF or 1):
+                self.gen = after
+                self.digests = {k: v for k, v in self.digests.items() if k not in touched}
+            else:
+                self.gen, self.digests = None, {}
+
+
+def table_fingerprint(family: str, table: str, known: ElementDigests | None = None) -> str | None:
     """A hash of everything one table holds as the kernel reports it (table flags, chains, sets
     and every set's elements, rules, objects, flowtables), handles and counter values left out;
-    None when the table is absent. Consistent: taken again when a transaction landed meanwhile."""
+    None when the table is absent. Consistent: taken again when a transaction landed meanwhile.
+    With known, named sets whose element digest is valid at this generation are not read again,
+    and the digests read are kept there."""
     fam = NFPROTO[family]
     for _ in range(5):
         try:
             with _Socket() as s:
                 g = s.genid()
-                fp = _fingerprint(s, fam, table)
+                reuse = known.snapshot(g) if known else {}
+                digests: dict[str, bytes] = {}
+                fp = _fingerprint(s, fam, table, reuse, digests)
                 if s.genid() == g:
+                    if known:
+                        known.store(g, digests)
                     return fp
         except Interrupted:
             continue
@@ -264,7 +301,7 @@ def table_fingerprint(family: str, table: str) -> str | None:
     raise Interrupted("the ruleset kept changing while the table was read")
 
 
-def _fingerprint(s: _Socket, fam: int, table: str) -> str | None:
+def _fingerprint(s: _Socket, fam: int, table: str, reuse: dict[str, bytes], digests: dict[str, bytes]) -> str | None:
     name = _name(table)
     h = hashlib.sha256()
 
@@ -280,24 +317,17 @@ def _fingerprint(s: _Socket, fam: int, table: str) -> str | None:
         if _str_attr(m, NFTA_CHAIN_TABLE) == table:
             feed(b"C", _without(m, {NFTA_CHAIN_HANDLE, NFTA_CHAIN_COUNTERS}))
     for m in s.dump(NFT_MSG_GETSET, fam, _attr(NFTA_SET_TABLE, name)):
-        feed(b"S", _without(m, {NFTA_SET_HANDLE}))
+        head = _without(m, {NFTA_SET_HANDLE})
+        feed(b"S", head)
         set_name = _str_attr(m, NFTA_SET_NAME) or ""
-        # A plain interval set (an rbtree) walks in key order; other kinds (hash sets: vmaps,
-        # anonymous sets) in an order of their random seed and size, so their elements are sorted.
-        flags = next((struct.unpack_from("!I", m, a)[0] for t, a, _b in _attrs(m) if t == NFTA_SET_FLAGS), 0)
-        ordered = flags & (NFT_SET_INTERVAL | NFT_SET_CONCAT) == NFT_SET_INTERVAL
-        elems = []
-        for chunk, a, b in s.spans(NFT_MSG_GETSETELEM, fam, _attr(NFTA_SET_ELEM_LIST_TABLE, name)
-                                   + _attr(NFTA_SET_ELEM_LIST_SET, _name(set_name))):
-            for t, x, y in _attrs(chunk, a, b):
-                if t == NFTA_SET_ELEM_LIST_ELEMENTS:
-                    if ordered:  # whole TLVs, so where the kernel split its answer does not matter
-                        elems.append(chunk[x:y])
-                    else:
-                        elems += [chunk[i:j] for _t, i, j in _attrs(chunk, x, y)]
-        if not ordered:
-            elems.sort()
-        feed(b"E", b"".join(elems) if ordered else b"".join(struct.pack("=H", len(e)) + e for e in elems))
+        # Anonymous sets ("__set0", vmaps) come and go with the rules that use them: always read.
+        key = None if set_name.startswith("__") else set_name
+        d = reuse.get(key) if key else None
+        if d is None or d[:32] != hashlib.sha256(head).digest():
+            d = hashlib.sha256(head).digest() + _elements_digest(s, fam, name, set_name, m)
+        if key:
+            digests[key] = d
+        feed(b"E", d)
     for m in s.dump(NFT_MSG_GETRULE, fam, _attr(NFTA_RULE_TABLE, name)):
         feed(b"R", _rule_without_state(m))
     for m in s.dump(NFT_MSG_GETOBJ, fam, _attr(NFTA_OBJ_TABLE, name)):
@@ -305,3 +335,23 @@ def _fingerprint(s: _Socket, fam: int, table: str) -> str | None:
     for m in s.dump(NFT_MSG_GETFLOWTABLE, fam, _attr(NFTA_FLOWTABLE_TABLE, name)):
         feed(b"F", _without(m, {NFTA_FLOWTABLE_HANDLE}))
     return h.hexdigest()
+
+
+def _elements_digest(s: _Socket, fam: int, table: bytes, set_name: str, set_msg: bytes) -> bytes:
+    # A plain interval set (an rbtree) walks in key order; other kinds (hash sets: vmaps,
+    # anonymous sets) in an order of their random seed and size, so their elements are sorted.
+    flags = next((struct.unpack_from("!I", set_msg, a)[0] for t, a, _b in _attrs(set_msg) if t == NFTA_SET_FLAGS), 0)
+    ordered = flags & (NFT_SET_INTERVAL | NFT_SET_CONCAT) == NFT_SET_INTERVAL
+    h = hashlib.sha256()
+    elems = []
+    for chunk, a, b in s.spans(NFT_MSG_GETSETELEM, fam, _attr(NFTA_SET_ELEM_LIST_TABLE, table)
+                               + _attr(NFTA_SET_ELEM_LIST_SET, _name(set_name))):
+        for t, x, y in _attrs(chunk, a, b):
+            if t == NFTA_SET_ELEM_LIST_ELEMENTS:
+                if ordered:  # whole TLVs, so where the kernel split its answer does not matter
+                    h.update(chunk[x:y])
+                else:
+                    elems += [chunk[i:j] for _t, i, j in _attrs(chunk, x, y)]
+    for e in sorted(elems):
+        h.update(struct.pack("=H", len(e)) + e)
+    return h.digest()

@@ -81,13 +81,37 @@ def over_limit(commands: list[dict]) -> str | None:
     return None
 
 
+# Element digests of our named sets, carried across our own transactions that leave a set alone
+# (an update that keeps a 100,000-prefix set), so the fingerprint after them needs no element dump.
+_known = nfnl.ElementDigests()
+
+
+def _touched_sets(commands: list[dict]) -> set[str] | None:
+    """Named sets whose elements a command list may change; None when it may change any."""
+    out: set[str] = set()
+    for c in commands:
+        for verb, obj in c.items():
+            for kind, body in obj.items():
+                if kind == "table":
+                    if verb != "add":
+                        return None
+                elif kind in ("set", "map", "element"):
+                    out.add(body.get("name", ""))
+                elif kind not in ("chain", "rule"):
+                    return None
+    return out
+
+
 def run(commands: list[dict], check_only: bool = False) -> None:
     why = over_limit(commands)
     if why:
         raise NftError(f"not handed to libnftables: {why}")
     n = _nft(dry_run=check_only)
     with _lock:
+        before = None if check_only else genid()
         rc, _out, err = n.json_cmd({"nftables": commands})
+        if before is not None:
+            _known.after(before, genid(), _touched_sets(commands) if rc == 0 else None)
     if rc != 0:
         raise NftError(err.strip() or f"nft exited {rc}")
 
@@ -97,7 +121,7 @@ def fingerprint() -> str | None:
     handles and counter values left out, or None when the table is absent. Read over netlink
     (backend/host/nfnl.py): libnftables would also parse every set element into JSON."""
     try:
-        return nfnl.table_fingerprint(FAMILY, TABLE)
+        return nfnl.table_fingerprint(FAMILY, TABLE, _known)
     except (OSError, nfnl.NetlinkError, nfnl.Interrupted) as e:
         raise NftError(f"reading table {FAMILY} {TABLE}: {e}") from None
 

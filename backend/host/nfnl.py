@@ -54,6 +54,7 @@ NFTNL_UDATA_RULE_COMMENT = 0  # libnftnl's TLV inside NFTA_RULE_USERDATA
 _HDR = struct.Struct("=IHHII")
 _NLA = struct.Struct("=HH")
 _U64 = struct.Struct(">Q")
+_CTR = struct.Struct("=HH8sHH8s")  # a counter's data: two attributes with big-endian 64-bit values
 _COUNTER = b"counter\0"
 
 
@@ -186,11 +187,12 @@ def rule_counters(family: str, table: str) -> dict[str, dict]:
         raise Interrupted("the ruleset kept changing while its rules were read")
     out: dict[str, dict] = {}
     nla = _NLA.unpack_from
-    u64 = _U64.unpack_from
+    ctr = _CTR.unpack_from
     names: dict[bytes, str] = {}
     for m, off, end in msgs:
         comment = None
-        counters = []
+        packets = nbytes = 0
+        seen = False
         while off + 4 <= end:  # the rule's attributes
             alen, t = nla(m, off)
             if alen < 4:
@@ -204,23 +206,35 @@ def rule_counters(family: str, table: str) -> dict[str, dict]:
                 while i >= 0:
                     dlen, dt = nla(m, i + 8)  # NFTA_EXPR_NAME is 4 + 8 bytes, NFTA_EXPR_DATA comes next
                     if dt & 0x3FFF == NFTA_EXPR_DATA:
-                        counters.append((i + 12, i + 8 + dlen))
+                        seen = True
+                        a, b = i + 12, i + 8 + dlen
+                        if b - a == 24:  # the usual layout: bytes then packets, 12 bytes each
+                            l1, t1, v1, l2, t2, v2 = ctr(m, a)
+                            if (l1, t1 & 0x3FFF, l2, t2 & 0x3FFF) == (12, NFTA_COUNTER_BYTES, 12, NFTA_COUNTER_PACKETS):
+                                nbytes += int.from_bytes(v1, "big")
+                                packets += int.from_bytes(v2, "big")
+                                i = m.find(_COUNTER, b, off + alen)
+                                continue
+                        for t2, x, _y in _attrs(m, a, b):
+                            if t2 == NFTA_COUNTER_PACKETS:
+                                packets += _U64.unpack_from(m, x)[0]
+                            elif t2 == NFTA_COUNTER_BYTES:
+                                nbytes += _U64.unpack_from(m, x)[0]
                     i = m.find(_COUNTER, i + 8, off + alen)
             off += (alen + 3) & ~3
-        if comment is None or not counters:
+        if comment is None or not seen:
             continue
         name = names.get(comment)
         if name is None:
             name = names[comment] = _comment(comment, 0, len(comment))
             if name is None:
                 continue
-        d = out.setdefault(name, {"packets": 0, "bytes": 0})
-        for a, b in counters:
-            for t, x, _y in _attrs(m, a, b):
-                if t == NFTA_COUNTER_PACKETS:
-                    d["packets"] += u64(m, x)[0]
-                elif t == NFTA_COUNTER_BYTES:
-                    d["bytes"] += u64(m, x)[0]
+        d = out.get(name)
+        if d is None:
+            out[name] = {"packets": packets, "bytes": nbytes}
+        else:
+            d["packets"] += packets
+            d["bytes"] += nbytes
     return out
 
 

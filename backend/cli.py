@@ -287,7 +287,9 @@ def cmd_trace(args) -> int:
         return 0
     where = "router itself" if r["egress"] == "self" else f"{r['egress']} (zone {r['egress_zone']})"
     print(f"{r['verdict'].upper()}  by {r['rule'] or '-'}   [{r['config']} config]")
-    print(f"  in {args.iif} (zone {r['ingress_zone']}) -> {where if r['egress'] else '-'}   hook {r['hook']}")
+    if not r["egress"]:
+        where = "(not routed: dropped before the routing decision)" if r["hook"] == "prerouting" else "-"
+    print(f"  in {args.iif} (zone {r['ingress_zone']}) -> {where}   hook {r['hook']}")
     for n in r["nat"]:
         print(f"  {n['type']} to {n['to']}   ({n['rule']})")
     if args.verbose:
@@ -537,6 +539,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(e)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `talgate log | head`: the reader left; say nothing more
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never written
+        except OSError:
+            pass
+        return 0
 
 
 if __name__ == "__main__":

@@ -268,6 +268,12 @@ def cmd_status(args) -> int:
     for name, svc in (st.get("services") or {}).items():
         extra = f"pid {svc.get('pid')}" if svc.get("pid") else ""
         print(f"service    {name:<10} {svc.get('state', '?'):<10} {extra}")
+    # Commits that outlived their client's wait end up here: running, landed or failed (last 3).
+    for j in (st.get("jobs") or [])[-3:]:
+        when = time.strftime("%H:%M:%S", time.localtime(j.get("finished") or j.get("started") or 0))
+        rev = (j.get("rev") or "-")[:12]
+        extra = f"  {j['error']}" if j.get("error") else ""
+        print(f"job        {j.get('id')} {j.get('kind', 'commit')} {j.get('state'):<8} rev {rev} at {when}{extra}")
     return 0
 
 

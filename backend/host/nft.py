@@ -14,7 +14,7 @@ import threading
 
 import nftables
 
-from ..model.names import LOG_PREFIX_MAX, NFT_COMMENT_MAX, NFT_NAME_MAX
+from ..model.names import LOG_PREFIX_MAX, NFT_KERNEL_COMMENT_MAX, NFT_NAME_MAX
 from ..render.nft import FAMILY, TABLE, Ruleset
 from . import nfnl
 
@@ -69,7 +69,7 @@ def over_limit(commands: list[dict]) -> str | None:
                 if kind == "rule":
                     items.append(("chain name", body.get("chain", ""), NFT_NAME_MAX))
                     if "comment" in body:
-                        items.append(("rule comment", body["comment"], NFT_COMMENT_MAX))
+                        items.append(("rule comment", body["comment"], NFT_KERNEL_COMMENT_MAX))
                     items += _strings(body.get("expr", []))
                 for what, value, limit in items:
                     if not isinstance(value, str):

@@ -18,8 +18,11 @@ Limits (measured on this kernel and libnftables 1.0.6, see
 tests/security/test_names.py::test_the_limits_are_the_kernels):
 
 - chain and set names: 255 bytes (256 → ERANGE from the kernel, 257 → refused by libnftables);
-- rule comments: 253 bytes (NFT_USERDATA_MAXLEN 256 less the TLV header and NUL; at 254
-  libnftables reports "Memory allocation failure" and exits the calling process);
+- rule comments: 128 characters, the limit of nft's text parser ("comment too long, 128
+  characters maximum allowed"), so the text form (`talgate render`, diffs, `nft -f`) loads what
+  the JSON transaction loads; the kernel itself takes 253 bytes (NFT_USERDATA_MAXLEN 256 less the
+  TLV header and NUL; at 254 libnftables reports "Memory allocation failure" and exits the calling
+  process, which the host layer's guard prevents);
 - log prefixes: 127 bytes (NF_LOG_PREFIXLEN 128 with the NUL; 128-136 → ERANGE, at 137 or more
   libnftables smashes its stack and aborts the calling process). Ours are at most
   ``LOG_PREFIX_LEN`` bytes by construction (:func:`log_prefix`);
@@ -35,7 +38,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 NFT_NAME_MAX = 255
-NFT_COMMENT_MAX = 253
+NFT_COMMENT_MAX = 128  # nft's text parser; the kernel's own limit is NFT_KERNEL_COMMENT_MAX
+NFT_KERNEL_COMMENT_MAX = 253
 LOG_PREFIX_MAX = 127
 LOG_PREFIX_LEN = 64  # what log_prefix() renders at most: short, well inside the kernel's 127
 IFNAME_MAX = 15
@@ -80,7 +84,15 @@ def rule_comment(name: str) -> str:
 
 
 def policy_comment(key: str) -> str:
-    return f"policy {key}"
+    """``policy FROM-TO`` (or ``policy NAME``). An unnamed policy between two long zone names would
+    pass nft's 128-character comment limit: then the key is cut short plus 8 hex digits of its hash
+    (distinct keys stay distinct; give the policy a `name` for a readable comment)."""
+    c = f"policy {key}"
+    if len(c.encode()) <= NFT_COMMENT_MAX:
+        return c
+    tag = "~" + hashlib.sha256(key.encode()).hexdigest()[:8]
+    keep = NFT_COMMENT_MAX - len("policy ") - len(tag)
+    return "policy " + key.encode()[:keep].decode("utf-8", "ignore") + tag
 
 
 def zone_comment(zone: str, hook: str) -> str:

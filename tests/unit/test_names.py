@@ -213,3 +213,10 @@ def test_blocklist_names_longer_than_dns_allows_are_skipped():
     fits = long[:N.DNS_NAME_MAX].rstrip(".")
     assert parse_blocklist(f"{long}\n{fits}\nads.example\n", "domains") == [fits, "ads.example"]
     assert parse_blocklist(f"0.0.0.0 {long} ads.example\n", "hosts") == ["ads.example"]
+
+
+def test_long_policy_comments_are_bounded_and_distinct():
+    a, b = "a" * 63 + "-" + "b" * 63, "a" * 63 + "-" + "c" * 63
+    ca, cb = N.policy_comment(a), N.policy_comment(b)
+    assert len(ca.encode()) <= N.NFT_COMMENT_MAX and len(cb.encode()) <= N.NFT_COMMENT_MAX and ca != cb
+    assert N.policy_comment("lan-wan") == "policy lan-wan"

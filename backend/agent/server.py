@@ -120,6 +120,34 @@ def check_body(body: dict) -> None:
                                 field=key) from None
 
 
+# A trace packet's fields: type and range (ints) or maximum length (strings); tcp_flags: a list of strings.
+PACKET_FIELDS: dict[str, tuple[type, int, int]] = {
+    "iif": (str, 0, 64), "src": (str, 0, 64), "dst": (str, 0, 64), "proto": (str, 0, 16), "icmp_type": (str, 0, 64),
+    "ct_state": (str, 0, 32), "sport": (int, 0, 65535), "dport": (int, 0, 65535), "hoplimit": (int, 0, 255),
+}
+
+
+def check_packet(pk: dict) -> None:
+    """A trace packet's known fields have their types and ranges (HttpError 400 naming packet.FIELD);
+    unknown fields are refused by the Packet constructor."""
+    for key, v in pk.items():
+        if v is None:
+            continue
+        if key == "tcp_flags":
+            if not (isinstance(v, list) and len(v) <= 16 and all(isinstance(f, str) and len(f) <= 16 for f in v)):
+                raise HttpError(400, "packet.tcp_flags: must be a list of flag names (syn, ack, …)", field=key)
+            continue
+        if key not in PACKET_FIELDS:
+            continue
+        typ, lo, hi = PACKET_FIELDS[key]
+        if not isinstance(v, typ) or isinstance(v, bool):
+            raise HttpError(400, f"packet.{key}: must be {_type_name(typ())}, not {_type_name(v)}", field=key)
+        if typ is int and not lo <= v <= hi:
+            raise HttpError(400, f"packet.{key}: must be from {lo} to {hi}, not {v}", field=key)
+        if typ is str and len(v) > hi:
+            raise HttpError(400, f"packet.{key}: {len(v)} characters, the limit is {hi}", field=key)
+
+
 def check_query(q: dict) -> dict:
     """Integer parameters parsed and clamped; HttpError 400 naming a bad one."""
     for key, (lo, hi) in QUERY_INTS.items():
@@ -325,6 +353,7 @@ class Agent:
         if cfg is None:
             raise HttpError(422, "the configuration does not validate", problems=[p.to_dict() for p in problems])
         pk = _need(body, "packet")
+        check_packet(pk)
         try:
             pkt = Packet(**{k: v for k, v in pk.items() if v is not None})
         except (TypeError, ValueError) as e:

@@ -316,3 +316,25 @@ def test_log_prefix_over_127_bytes_via_validate(env):
     if out["status"] == 200:
         assert out["body"]["ok"] is False or out["body"]["problems"] is not None
     alive(env)
+
+
+def test_small_slow_documents_on_every_ro_endpoint(env):
+    """Documents of a few hundred KB that took minutes of CPU each to check (quadratic checks),
+    sent as uid 65534 to validate, diff and trace: each answered within a bound, the agent lives
+    on, and the kernel is still render(HEAD)."""
+    from ..lab.util import LabHelper
+    from .test_slow_documents import SLOW
+
+    pkt = {"iif": "lan0", "src": "192.168.10.50", "dst": "198.51.100.1", "proto": "tcp", "dport": 443}
+    for kind in sorted(SLOW):
+        doc = SLOW[kind]()
+        for url, body in (("/v1/validate", {"config": doc}), ("/v1/diff", {"config": doc}),
+                          ("/v1/trace", {"config": doc, "packet": pkt})):
+            t = time.monotonic()
+            out = nobody(env, post(url), body=json.dumps(body), timeout=150)
+            took = time.monotonic() - t
+            assert out.get("status") in (200, 422), (kind, url, out)
+            assert took < 45, f"{kind} {url}: {took:.1f} s"
+            print(f"{kind} {url}: {out['status']} in {took:.1f} s")
+        alive(env)
+    LabHelper(env["lab"]).assert_kernel_is_head()

@@ -8,7 +8,8 @@ a body of at most ``Limits.body`` bytes with a valid Content-Length, read within
 ``READ_DEADLINE`` seconds; a JSON object at most ``MAX_JSON_DEPTH`` deep whose known fields
 have the right types and lengths; integer query parameters parsed and clamped; at most
 ``Limits.connections`` connections per listener (more get 503 at once) and ``Limits.workers``
-requests being worked on (the read-only socket parses documents for anyone: two at a time).
+requests being worked on (the read-only socket parses documents for anyone: two at a time;
+the cheap reads in ``LIGHT``, status first, never wait for one).
 Every error body is ``{"error": message, "code": stable code, ...}``.
 """
 
@@ -61,6 +62,10 @@ class Limits:
 # unprivileged users together can hold at most ~16 x 4 MiB of bodies plus two parses.
 RW_LIMITS = Limits(body=3 * MAX_DOCUMENT_BYTES, connections=32, workers=None)
 RO_LIMITS = Limits(body=4 * 1024 * 1024, connections=16, workers=2)
+# Cheap reads of bounded size that never parse a document from the request: served without
+# waiting for a worker, so two slow validates cannot shut monitoring (status polls) out.
+LIGHT = {("GET", p) for p in ("/status", "/log", "/config", "/audit", "/jobs", "/interfaces", "/neighbours",
+                              "/history")}
 
 # Fields a request body may carry: type and maximum length (strings). None is always allowed.
 FIELDS: dict[str, tuple[type, int | None]] = {
@@ -543,14 +548,16 @@ class Agent:
                 caller = self._caller(body)
                 if caller is None:
                     status, out = 401, {"error": "missing or wrong API token"}
-                elif workers is not None and not workers.acquire(timeout=WORK_WAIT):
-                    status, out = 503, {"error": "the agent is busy on this socket: try again"}
                 else:
-                    try:
-                        status, out = agent.dispatch(method, self.path, caller, body)
-                    finally:
-                        if workers is not None:
-                            workers.release()
+                    gate = None if (method, urlparse(self.path).path.removeprefix(API)) in LIGHT else workers
+                    if gate is not None and not gate.acquire(timeout=WORK_WAIT):
+                        status, out = 503, {"error": "the agent is busy on this socket: try again"}
+                    else:
+                        try:
+                            status, out = agent.dispatch(method, self.path, caller, body)
+                        finally:
+                            if gate is not None:
+                                gate.release()
                     del body
                 self._send(status, out)
 

@@ -149,6 +149,10 @@ def test_workers_beyond_the_cap_get_503(agent):
     time.sleep(0.3)  # the first one holds the only worker
     status, out = request(a.ro_socket_path, post(a.ro_socket_path, "/v1/validate", body))
     assert status == 503 and out["code"] == "busy"
+    # Monitoring is not shut out by slow documents: status and the other cheap reads need no worker.
+    t = time.monotonic()
+    assert request(a.ro_socket_path, GET_STATUS)[0] == 200
+    assert time.monotonic() - t < 0.9  # less than WORK_WAIT: it did not wait for the worker
     p.release.set()
     status, out = response(first)
     assert status == 200 and out["ok"] is False

@@ -32,6 +32,7 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlparse
 
 from ..gitops import Conflict, RepoError
+from ..gitops.repo import bad_signature
 from ..model.load import MAX_DOCUMENT_BYTES, shorten
 from ..render.nft import render
 from .jobs import Jobs
@@ -123,6 +124,11 @@ def check_body(body: dict) -> None:
             except UnicodeEncodeError as e:
                 raise HttpError(400, f"{key}: not UTF-8 text (an unpaired surrogate at character {e.start})",
                                 field=key) from None
+            if key == "author" and bad_signature(v):
+                raise HttpError(400, f"author: control characters and < > are not allowed, got {shorten(v, 80)!r}",
+                                field=key)
+            if key == "message" and "\x00" in v:
+                raise HttpError(400, "message: a NUL character is not allowed", field=key)
 
 
 # A trace packet's fields: type and range (ints) or maximum length (strings); tcp_flags: a list of strings.

@@ -27,6 +27,11 @@ WORKTREE_BASE = "talgate-worktree-base"
 _REV = re.compile(r"(HEAD|main|[0-9a-fA-F]{4,40})([~^][0-9]{0,6})*")
 
 
+def bad_signature(v: str) -> bool:
+    """True for a commit author name or e-mail git cannot hold: control characters, < or >."""
+    return any(c in "<>" or ord(c) < 32 or ord(c) == 127 for c in v)
+
+
 class RepoError(Exception):
     pass
 
@@ -199,7 +204,14 @@ class ConfigRepo:
 
     def create_commit(self, text: str, message: str, author: str, email: str | None,
                       parent: str | None) -> str:
-        """Write the commit's objects without moving any ref (safe to abandon)."""
+        """Write the commit's objects without moving any ref (safe to abandon). RepoError for an
+        author or e-mail git cannot hold (a newline wrote a commit header libgit2 then could not
+        read: HEAD moved and every later log failed) or a message with a NUL."""
+        for what, v in (("author", author), ("e-mail", email)):
+            if v is not None and bad_signature(v):
+                raise RepoError(f"{what} {v[:80]!r}: control characters and < > are not allowed")
+        if "\x00" in message:
+            raise RepoError("message: a NUL character is not allowed")
         blob = self.repo.create_blob(text.encode())
         tb = self.repo.TreeBuilder()
         tb.insert(CONFIG_FILE, blob, pygit2.enums.FileMode.BLOB)

@@ -306,3 +306,25 @@ def test_worktree_base_record_is_read_bounded_and_non_blocking(tmp_path):
     t = time.monotonic()
     assert repo.worktree_base() is None
     assert time.monotonic() - t < 1.0
+
+
+@pytest.mark.parametrize("author", ["x\n\nfake message", "x\ncommitter evil", "a\x00b", "a<b>", "tab\there", "\x7f"])
+def test_an_author_git_cannot_hold_is_refused_before_head_moves(tmp_path, author):
+    """An author with a newline wrote a commit whose header libgit2 could not read back: HEAD moved
+    to it and every later log (GET /v1/log, the console's history) failed. Refused with a 400 at
+    the request and a RepoError in the repository; HEAD and the log stay as they were."""
+    from backend.agent.server import HttpError, check_body
+    from backend.gitops.repo import ConfigRepo, RepoError
+
+    with pytest.raises(HttpError) as e:
+        check_body({"config": "version: 1\n", "author": author})
+    assert e.value.status == 400 and e.value.error.startswith("author: ")
+    r = ConfigRepo.init(tmp_path / "repo", "version: 1\n")
+    head = r.head()
+    with pytest.raises(RepoError):
+        r.create_commit("version: 1\n# x\n", "m", author, None, head)
+    with pytest.raises(RepoError):
+        r.create_commit("version: 1\n# x\n", "m\x00", "ok", None, head)
+    assert r.head() == head and [e.message.strip() for e in r.log(5)] == ["initial configuration"]
+    with pytest.raises(HttpError):
+        check_body({"message": "a\x00b"})

@@ -328,3 +328,17 @@ def test_an_author_git_cannot_hold_is_refused_before_head_moves(tmp_path, author
     assert r.head() == head and [e.message.strip() for e in r.log(5)] == ["initial configuration"]
     with pytest.raises(HttpError):
         check_body({"message": "a\x00b"})
+
+
+def test_worktree_write_never_follows_a_planted_symlink(tmp_path):
+    """The agent (root) writes the working tree through router.yaml.tmp: a symlink planted there by
+    anyone who can write the working tree made it overwrite the link's target with the document."""
+    r = ConfigRepo.init(tmp_path / "repo", "version: 1\n")
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "repo" / "router.yaml.tmp").symlink_to(victim)
+    base_tmp = Path(r.repo.path) / "talgate-worktree-base.tmp"
+    r.write_worktree("version: 1\n# new\n")
+    assert victim.read_text() == "precious\n"
+    assert (tmp_path / "repo" / "router.yaml").read_text() == "version: 1\n# new\n"
+    assert not (tmp_path / "repo" / "router.yaml.tmp").exists() and not base_tmp.is_symlink()

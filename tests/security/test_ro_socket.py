@@ -338,3 +338,34 @@ def test_small_slow_documents_on_every_ro_endpoint(env):
             print(f"{kind} {url}: {out['status']} in {took:.1f} s")
         alive(env)
     LabHelper(env["lab"]).assert_kernel_is_head()
+
+
+def test_node_heavy_documents_two_at_once(env):
+    """Just under the loader's node cap in under 2 MiB ([1,1,1,…]: ~400 MB of parse tree each):
+    two at once as uid 65534 under RLIMIT_AS; both answered (a problem or 413), the agent lives
+    on and a commit afterwards still lands."""
+    import threading
+
+    from backend.client import AgentClient
+
+    doc = example_config() + "sets:\n  a: {addresses: [" + ",".join(["1"] * 950_000) + "]}\n"
+    body = json.dumps({"config": doc})
+    results = []
+    ts = [threading.Thread(target=lambda: results.append(nobody(env, post("/v1/validate"), body=body, timeout=120)))
+          for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for out in results:
+        assert out.get("status") in (200, 413), out
+        if out["status"] == 200:
+            assert out["body"]["ok"] is False, out
+    print(f"\nnode-heavy x2: {[o['status'] for o in results]}, agent VmHWM {_status(env['pid'])['VmHWM']}, "
+          f"VmPeak {_status(env['pid'])['VmPeak']}")
+    alive(env)
+    rw = AgentClient(env["lab"].socket, timeout=60)
+    head = rw.status()["head"]
+    r = rw.commit(example_config().replace("dport: 8443", "dport: 8444"), "after the heavy ones", base=head)
+    assert r["rev"] != head
+    rw.commit(example_config(), "back", base=r["rev"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 
 import yaml
@@ -34,10 +35,26 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyam
     """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
 
 
+# YAML 1.1 reads digits joined by colons as base-60 numbers: an unquoted IPv6 address such as
+# 2001:10:20:30:40:50:0:1 became the integer 5602001869620001, which the model took as the address
+# ::13:e6fd:b378:4321, and `dport: 1:30` became port 90. YAML 1.2 dropped them; so do we (they stay text).
+_NO_COLON = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, re.compile("(?!.*:)" + rx.pattern, rx.flags) if tag in _NO_COLON else rx) for tag, rx in items]
+    for first, items in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+}
+
+
 def _construct_mapping(loader, node, deep=False):
     seen: dict = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value, not a list or a mapping", key_node.start_mark
+            ) from None
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(

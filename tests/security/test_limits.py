@@ -342,3 +342,31 @@ def test_worktree_write_never_follows_a_planted_symlink(tmp_path):
     assert victim.read_text() == "precious\n"
     assert (tmp_path / "repo" / "router.yaml").read_text() == "version: 1\n# new\n"
     assert not (tmp_path / "repo" / "router.yaml.tmp").exists() and not base_tmp.is_symlink()
+
+
+def test_unquoted_ipv6_with_decimal_groups_is_the_address_written():
+    """YAML 1.1 base-60: `2001:10:20:30:40:50:0:1` unquoted was the integer 5602001869620001 and the
+    model took it as the address ::13:e6fd:b378:4321 (a DNS forwarder silently elsewhere)."""
+    from backend.model import validate_text
+
+    t = example_config() + ("dns:\n  zones: {lan: allow}\n  mode: forward\n"
+                            "  forwarders: [{address: 2001:10:20:30:40:50:0:1}]\n")
+    cfg, problems = validate_text(t)
+    assert cfg is not None, problems
+    assert [str(f.address) for f in cfg.dns.forwarders] == ["2001:10:20:30:40:50:0:1"]
+
+
+@pytest.mark.parametrize("edit,path", [
+    (("dport: 22,", "dport: 1:30,"), "rules[0].dport"),       # was port 90
+    (("dport: 22,", "dport: 22.0,"), "rules[0].dport"),       # was a TypeError (500 on the sockets)
+    (("dport: 22,", "dport: .inf,"), "rules[0].dport"),
+    (("  wan0:\n", "  ? [a, b]\n  :\n"), "router.yaml:"),     # an unhashable key: was a TypeError
+    (("icmp_types: [echo-request]", "icmp_types: 1.5"), "rules[1].icmp_types"),
+])
+def test_odd_yaml_values_are_problems_with_a_path_not_exceptions(edit, path):
+    from backend.model import validate_text
+
+    t = example_config().replace(*edit, 1)
+    assert t != example_config()
+    cfg, problems = validate_text(t)
+    assert cfg is None and problems and problems[0].path.startswith(path), problems

@@ -414,7 +414,10 @@ class Agent:
             return {"jobs": [j.to_dict() for j in self.jobs.all()]}
         job = self.jobs.get(job_id)
         if job is None:
-            raise HttpError(404, f"id: no job {job_id[:40]!r} (the agent keeps the last {self.jobs.keep})")
+            head = self.p.repo.head()
+            raise HttpError(404, f"id: no job {job_id[:40]!r}: the agent keeps its last {self.jobs.keep} jobs and none "
+                                 f"across a restart; HEAD is {head[:12] if head else 'empty'} (a commit landed only "
+                                 "if HEAD is its revision or came after it)", head=head)
         return {"job": job.to_dict()}
 
     def apply(self, caller, q, body):

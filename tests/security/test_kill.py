@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from backend.client import AgentClient
+from backend.client import AgentClient, AgentError
 from backend.lab.lab import example_config
 
 from ..lab.conftest import new_lab
@@ -71,4 +71,8 @@ def test_sigkill_mid_commit_leaves_head_everywhere(lab, stage, tmp_path, monkeyp
     st = h.client.status()
     assert st["head"] == head and st["head"] != answer["rev"], st
     assert not any(j["state"] == "running" for j in st["jobs"]), st["jobs"]
+    # the client polling its job learns it is gone with the restart, and where HEAD is
+    with pytest.raises(AgentError) as e:
+        h.client.job(answer["job"])
+    assert e.value.status == 404 and "across a restart" in str(e.value) and e.value.payload["head"] == head
     h.assert_kernel_is_head()

@@ -132,6 +132,11 @@ _OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
+# An IPv6 literal with a zone index (fe80::1%lan0, [2001:db8::5%x]:443, ...%x/64): Python's ipaddress
+# takes it (since 3.9) and it reached the nft sets, interface addresses and routes as text no kernel takes.
+_SCOPED_V6 = re.compile(r"\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*%[^\s/\]]*\]?(/\d+|:\d+)?")
+
+
 def check_shape(text: str, source: str = "router.yaml", loader=None) -> None:
     """Walk the YAML event stream (libyaml's or PyYAML's parser: iterative, nothing is built) and
     refuse documents deeper than MAX_DEPTH or with more than MAX_NODES nodes once aliases are
@@ -163,6 +168,9 @@ def check_shape(text: str, source: str = "router.yaml", loader=None) -> None:
                 continue
             if isinstance(ev, yaml.ScalarEvent):
                 n, d = 1, 0
+                if "%" in ev.value and _SCOPED_V6.fullmatch(ev.value):
+                    raise ConfigError([Problem(_where(source, ev.start_mark), f"{shorten(ev.value, 80)}: an IPv6 zone "
+                                               "index (%LINK) is not allowed; the link is named by the interface")])
                 if ev.anchor is not None:
                     closed[ev.anchor] = (1, 0)
             elif isinstance(ev, yaml.AliasEvent):

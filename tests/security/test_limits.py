@@ -370,3 +370,21 @@ def test_odd_yaml_values_are_problems_with_a_path_not_exceptions(edit, path):
     assert t != example_config()
     cfg, problems = validate_text(t)
     assert cfg is None and problems and problems[0].path.startswith(path), problems
+
+
+@pytest.mark.parametrize("edit", [
+    ("rules:\n", "sets:\n  a: {addresses: ['fe80::1%lan0/128']}\nrules:\n"),   # rendered into the nft set as is
+    ("ipv6: [2001:db8:10:10::1/64]", "ipv6: ['2001:db8:10:10::1%x/64']"),        # an interface address
+    ('via: "2001:db8:100::1"', 'via: "2001:db8:100::1%wan0"'),                  # a route's gateway
+    ("{name: ssh, from: mgmt, port: 22}", "{name: ssh, from: mgmt, port: 22, src: 'fe80::%x/64'}"),
+])
+def test_an_ipv6_zone_index_is_refused_with_its_place(edit):
+    """Python's ipaddress takes 'fe80::1%lan0'; the model accepted it and handed it to nft and
+    netlink as text they refuse (a late '(ruleset)' problem or a failed apply), or not at all."""
+    from backend.model import validate_text
+
+    t = example_config().replace(*edit, 1)
+    assert t != example_config()
+    cfg, problems = validate_text(t)
+    assert cfg is None and len(problems) == 1 and problems[0].path.startswith("router.yaml:"), problems
+    assert "zone index" in problems[0].message

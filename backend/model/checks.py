@@ -199,6 +199,7 @@ def check(cfg: RouterConfig) -> list[Problem]:
         if not bad_ref and not rule_families(cfg, r):
             p.append(Problem(f"rules[{i}]", f"rule {r.name!r} can never match: its addresses, proto and "
                                             "family have no IP version in common"))
+    p += rendered_size(cfg)
     if not any(x.severity == "error" and x.path.startswith("rules") for x in p):
         p += shadowed_rules(cfg)
 
@@ -255,6 +256,29 @@ def check(cfg: RouterConfig) -> list[Problem]:
     p += check_services(cfg)
     p += check_names(cfg)
     return p
+
+
+# nft rules a document may render to. Every zone pair gets a chain and a rule lists zones on both
+# sides: a 500 KB document of 100 zones and 20 rules rendered 230,000 rules (13 MB of nft text, and
+# libnftables' memory to check it) for anyone who can reach validate. 10,000 ordinary rules: ~40,000.
+MAX_RENDERED_RULES = 100_000
+
+
+def rendered_size(cfg: RouterConfig) -> list[Problem]:
+    """A problem when the document would render more than MAX_RENDERED_RULES nft rules (counted
+    generously: up to 4 per rule per zone pair, 3 per zone pair for the chain's defaults)."""
+    n = len(cfg.zones)
+    total = 3 * n * n + 4 * len(cfg.nat.forwards)
+    if total > MAX_RENDERED_RULES:
+        return [Problem("zones", f"{n} zones make {n * n} zone-pair chains (~{total} firewall rules); the limit is "
+                                 f"{MAX_RENDERED_RULES} rules")]
+    for i, r in enumerate(cfg.rules):
+        if r.enabled:
+            total += 4 * len(set(r.from_)) * len(set(r.to))
+            if total > MAX_RENDERED_RULES:
+                return [Problem(f"rules[{i}]", f"the rules up to here render to more than {MAX_RENDERED_RULES} firewall "
+                                               "rules (each rule once per pair of its from and to zones)")]
+    return []
 
 
 def link_problems(cfg: RouterConfig) -> list[Problem]:

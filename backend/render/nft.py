@@ -430,13 +430,25 @@ def render(cfg: RouterConfig) -> Ruleset:
         inp.rules += _kubernetes_rules("input", cfg.system.kubernetes.pod_cidrs, links=False)
         fwd.rules += _kubernetes_rules("forward", cfg.system.kubernetes.pod_cidrs, links=True)
 
+    # Rules indexed by the chains they go to, in document order (not every rule scanned for every
+    # zone pair: zones x zones x rules was minutes of CPU for a small document).
+    to_self: dict[str, list[Rule]] = {}
+    by_pair: dict[tuple[str, str], list[Rule]] = {}
+    for r in cfg.rules:
+        if r.enabled:
+            for a in dict.fromkeys(r.from_):
+                for b in dict.fromkeys(r.to):
+                    (to_self.setdefault(a, []) if b == SELF else by_pair.setdefault((a, b), [])).append(r)
+    fwd_by_pair: dict[tuple[str, str | None], list] = {}
+    for f in cfg.nat.forwards:
+        fwd_by_pair.setdefault((f.in_, target_zone(cfg, f.target_addr)), []).append(f)
+
     # input: per-zone chains with rules to self, then the zone's default.
     in_entries = []
     for z in zones:
         c = NChain(names.zone_in_chain(z))
-        for r in cfg.rules:
-            if r.enabled and z in r.from_ and SELF in r.to:
-                c.rules += render_rule(cfg, r, c.name)
+        for r in to_self.get(z, ()):
+            c.rules += render_rule(cfg, r, c.name)
         c.rules += _service_rules(cfg, z, c.name)
         c.rules += _default_rules(c.name, cfg.zones[z].input, names.zone_comment(z, "input"), cfg.zones[z].log)
         chains.append(c)
@@ -451,12 +463,10 @@ def render(cfg: RouterConfig) -> Ruleset:
     for a in zones:
         for b in zones:
             c = NChain(names.zone_pair_chain(a, b))
-            for f in cfg.nat.forwards:
-                if f.in_ == a and target_zone(cfg, f.target_addr) == b:
-                    c.rules += _forward_accept(cfg, f, c.name)
-            for r in cfg.rules:
-                if r.enabled and a in r.from_ and b in r.to:
-                    c.rules += render_rule(cfg, r, c.name)
+            for f in fwd_by_pair.get((a, b), ()):
+                c.rules += _forward_accept(cfg, f, c.name)
+            for r in by_pair.get((a, b), ()):
+                c.rules += render_rule(cfg, r, c.name)
             pol = policies.get((a, b))
             if pol:
                 c.rules += _default_rules(c.name, pol.action, names.policy_comment(pol.key), pol.log)

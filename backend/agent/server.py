@@ -8,7 +8,7 @@ a body of at most ``Limits.body`` bytes with a valid Content-Length, read within
 ``READ_DEADLINE`` seconds; a JSON object at most ``MAX_JSON_DEPTH`` deep whose known fields
 have the right types and lengths; integer query parameters parsed and clamped; at most
 ``Limits.connections`` connections per listener (more get 503 at once) and ``Limits.workers``
-requests being worked on (the read-only socket parses documents for anyone: two at a time;
+requests being worked on (the read-only socket parses documents for anyone: one at a time;
 the cheap reads in ``LIGHT``, status first, never wait for one).
 Every error body is ``{"error": message, "code": stable code, ...}``.
 """
@@ -58,11 +58,12 @@ class Limits:
 
 # Read-write (and token TCP): the document limit with room for JSON escaping (\uXXXX can triple
 # non-ASCII text); the loader holds the document itself to MAX_DOCUMENT_BYTES. Read-only: 4 MiB
-# (a ~170,000-prefix document: ~150 MB and a few seconds to validate; two at once peaked at 360 MB
-# RSS under test) and two requests worked on at once, so
-# unprivileged users together can hold at most ~16 x 4 MiB of bodies plus two parses.
+# (a ~170,000-prefix document: ~150 MB and a few seconds to validate; a 950,000-node one ~400 MB)
+# and one document worked on at a time (two node-heavy ones at once pushed the agent under
+# RLIMIT_AS 1.5 GiB to where even status answered 413), so unprivileged users together can hold
+# at most ~16 x 4 MiB of bodies plus one parse.
 RW_LIMITS = Limits(body=3 * MAX_DOCUMENT_BYTES, connections=32, workers=None)
-RO_LIMITS = Limits(body=4 * 1024 * 1024, connections=16, workers=2)
+RO_LIMITS = Limits(body=4 * 1024 * 1024, connections=16, workers=1)
 # Cheap reads of bounded size that never parse a document from the request: served without
 # waiting for a worker, so two slow validates cannot shut monitoring (status polls) out.
 LIGHT = {("GET", p) for p in ("/status", "/log", "/config", "/audit", "/jobs", "/interfaces", "/neighbours",

@@ -342,8 +342,9 @@ def test_small_slow_documents_on_every_ro_endpoint(env):
 
 def test_node_heavy_documents_two_at_once(env):
     """Just under the loader's node cap in under 2 MiB ([1,1,1,…]: ~400 MB of parse tree each):
-    two at once as uid 65534 under RLIMIT_AS; both answered (a problem or 413), the agent lives
-    on and a commit afterwards still lands."""
+    two sent at once as uid 65534 under RLIMIT_AS (the socket parses one at a time); both answered
+    (a problem, 413, or 503 when the second waited too long), the agent lives on and answers status,
+    and a commit afterwards still lands. With two parsed at once status itself answered 413."""
     import threading
 
     from backend.client import AgentClient
@@ -358,7 +359,7 @@ def test_node_heavy_documents_two_at_once(env):
     for t in ts:
         t.join()
     for out in results:
-        assert out.get("status") in (200, 413), out
+        assert out.get("status") in (200, 413, 503), out
         if out["status"] == 200:
             assert out["body"]["ok"] is False, out
     print(f"\nnode-heavy x2: {[o['status'] for o in results]}, agent VmHWM {_status(env['pid'])['VmHWM']}, "

@@ -22,19 +22,36 @@ def _client(args):
     return AgentClient(getattr(args, "socket", None))
 
 
-def _print_problems(problems, out=sys.stderr) -> None:
+def _print_problems(problems, out=None) -> None:
+    out = out or sys.stderr  # looked up now: a redirected stderr (tests, wrappers) gets them too
     for p in problems:
+        p = p if isinstance(p, dict) else p.model_dump()
         tag = "" if p.get("severity", "error") == "error" else "warning: "
         print(f"{p['path']}: {tag}{p['message']}", file=out)
+
+
+# What to do next, by the agent's error code (the message says what happened).
+HINTS = {
+    "conflict": "someone committed since your edit started: `talgate config get -o FILE` (or look at "
+                "`talgate diff`), redo your change on top, commit again",
+    "would_cut": "fix the rule, or apply anyway with --force --confirm SECONDS (rolled back unless confirmed)",
+    "confirm_pending": "run `talgate confirm` or `talgate rollback` first",
+    "needs_confirm": "add --confirm SECONDS: a forced change rolls itself back unless you confirm it",
+    "read_only": "this is the read-only socket; use the read-write one (group talgate) to change anything",
+    "unreachable": "is the agent running? (`talgate lab up`, or --socket PATH / $TALGATE_SOCKET)",
+    "unauthorized": "set $TALGATE_TOKEN to the agent's API token",
+}
 
 
 def _fail(e) -> int:
     from .client import AgentError
 
     if isinstance(e, AgentError):
-        print(f"talgate: {e}", file=sys.stderr)
+        print(f"talgate: {e.message} [{e.code}]", file=sys.stderr)
         _print_problems(e.problems)
-        return 2 if e.status == 0 else 1
+        if e.code in HINTS:
+            print(f"talgate: {HINTS[e.code]}", file=sys.stderr)
+        return 2 if e.code == "unreachable" else 1
     print(f"talgate: {e}", file=sys.stderr)
     return 1
 
@@ -54,7 +71,7 @@ def _sidecar(path: str) -> Path:
     return p.with_name(f".{p.name}.talgate-base")
 
 
-def _file_base(path: str, status: dict) -> str | None:
+def _file_base(path: str, status) -> str | None:
     """The revision a candidate file was based on: its sidecar (written by `config get -o`), or the
     HEAD of the git clone it lives in (a clone of the config repo). None when it cannot be told."""
     if path in STDIN_PATHS:
@@ -72,8 +89,8 @@ def _file_base(path: str, status: dict) -> str | None:
         if not found:
             return None
         r = pygit2.Repository(found)
-        if r.workdir and Path(r.workdir).resolve() == Path(status.get("repo") or "/nonexistent").resolve():
-            return status.get("worktree_base")  # the agent's own working tree
+        if r.workdir and Path(r.workdir).resolve() == Path(status.repo or "/nonexistent").resolve():
+            return status.worktree_base  # the agent's own working tree
         if r.head_is_unborn:
             return None
         return str(r.head.target)
@@ -88,7 +105,7 @@ def _candidate(args, client, need_base: bool = True) -> tuple[str, str, str | No
     path = getattr(args, "file", None)
     status = client.status()
     if not path:
-        path = str(Path(status["repo"]) / "router.yaml")
+        path = str(Path(status.repo or ".") / "router.yaml")
     from .model import ConfigError
     from .model.load import read_document
 
@@ -99,7 +116,7 @@ def _candidate(args, client, need_base: bool = True) -> tuple[str, str, str | No
     base = getattr(args, "base", None)
     if base is None:
         if not getattr(args, "file", None):
-            base = status.get("worktree_base") or (None if status.get("worktree_dirty") else status.get("head"))
+            base = status.worktree_base or (None if status.worktree_dirty else status.head)
         else:
             base = _file_base(path, status)
     if base is None and need_base:
@@ -135,11 +152,11 @@ def cmd_config_get(args) -> int:
     c = _client(args)
     r = c.config(args.rev)
     if not args.output:
-        sys.stdout.write(r["text"])
+        sys.stdout.write(r.text)
         return 0
-    Path(args.output).write_text(r["text"])
-    _sidecar(args.output).write_text(r["rev"] + "\n")
-    print(f"{args.output}: revision {r['rev'][:12]}; edit it, then `talgate commit -f {args.output} -m MSG` "
+    Path(args.output).write_text(r.text)
+    _sidecar(args.output).write_text(r.rev + "\n")
+    print(f"{args.output}: revision {r.rev[:12]}; edit it, then `talgate commit -f {args.output} -m MSG` "
           "(refused as a conflict if HEAD moves meanwhile)")
     return 0
 
@@ -151,19 +168,26 @@ def cmd_schema(args) -> int:
     return 0
 
 
+def cmd_api_schema(args) -> int:
+    from .api.openapi import document
+
+    print(json.dumps(document(), indent=2))
+    return 0
+
+
 def cmd_diff(args) -> int:
     c = _client(args)
     if args.rev:
         d = c.diff(args.rev[0], args.rev[1] if len(args.rev) > 1 else "HEAD")
-        sys.stdout.write(d["diff"])
+        sys.stdout.write(d.diff)
         return 0
     path, text, base = _candidate(args, c, need_base=False)
     d = c.diff_candidate(text, base)
-    if d.get("problems"):
-        _print_problems(d["problems"])
-    sys.stdout.write(d["diff"] or f"# {path}: no changes against HEAD\n")
-    if args.nft and d.get("nft_diff"):
-        sys.stdout.write(d["nft_diff"])
+    if d.problems:
+        _print_problems(d.problems)
+    sys.stdout.write(d.diff or f"# {path}: no changes against HEAD\n")
+    if args.nft and d.nft_diff:
+        sys.stdout.write(d.nft_diff)
     return 0
 
 
@@ -181,42 +205,41 @@ def cmd_commit(args) -> int:
         print(f"talgate: no answer from the agent within {wait:.0f} s: the commit may still land; "
               "see `talgate status` (head, last error) before committing again", file=sys.stderr)
         return EXIT_RUNNING
-    if r.get("state") == "running":
-        rev = (r.get("rev") or "(not created yet)")[:12]
-        print(f"still running, rev {rev} — see `talgate status` (job {r.get('job')})")
+    if r.state == "running":
+        print(f"still running, rev {(r.rev or '(not created yet)')[:12]} — see `talgate status` (job {r.job})")
         return EXIT_RUNNING
-    if args.file and args.file not in STDIN_PATHS and _sidecar(args.file).exists() and r.get("rev"):
-        _sidecar(args.file).write_text(r["rev"] + "\n")  # the file now equals the new HEAD
-    _print_problems(r.get("warnings", []))
-    if r.get("changes") == 0 and r.get("message"):
-        print(r["message"])
+    if args.file and args.file not in STDIN_PATHS and _sidecar(args.file).exists() and r.rev:
+        _sidecar(args.file).write_text(r.rev + "\n")  # the file now equals the new HEAD
+    _print_problems(r.warnings)
+    if r.changes == 0 and r.message:
+        print(r.message)
         return 0
-    print(f"committed {r['rev'][:12]} and applied it: {r['changes']} change(s) in {r['seconds'] * 1000:.0f} ms")
-    for cut in r.get("lockout_overridden") or []:
+    print(f"committed {r.rev[:12]} and applied it: {r.changes} change(s) in {(r.seconds or 0) * 1000:.0f} ms")
+    for cut in r.lockout_overridden or []:
         print(f"warning: forced past the lockout check: {cut}", file=sys.stderr)
-    for note in [*(r.get("notes") or []), *(r.get("service_warnings") or [])]:
+    for note in [*r.notes, *(r.get("service_warnings") or [])]:
         print(f"warning: {note}", file=sys.stderr)
-    if r.get("confirm"):
-        print(f"waiting for confirmation: run `talgate confirm` within {r['confirm']['seconds']} s, "
+    if r.confirm:
+        print(f"waiting for confirmation: run `talgate confirm` within {r.confirm.seconds} s, "
               "or it is rolled back automatically")
     return 0
 
 
 def cmd_confirm(args) -> int:
     r = _client(args).confirm()
-    print(f"confirmed {r['rev'][:12]}: the rollback timer is cancelled")
+    print(f"confirmed {r.rev[:12]}: the rollback timer is cancelled")
     return 0
 
 
 def cmd_apply(args) -> int:
     r = _client(args).apply(args.rev)
-    print(f"applied {r['rev'][:12]}: {r['changes']} change(s)")
+    print(f"applied {r.rev[:12]}: {r.changes} change(s)")
     return 0
 
 
 def cmd_rollback(args) -> int:
     r = _client(args).rollback(args.rev)
-    print(f"rolled back: new commit {r['rev'][:12]} applied with {r['changes']} change(s)")
+    print(f"rolled back: new commit {r.rev[:12]} applied with {r.changes} change(s)")
     return 0
 
 
@@ -236,18 +259,18 @@ def cmd_log(args) -> int:
         return 0
     entries = _client(args).log(args.n)
     if args.json:
-        print(json.dumps(entries, indent=2))
+        print(json.dumps([e.model_dump(mode="json") for e in entries], indent=2))
         return 0
     for e in entries:
-        t = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e["time"]))
-        print(f"{e['rev'][:12]}  {t}  {e['author']:<12}  {e['message'].splitlines()[0]}")
+        t = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.time))
+        print(f"{e.rev[:12]}  {t}  {e.author:<12}  {e.message.splitlines()[0]}")
     return 0
 
 
 def cmd_status(args) -> int:
     import time
 
-    st = _client(args).status()
+    st = _client(args).status().model_dump(mode="json")
     if args.json:
         print(json.dumps(st, indent=2))
         return 0
@@ -268,11 +291,17 @@ def cmd_status(args) -> int:
     for name, svc in (st.get("services") or {}).items():
         extra = f"pid {svc.get('pid')}" if svc.get("pid") else ""
         print(f"service    {name:<10} {svc.get('state', '?'):<10} {extra}")
+    # Commits that outlived their client's wait end up here: running, landed or failed (last 3).
+    for j in (st.get("jobs") or [])[-3:]:
+        when = time.strftime("%H:%M:%S", time.localtime(j.get("finished") or j.get("started") or 0))
+        rev = (j.get("rev") or "-")[:12]
+        extra = f"  {j['error']}" if j.get("error") else ""
+        print(f"job        {j.get('id')} {j.get('kind', 'commit')} {j.get('state'):<8} rev {rev} at {when}{extra}")
     return 0
 
 
 def cmd_render(args) -> int:
-    print(_client(args).render(args.rev)["nft"], end="")
+    print(_client(args).render(args.rev).nft, end="")
     return 0
 
 
@@ -281,13 +310,15 @@ def cmd_trace(args) -> int:
     candidate = _worktree(args, c)[1] if args.candidate else None
     pkt = {"iif": args.iif, "src": args.src, "dst": args.dst, "proto": args.proto, "dport": args.dport,
            "sport": args.sport, "icmp_type": args.icmp_type}
-    r = c.trace(pkt, candidate)
+    r = c.trace(pkt, candidate).model_dump(mode="json")
     if args.json:
         print(json.dumps(r, indent=2))
         return 0
     where = "router itself" if r["egress"] == "self" else f"{r['egress']} (zone {r['egress_zone']})"
     print(f"{r['verdict'].upper()}  by {r['rule'] or '-'}   [{r['config']} config]")
-    print(f"  in {args.iif} (zone {r['ingress_zone']}) -> {where if r['egress'] else '-'}   hook {r['hook']}")
+    if not r["egress"]:
+        where = "(not routed: dropped before the routing decision)" if r["hook"] == "prerouting" else "-"
+    print(f"  in {args.iif} (zone {r['ingress_zone']}) -> {where}   hook {r['hook']}")
     for n in r["nat"]:
         print(f"  {n['type']} to {n['to']}   ({n['rule']})")
     if args.verbose:
@@ -357,7 +388,7 @@ def cmd_talos_render(args) -> int:
     from .render.talos import render_talos_links
 
     try:
-        text = read_document(args.file) if args.file else _client(args).config()["text"]
+        text = read_document(args.file) if args.file else _client(args).config().text
     except ConfigError as e:
         _print_problems([p.to_dict() for p in e.problems])
         return 1
@@ -384,7 +415,7 @@ def cmd_console(args) -> int:
 def cmd_leases(args) -> int:
     import time
 
-    leases = _client(args).request("GET", "/leases")["leases"]
+    leases = [x.model_dump(mode="json") for x in _client(args).leases()]
     if args.json:
         print(json.dumps({"leases": leases}, indent=2))
         return 0
@@ -421,6 +452,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("rev", nargs="?")
     g.add_argument("-o", "--output", metavar="FILE")
     g.set_defaults(func=cmd_config_get)
+
+    api = sub.add_parser("api", help="the agent's HTTP+JSON API")
+    asub = api.add_subparsers(dest="api_cmd", required=True)
+    asch = asub.add_parser("schema", help="print the OpenAPI document (generated from the route table)")
+    asch.set_defaults(func=cmd_api_schema)
 
     d = with_socket(sub.add_parser("diff", help="the working tree's router.yaml against HEAD"))
     d.add_argument("-f", "--file", help="candidate file instead of the repo's working tree")
@@ -537,6 +573,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(e)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `talgate log | head`: the reader left; say nothing more
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never written
+        except OSError:
+            pass
+        return 0
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@
     .venv/bin/python bench/console_bench.py [--json]
 
 Targets (issue 3): start < 1 s, redraw < 100 ms on the dev machine (2 cores), sampler < 1 % of a core.
-The console runs against the fake agent (console/fake.py) so the numbers measure the console, not the
-agent; start-up is measured as a real process on a pseudo-terminal, from spawn to the first painted
+The console runs against the agent's test double (console/fake.py: the real service layer with fake
+appliers; the double's own set-up time is subtracted) so the numbers measure the console, not the kernel; start-up is measured as a real process on a pseudo-terminal, from spawn to the first painted
 dashboard. The sampler part needs root (it builds a tg-cb-* namespace with 200 veth links).
 """
 
@@ -43,10 +43,13 @@ class Bench(TalgateApp):
 
     def _mark(self):
         with open({marker!r}, "w") as f:
-            f.write(str(time.time()))
+            f.write(f"{{time.time()}} {{SETUP}}")
         self.exit()
 
-Bench(FakeAgent(big_config({rules}), extra_ifaces={ifaces}), poll_interval=3600).run()
+t = time.time()
+agent = FakeAgent(big_config({rules}), extra_ifaces={ifaces})  # the test double's own start (a git repo, a commit)
+SETUP = time.time() - t  # not the console's: subtracted
+Bench(agent.client, poll_interval=3600).run()
 """
 
 
@@ -77,7 +80,8 @@ def start_to_dashboard(rules: int, ifaces: int, runs: int = 5) -> list[float]:
             os.close(master)
             if not os.path.exists(marker):
                 raise SystemExit("the console did not draw its dashboard within 30 s")
-            out.append(float(Path(marker).read_text()) - t0)
+            drawn, setup = map(float, Path(marker).read_text().split())
+            out.append(drawn - t0 - setup)
     return out
 
 
@@ -93,7 +97,7 @@ async def key_to_redraw(rules: int, ifaces: int, presses: int = 30) -> dict[str,
             if renderable is not None:
                 self.last_paint = time.perf_counter()
 
-    app = Timed(FakeAgent(big_config(rules), extra_ifaces=ifaces), poll_interval=3600, start="firewall")
+    app = Timed(FakeAgent(big_config(rules), extra_ifaces=ifaces).client, poll_interval=3600, start="firewall")
     res: dict[str, list[float]] = {"down": [], "J (move rule)": [], "/ filter char": [], "3 (switch screen)": []}
     async with app.run_test(size=(120, 40)) as pilot:
         await app.first_data.wait()

@@ -76,6 +76,7 @@ class TalgateApp(App):
         self.start_view = start
         self.first_data = asyncio.Event()
         self._poll_timer = None
+        self._poll_again = False  # poll_soon() during a poll: poll again when it lands
         self._pending = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -96,11 +97,14 @@ class TalgateApp(App):
         self.poll_soon()
 
     def poll_soon(self) -> None:
-        """Poll now unless one is running (polls never overlap)."""
+        """Poll now; when one is running, another follows it at once (polls never overlap, and a
+        screen shown during a poll still gets its data without waiting for the next tick)."""
         if self._poll_timer is not None:
             self._poll_timer.stop()
             self._poll_timer = None
             self.poll()
+        else:
+            self._poll_again = True
 
     @work(thread=True, exclusive=False, group="poll")
     def poll(self) -> None:
@@ -125,6 +129,10 @@ class TalgateApp(App):
         if pending != self._pending:  # the confirm key shows in the footer only while a confirm is pending
             self._pending = pending
             self.screen.refresh_bindings()
+        if self._poll_again:
+            self._poll_again = False
+            self.poll()
+            return
         self._poll_timer = self.set_timer(self.poll_interval, self._tick)
 
     def _tick(self) -> None:
@@ -172,7 +180,7 @@ class TalgateApp(App):
 
         def done(result, err):
             if not err and result:
-                self.notify(f"commit {str(result.get('rev'))[:8]} confirmed: it stays", severity="information")
+                self.notify(f"commit {str(result.rev)[:8]} confirmed: it stays", severity="information")
 
         self.write("confirm", lambda c: c.confirm(), done)
 
@@ -224,7 +232,7 @@ class TalgateApp(App):
             result, err = None, str(e)
         except AgentError as e:
             probs = "; ".join(f"{p['path']}: {p['message']}" for p in e.problems[:3])
-            result, err = None, f"{e}" + (f" — {probs}" if probs else "")
+            result, err = None, f"{e.message}" + (f" — {probs}" if probs else "")
         self.call_from_thread(self._written, what, result, err, on_done)
 
     def _written(self, what, result, err, on_done) -> None:
@@ -238,17 +246,17 @@ class TalgateApp(App):
 
 
 def run(socket: str | None = None, read_only: bool = False) -> int:
-    from backend.observe.client_ext import ObserveClient
+    from backend.client import AgentClient
 
-    client = ObserveClient(socket, timeout=5.0)
+    client = AgentClient(socket, timeout=5.0)
     if read_only:
         # Use the agent's read-only socket, so the agent itself refuses any write.
         try:
-            ro = client.status().get("sockets", {}).get("ro")
+            ro = client.status().sockets.ro
             if ro:
-                client = ObserveClient(ro, timeout=5.0)
+                client = AgentClient(ro, timeout=5.0)
         except AgentError:
             pass
-    writer = ObserveClient(client.socket_path, timeout=120.0)
+    writer = AgentClient(client.socket_path, timeout=120.0)
     TalgateApp(client, read_only=read_only, write_client=writer).run()
     return 0

@@ -6,8 +6,6 @@ a lockout refusal lists the access paths the commit would cut; a bad trace argum
 
 from __future__ import annotations
 
-import re
-
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -68,6 +66,7 @@ class CommitScreen(_Dialog):
         super().__init__()
         self.text, self.base, self.changes, self.client = text, base, changes, client
         self.busy = False
+        self.error: AgentError | None = None  # the agent's last refusal (tests look at its code)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="commitdialog"):
@@ -127,34 +126,51 @@ class CommitScreen(_Dialog):
     def _done(self, result, err) -> None:
         self.busy = False
         self.hint(self.HINT)
+        self.error = err
         if err is None:
             self.dismiss(result)
             return
         self.show_errors(*commit_problems(err))
 
 
+# Request fields (problems[].path of a bad_request) → the commit dialog's fields.
+COMMIT_FIELDS = {"confirm": "confirm", "force": "force", "message": "answer"}
+
+
 def commit_problems(err: AgentError) -> tuple[dict[str, list[str]], Text]:
-    """An agent refusal → (by field, general text). Lockout cuts are listed one per line."""
+    """An agent refusal → (by field, general text), decided by the error code and problem paths.
+    Lockout cuts (detail.cuts) are listed one per line."""
     by: dict[str, list[str]] = {}
     t = Text()
-    msg = str(err)
-    if msg.startswith("--confirm"):
-        by["confirm"] = [msg.split(": ", 1)[-1]]
+    if err.code == "needs_confirm":
+        by["force"] = ["force needs a confirm time: a forced change rolls itself back unless you confirm it"]
         return by, t
-    cuts = [p for p in err.problems if p.get("path") == "(lockout)" and p["message"].startswith("would cut")]
-    other = [p for p in err.problems if p not in cuts and p.get("path") != "(lockout)"]
-    if cuts:
+    if err.code == "bad_request":
+        rest = []
+        for p in err.problems:
+            key = COMMIT_FIELDS.get(p.get("path"))
+            if key:
+                by.setdefault(key, []).append(p["message"])
+            else:
+                rest.append(p)
+        if not rest and by:
+            return by, t
+        t.append(err.message)
+        for p in rest[:6]:
+            t.append(f"\n {p['path']}: {p['message']}")
+        return by, t
+    if err.code == "would_cut":
         t.append("refused: this commit would lock you out (nothing was changed)\n", style="bold")
-        for p in cuts:
-            t.append(f" - {p['message']}\n")
+        for c in err.detail.get("cuts") or []:
+            t.append(f" - would cut {c.get('path')}: {c.get('verdict')} by {c.get('rule') or 'no rule (no route)'}\n")
         t.append("fix the rule, or set a confirm time and tick force to apply anyway "
                  "(rolled back unless confirmed)", style="italic")
-    else:
-        t.append(f"{msg}" + (" (HEAD moved: discard with x and redo)" if err.status == 409 and not other else ""))
-    for p in other[:6]:
-        if p.get("path") == "(commit)" and "--force" in p["message"]:
-            by.setdefault("force", []).append("force needs a confirm time")
-            continue
+        return by, t
+    t.append(err.message)
+    if err.code == "conflict":
+        t.append(" (HEAD moved: discard with x and redo)")
+        return by, t
+    for p in err.problems[:6]:
         t.append(f"\n {p['path']}: {p['message']}")
     return by, t
 
@@ -162,20 +178,22 @@ def commit_problems(err: AgentError) -> tuple[dict[str, list[str]], Text]:
 # -- trace ----------------------------------------------------------------------------------
 
 PROTOS = ("tcp", "udp", "icmp", "icmpv6")
-# the agent names the argument as the CLI's flag
-FLAGS = {"--in": "iif", "--src": "src", "--dst": "dst", "--proto": "proto", "--dport": "dport"}
 
 
-def trace_field_errors(message: str, values: dict) -> tuple[dict[str, list[str]], list[str]]:
-    """An agent 400 → the field it names (``--src …``), else the field whose value it quotes."""
-    text = message.removeprefix("bad packet: ")
-    hits = sorted((m.start(), FLAGS[m.group(0)]) for m in re.finditer(r"--(?:in|src|dst|proto|dport)\b", text))
-    if hits:
-        return {hits[0][1]: [text]}, []
-    for key, val in values.items():
-        if val not in (None, "") and (f"'{val}'" in text or f"{val!r}" in text):
-            return {key: [text]}, []
-    return {}, [message]
+def trace_field_errors(err: AgentError) -> tuple[dict[str, list[str]], list[str]]:
+    """A refused trace → messages by form field (from the problems' paths: ``packet.src`` → src)."""
+    by: dict[str, list[str]] = {}
+    general: list[str] = []
+    for p in err.problems:
+        path = p.get("path", "")
+        key = path.removeprefix("packet.") if path.startswith("packet.") else None
+        if key in TraceScreen.KEYS:
+            by.setdefault(key, []).append(p["message"])
+        else:
+            general.append(f"{path}: {p['message']}")
+    if not by and not general:
+        general.append(err.message)
+    return by, general
 
 
 def trace_text(res: dict, plain: bool = False) -> Text:
@@ -295,7 +313,7 @@ class TraceScreen(_Dialog):
     @work(thread=True, exclusive=True, group="trace")
     def _trace(self, packet: dict, candidate: str | None, values: dict) -> None:
         try:
-            res, err = self.client.trace(packet, candidate), None
+            res, err = self.client.trace(packet, candidate).model_dump(mode="json"), None
         except AgentError as e:  # AgentUnreachable too
             res, err = None, e
         self.app.call_from_thread(self._show, res, err, values)
@@ -304,10 +322,10 @@ class TraceScreen(_Dialog):
         self.hint(self.HINT)
         box = self.query_one("#result", Static)
         if err is not None:
-            if err.status == 400:
-                by, general = trace_field_errors(str(err), values)
+            if err.code == "bad_request":
+                by, general = trace_field_errors(err)
             else:
-                general = [str(err)] + [f"{p['path']}: {p['message']}" for p in err.problems[:4]]
+                general = [err.message] + [f"{p['path']}: {p['message']}" for p in err.problems[:4]]
                 by = {}
             self.show_errors(by, general)
             box.display = False

@@ -24,7 +24,7 @@ def make_app(read_only: bool = False, plain: bool = False, agent=None, **fake_kw
 
     agent = agent or FakeAgent(read_only=read_only, **fake_kw)
     # poll slowly: the first poll fills the screen, later ones would only repeat the fixed state.
-    app = TalgateApp(agent, read_only=read_only, poll_interval=3600, plain=plain)
+    app = TalgateApp(agent.console_client, read_only=read_only, poll_interval=3600, plain=plain)
     app.store.clock = fixed_clock  # countdowns (leases, commit-confirm) do not move
     return app
 

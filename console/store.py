@@ -25,6 +25,13 @@ NEEDS = {
 }
 
 
+def _plain(x):
+    """The client's typed answers → the plain JSON-like data the screens render."""
+    if isinstance(x, list):
+        return [_plain(i) for i in x]
+    return x.model_dump(mode="json") if hasattr(x, "model_dump") else x
+
+
 @dataclass
 class Store:
     client: object
@@ -34,7 +41,7 @@ class Store:
     error: str | None = None
     interfaces: list[dict] = field(default_factory=list)
     history: dict = field(default_factory=dict)
-    counters: dict = field(default_factory=dict)
+    counters: dict = field(default_factory=dict)  # (kind, name, hook) → {packets, bytes}
     conntrack: dict = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)
     leases: list[dict] = field(default_factory=list)
@@ -63,36 +70,41 @@ class Store:
             return max(0, int(c["deadline"] - self.clock()))
         return None
 
+    def counter(self, kind: str, name: str, hook: str | None = None) -> dict:
+        """The hit counter of one config item (kind as the agent reports it: rule, policy, zone …)."""
+        return self.counters.get((kind, name, hook), {})
+
     def fetch(self, needs: set[str]) -> dict:
         """Runs in a worker thread: one status call plus what the screen needs. Never raises."""
         out: dict = {"needs": needs}
         try:
-            st = self.client.status()
+            st = _plain(self.client.status())
             out["status"] = st
             if st.get("head") and st["head"] not in (self.candidate.head_rev, self.candidate.head_rev_latest):
-                out["config"] = self.client.config(st["head"])
+                out["config"] = _plain(self.client.config(st["head"]))
             for n in sorted(needs):
                 try:
                     if n == "interfaces":
-                        out[n] = self.client.interfaces()
+                        out[n] = _plain(self.client.interfaces())
                     elif n == "history":
-                        out[n] = self.client.history()
+                        out[n] = _plain(self.client.history())
                     elif n == "counters":
-                        out[n] = self.client.counters()
+                        out[n] = {(c.kind, c.name, c.hook): {"packets": c.packets, "bytes": c.bytes}
+                                  for c in self.client.counters()}
                     elif n == "conntrack":
-                        out[n] = self.client.conntrack_top(10)
+                        out[n] = _plain(self.client.conntrack_top(10))
                     elif n == "log":
-                        out[n] = self.client.log(100)
+                        out[n] = _plain(self.client.log(100))
                     elif n == "leases":
-                        out[n] = self.client.leases()
+                        out[n] = _plain(self.client.leases())
                 except AgentUnreachable:
                     raise
                 except AgentError as e:
-                    out.setdefault("errors", []).append(f"{n}: {e}")
+                    out.setdefault("errors", []).append(f"{n}: {e.message}")
         except AgentUnreachable as e:
             out["unreachable"] = str(e)
         except AgentError as e:
-            out["unreachable"] = str(e)
+            out["unreachable"] = e.message
         return out
 
     def absorb(self, out: dict) -> set[str]:

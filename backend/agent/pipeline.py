@@ -1,9 +1,13 @@
 """The apply pipeline: validate → render → kernel check → commit → apply, all or nothing.
 
-A candidate is committed only when the model checks pass, every link it names exists and the
-kernel accepts its ruleset in a dry run. The commit object is written first, the kernel is
-converged, and only then does the branch move; if applying fails half-way the previous HEAD is
-re-applied and HEAD never moved.
+A candidate is committed only when the model checks pass and every applier's check passes (every
+link it names exists, the kernel accepts its ruleset in a dry run, each daemon's own checker accepts
+its config). The commit object is written first, every applier converges, and only then does the
+branch move; if any applier fails half-way every applier is put back to the previous HEAD and HEAD
+never moved.
+
+The pipeline knows the applier registry (backend/host/applier.py), not the appliers: network,
+nftables and one per daemon by default; tests and the console's test double pass their own list.
 """
 
 from __future__ import annotations
@@ -13,21 +17,20 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ..gitops import ConfigRepo, Conflict, RepoError, short
-from ..host import nft as nfthost
-from ..host.net import ApplyError, NetApplier, desired
-from ..host.services import ServiceApplier, ServiceError
+from ..host.applier import Applier, Desired, Facts, HostContext, Registry, builtin
 from ..model import Problem
 from ..model import validate_text as _validate_text
 from ..model.config import RouterConfig
-from ..render.nft import Ruleset, render
+from ..render.nft import Ruleset
 from . import lockout
 from .audit import Audit
 
 _parsed: dict[str, tuple] = {}
+MAX_LISTED = 100  # changes listed by name in an apply's result (and status.last_apply); the count is exact
 
 
 def validate_text(text: str):
@@ -46,17 +49,25 @@ def validate_text(text: str):
 class Refused(Exception):
     """The candidate was not committed; nothing changed."""
 
-    def __init__(self, problems: list[Problem], status: int = 422, code: str | None = None):
+    def __init__(self, problems: list[Problem], status: int = 422, code: str | None = None,
+                 detail: dict | None = None):
         self.problems = problems
         self.status = status
-        self.code = code
+        self.code = code  # the API error code (backend/api/errors.py); None: invalid
+        self.detail = detail or {}
         super().__init__("; ".join(str(p) for p in problems))
 
 
 class ApplyFailed(Exception):
-    """Applying failed; the previous state was put back and HEAD did not move."""
+    """Applying failed; the previous state was put back and HEAD did not move. ``detail``: the
+    stage (applier) that failed, the revision restored (None when restoring failed too), and
+    what failed while restoring."""
 
     code = "apply_failed"
+
+    def __init__(self, message: str, detail: dict | None = None):
+        self.detail = detail or {}
+        super().__init__(message)
 
 
 # A lock file in the config repo younger than this may belong to a git process at work (the
@@ -66,8 +77,10 @@ STALE_LOCK_SECONDS = 30.0
 
 def _fault_file(path: str | None):
     """Fault injection for tests (the lab's agent runs in its own process): TALGATE_FAULTS names a
-    JSON file {stage: action}, read at every stage, so a test can make one stage fail. Actions:
-    "raise", "sleep:SECONDS", "touch:PATH" (e.g. a git lock file). Unset: no faults, no reads."""
+    JSON file {stage: action}, read at every stage, so a test can make one stage fail. Stages: each
+    applier's name (after it applied), its group ("net", "nft", "services"), "<daemon>.write",
+    "<daemon>.reload", "chrony.cert", "advance". Actions: "raise", "sleep:SECONDS", "touch:PATH".
+    Unset: no faults, no reads."""
     if not path:
         return None
 
@@ -92,33 +105,61 @@ def _fault_file(path: str | None):
 @dataclass
 class Applied:
     rev: str | None = None
-    render_hash: str | None = None
-    fingerprint: str | None = None
-    owned: tuple[str, ...] = ()
     time: float = 0.0
-    original_mtu: dict | None = None
-    genid: int | None = None
+
+
+class _Services:
+    """``pipeline.services``: the daemon appliers seen together (leases, status)."""
+
+    def __init__(self, appliers: list[Applier]):
+        self.appliers = [a for a in appliers if a.group == "services"]
+
+    def leases(self) -> list[dict]:
+        for a in self.appliers:
+            if hasattr(a, "leases"):
+                return a.leases()
+        return []
+
+    def blocklists(self, cfg: RouterConfig, files: bool = True) -> tuple[dict[str, str], list[Problem]]:
+        from ..host.daemons.unbound import blocklists
+
+        return blocklists(cfg, files)
+
+    def status(self) -> dict:
+        """{daemon: status}; daemons with nothing to say (no rendered folder) left out."""
+        return {a.name: st for a in self.appliers if (st := a.status())}
 
 
 class Pipeline:
+    clock = staticmethod(time.time)  # confirm deadlines, apply and drift times (a test double fixes it)
+
     def __init__(self, repo_path: str | os.PathLike, state_dir: str | os.PathLike,
-                 rendered_dir: str | os.PathLike | None = None):
+                 rendered_dir: str | os.PathLike | None = None, *,
+                 appliers: Registry | list[Applier] | None = None, facts: Facts | None = None):
+        """appliers: a Registry (built here) or a list of ready appliers; default: the box's own
+        (backend.host.applier.builtin). facts: the runtime facts to start from (default: none)."""
         self.repo = ConfigRepo.open_or_create(repo_path)
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.lock = threading.RLock()
-        self.net = NetApplier()
-        self.services = ServiceApplier(rendered_dir)
+        ctx = HostContext(self.state_dir, Path(rendered_dir) if rendered_dir else None)
+        if appliers is None:
+            appliers = builtin()
+        self.appliers: list[Applier] = appliers.build(ctx) if isinstance(appliers, Registry) else list(appliers)
+        self.services = _Services(self.appliers)
+        self.facts = facts or Facts()
         self.applied = self._load_applied()
-        self.net.original_mtu = self.applied.original_mtu = dict(self.applied.original_mtu or {})
         self.last_error: str | None = None
         self.last_apply: dict | None = None
         self.last_drift: dict | None = None
         self.drift_count = 0  # objects that differed at the last drift check (metrics)
-        self._loaded: Ruleset | None = None  # the ruleset last loaded by this process
+        self.generation = 0  # bumped by every apply: a drift result from before one is stale
+        self._current: Desired | None = None  # the desired state last applied
         self.audit = Audit(self.state_dir / "audit.jsonl")
         self.faults = _fault_file(os.environ.get("TALGATE_FAULTS"))
-        self.services.fault = self.faults
+        for a in self.appliers:
+            if hasattr(a, "fault"):
+                a.fault = self._fault
         self.repo.clear_stale_locks()
         self.pending: dict | None = self._load_pending()
 
@@ -130,9 +171,9 @@ class Pipeline:
     def _load_applied(self) -> Applied:
         try:
             d = json.loads(self._state_file().read_text())
-            d["owned"] = tuple(d.get("owned", ()))
-            return Applied(**d)
-        except (OSError, ValueError, TypeError):
+            known = {f.name for f in fields(Applied)}
+            return Applied(**{k: v for k, v in d.items() if k in known})
+        except (OSError, ValueError, TypeError, AttributeError):
             return Applied()
 
     def _save_applied(self) -> None:
@@ -140,31 +181,72 @@ class Pipeline:
         tmp.write_text(json.dumps(self.applied.__dict__))
         os.replace(tmp, self._state_file())
 
+    # -- desired state -------------------------------------------------------------------
+
+    def desired(self, cfg: RouterConfig, rev: str | None = None) -> Desired:
+        """Config + the current facts (+ render products, computed once and shared)."""
+        return Desired(cfg, self.facts, rev)
+
+    def _desired_of(self, rev: str | None, fresh: bool = False) -> Desired | None:
+        """The desired state of a revision, reusing the last applied one's render products. With
+        fresh (an explicit apply), only the ruleset is reused (a pure function of the config): the
+        daemons' configs are rendered again (a blocklist file may have changed on disk)."""
+        if rev is None:
+            return None
+        cur = self._current
+        if cur is not None and cur.rev == rev:
+            if fresh:
+                return Desired(cur.cfg, self.facts, rev, ruleset=cur.ruleset)
+            if cur.facts != self.facts:
+                self._current = cur = cur.with_facts(self.facts)
+            return cur
+        cfg, _ = validate_text(self.repo.read(rev))
+        return None if cfg is None else self.desired(cfg, rev)
+
+    def set_facts(self, facts: Facts, apply: bool = True) -> dict | None:
+        """New runtime facts (a WAN went down, a prefix was delegated); with apply, converge
+        every applier to HEAD under them."""
+        with self.lock:
+            self.facts = facts
+            if apply and self.repo.head() is not None:
+                return self.apply()
+        return None
+
     # -- checks --------------------------------------------------------------------------
 
-    def check_text(self, text: str, files: bool = True) -> tuple[RouterConfig, Ruleset, list[Problem]]:
-        """Model + semantic + kernel checks. Raises Refused; returns warnings otherwise. files=False
-        (the read-only socket): no file the document names is opened."""
+    def _check(self, text: str, rev: str | None = None, files: bool = True) -> tuple[Desired, list[Problem]]:
+        """files=False (the read-only socket): no file the document names is opened."""
         cfg, problems = validate_text(text)
         if cfg is None:
             raise Refused(problems)
+        d = self.desired(cfg, rev)
+        d.files = files
         try:
-            rs = render(cfg)
+            d.ruleset  # noqa: B018 - rendered once here, shared by the lockout proof, nft -c and the load
         except ValueError as e:  # the renderer's own name guard (backend/render/nft.py Ruleset)
             raise Refused([Problem("(ruleset)", str(e))]) from None
-        missing = set(self.net.missing_links(desired(cfg)))
-        kernel = [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
-                  for n, itf in cfg.interfaces.items() if n in missing and itf.enabled]
-        kernel += [Problem(f"routes[{i}].interface", f"no such link {r.interface!r} in the router's network namespace")
-                   for i, r in enumerate(cfg.routes) if r.interface in missing]
-        kernel += [p for p in self.services.check(cfg, files=files) if p.severity == "error"]
+        kernel: list[Problem] = []
+        groups: set[str] = set()
+        for a in self.appliers:
+            errs = [p for p in a.check(d) if p.severity == "error"]
+            kernel += errs
+            groups |= {a.group} if errs else set()
         if kernel:
-            raise Refused(kernel)
-        try:
-            nfthost.run(self._nft_commands(rs), check_only=True)  # nft -c: the kernel's own verdict
-        except nfthost.NftError as e:
-            raise Refused([Problem("(ruleset)", f"the kernel would refuse the rendered ruleset: {e}")]) from None
-        return cfg, rs, problems
+            # the network's checks (links present, owned) are about the document on this box; the
+            # others are the kernel's and the daemons' own checkers refusing what was rendered
+            raise Refused(kernel, code="invalid" if groups <= {"net"} else "kernel_refused")
+        return d, problems
+
+    def check_text(self, text: str, files: bool = True) -> tuple[RouterConfig, Ruleset, list[Problem]]:
+        """Model + semantic + every applier's checks. Raises Refused; returns warnings otherwise. files=False
+        (the read-only socket): no file the document names is opened."""
+        d, problems = self._check(text, files=files)
+        return d.cfg, d.ruleset, problems
+
+    def plan(self, text: str) -> dict[str, list[str]]:
+        """What each applier would change to reach text (nothing is changed)."""
+        d, _ = self._check(text)
+        return {a.name: a.plan(d) for a in self.appliers}
 
     # -- the kernel ----------------------------------------------------------------------
 
@@ -172,77 +254,77 @@ class Pipeline:
         if self.faults is not None:
             self.faults(stage)
 
-    def _converge(self, cfg: RouterConfig, rs: Ruleset, tolerant: bool = False) -> dict:
-        """Make the kernel and the daemons' configs equal cfg; returns what changed. Raises on the
-        first failure of any applier; the services' part can be undone (services.undo)."""
+    def _converge(self, d: Desired) -> dict:
+        """Every applier, in order, to d; returns what changed. Raises _Failed(stage, error)."""
         t0 = time.monotonic()
-        net_changes, nft_changes = self._converge_kernel(cfg, rs)
-        self._fault("services")
-        svc_changes = self.services.apply(cfg, tolerant=tolerant)
-        out = {"changes": net_changes + nft_changes + svc_changes, "net": net_changes, "nft": nft_changes,
-               "services": svc_changes, "seconds": round(time.monotonic() - t0, 4)}
-        if self.services.warnings:
-            out["service_warnings"] = list(self.services.warnings)
+        counts = {"net": 0, "nft": 0, "services": 0}
+        changes: list[str] = []
+        self.generation += 1
+        for i, a in enumerate(self.appliers):
+            try:
+                out = a.apply(d)
+                counts[a.group] = counts.get(a.group, 0) + len(out)
+                changes += out
+                # Fault injection (tests): after each applier changed things, and after the last
+                # applier of each group ("net", "nft", "services").
+                self._fault(a.name)
+                if i + 1 == len(self.appliers) or self.appliers[i + 1].group != a.group:
+                    self._fault(a.group)
+            except Exception as e:  # noqa: BLE001 - any failure: all or nothing
+                raise _Failed(a.name, e) from e
+        self._current = d
+        shown = changes[:MAX_LISTED] + ([f"… and {len(changes) - MAX_LISTED} more"] if len(changes) > MAX_LISTED else [])
+        out = {"changes": len(changes), **counts, "applied": shown, "seconds": round(time.monotonic() - t0, 4)}
+        warnings = [w for a in self.appliers for w in getattr(a, "warnings", ())]
+        if warnings:
+            out["service_warnings"] = warnings
         return out
 
-    def _converge_kernel(self, cfg: RouterConfig, rs: Ruleset, inject: bool = True) -> tuple[int, int]:
-        # Remember every link we may touch before touching it, so a restore can clean up.
-        owned = set(self.applied.owned) | set(cfg.interfaces)
-        self.applied.owned = tuple(sorted(owned))
-        net_changes = self.net.apply(desired(cfg), owned)
-        if inject:
-            self._fault("net")
-        nft_changes = self._converge_nft(rs)
-        if inject:
-            self._fault("nft")
-        self.applied.owned = tuple(sorted(cfg.interfaces))
-        return net_changes, nft_changes
+    def _transaction(self, d: Desired, previous: Desired | None, then=None) -> dict:
+        """Converge every applier to d, then run ``then`` (moving HEAD); when anything fails,
+        put every applier back to previous — by its journal (``undo``: the daemons' files byte
+        for byte) or by applying previous (the kernel) — record last_error, raise ApplyFailed."""
+        for a in self.appliers:
+            if hasattr(a, "begin"):
+                a.begin()
+        try:
+            try:
+                result = self._converge(d)
+                if then is not None:
+                    then()
+            except Exception as e:  # noqa: BLE001 - whatever failed, every applier goes back
+                f = e if isinstance(e, _Failed) else _Failed("commit", e)
+                detail = self._restore(d, previous, f)
+                raise ApplyFailed(self.last_error, detail) from None
+        finally:
+            for a in self.appliers:
+                if hasattr(a, "end"):
+                    a.end()
+        return result
 
-    def _nft_in_step(self) -> bool:
-        """True when our table is exactly what we last loaded (nothing committed a transaction
-        since, or what did left our table as we recorded it)."""
-        g = nfthost.genid()
-        if self.applied.genid is not None and g == self.applied.genid:
-            return True
-        if self.applied.fingerprint and nfthost.fingerprint() == self.applied.fingerprint:
-            self.applied.genid = g  # another table changed (Talos, the CNI), not ours
-            return True
-        return False
-
-    def _nft_commands(self, rs: Ruleset) -> list[dict]:
-        """An update of the loaded ruleset when the kernel is in step with it, else a full replace."""
-        if self._loaded is not None and self._nft_in_step():
-            return rs.update_commands(self._loaded)
-        return rs.commands()
-
-    def _converge_nft(self, rs: Ruleset) -> int:
-        rh = nfthost.render_hash(rs)
-        if rh == self.applied.render_hash and self._nft_in_step():
-            self._loaded = self._loaded or rs
-            return 0
-        nfthost.run(self._nft_commands(rs))
-        self._loaded = rs
-        self.applied.render_hash, self.applied.genid = rh, nfthost.genid()
-        # The kernel's listing of a big table costs ~0.6 s: recorded later by drift(), while the
-        # generation id proves nothing has touched the ruleset since this load.
-        self.applied.fingerprint = None
-        return 1
-
-    def _restore(self, rev: str | None) -> None:
-        """Put every applier back to revision rev: the daemons' files byte for byte from the
-        services' journal, the kernel by converging to rev. Raises when something could not be."""
-        errors = self.services.undo()
-        if rev is not None:
-            cfg, _ = validate_text(self.repo.read(rev))
-            if cfg is None:
-                errors.append(f"revision {short(rev)} does not validate any more")
-            else:
-                try:
-                    self._converge_kernel(cfg, render(cfg), inject=False)
-                except Exception as e:  # noqa: BLE001 - reported with the services' errors
-                    errors.append(str(e))
+    def _restore(self, d: Desired, previous: Desired | None, f: _Failed) -> dict:
+        e = f.error
+        what = e if type(e).__name__.endswith("Error") and str(e) else f"{type(e).__name__}: {e}"
+        self.last_error = f"apply of {short(d.rev)} failed in {f.stage}: {what}"
+        errors: list[str] = []
+        self.generation += 1
+        for a in self.appliers:
+            try:
+                if hasattr(a, "undo"):
+                    errors += a.undo()
+                elif previous is not None:
+                    a.apply(previous)
+            except Exception as e2:  # noqa: BLE001 - report every failure, restore the rest
+                errors.append(f"{a.name}: {e2}")
+        self._current = previous if not errors else None
+        if previous is None:
+            self.last_error += "; the daemons' files were put back; there is no previous revision for the kernel"
+        else:
+            self.last_error += f"; restored {short(previous.rev)}"
         if errors:
-            raise RuntimeError("; ".join(errors))
+            self.last_error += f"; restoring failed too: {'; '.join(errors)}"
+        return {"stage": f.stage, "restored": None if errors or previous is None else previous.rev,
+                "restore_errors": errors}
 
     def _repo_preflight(self) -> list[str]:
         """Lock files would make the ref move (or the working-tree write) fail after the kernel
@@ -282,15 +364,18 @@ class Pipeline:
         """Validate, check lockout, commit and apply text; with confirm, arm the rollback timer."""
         who = who or {"user": author}
         try:
-            cfg, rs, warnings = self.check_text(text)
+            d, warnings = self._check(text)
+            cfg = d.cfg
             if force and not confirm:
                 raise Refused([Problem("(commit)", "--force needs --confirm SECONDS: a forced change must "
-                                                   "roll itself back unless you confirm it")], status=400)
+                                                   "roll itself back unless you confirm it")], status=400,
+                              code="needs_confirm")
             with self.lock:
                 if self.pending is not None:
                     raise Refused([Problem("(commit)", f"commit {short(self.pending['rev'])} is waiting for "
                                                        f"confirmation ({self.pending_remaining():.0f} s left): run "
-                                                       "`talgate confirm` or `talgate rollback` first")], status=409)
+                                                       "`talgate confirm` or `talgate rollback` first")], status=409,
+                                  code="confirm_pending", detail={"rev": self.pending["rev"]})
                 head = self.repo.head()
                 if base == "HEAD":
                     base = head
@@ -300,13 +385,14 @@ class Pipeline:
                     return {"rev": head, "changes": 0, "warnings": [w.to_dict() for w in warnings],
                             "message": "nothing to commit: the candidate equals HEAD"}
                 running = validate_text(self.repo.read(head))[0] if head else None
-                cut = lockout.cuts(running, cfg, ssh, rs, conn_kind)
+                cut = lockout.cuts(running, cfg, ssh, d.ruleset, conn_kind)
                 if cut and not force:
                     raise Refused([Problem("(lockout)", f"would cut {c}") for c in cut]
                                   + [Problem("(lockout)", "nothing was changed; fix the rule, or apply anyway with "
                                                           "--force --confirm SECONDS (rolled back unless confirmed)")],
-                                  status=409)
-                result = self._commit_locked(cfg, rs, text, message, author, head, confirm, on_rev=on_rev)
+                                  status=409, code="would_cut",
+                                  detail={"cuts": [{"path": c.path, "verdict": c.verdict, "rule": c.rule} for c in cut]})
+                result = self._commit_locked(d, text, message, author, head, confirm, on_rev=on_rev)
         except (Refused, Conflict, ApplyFailed) as e:
             self._record(None, "refused", who, message=message, reason=str(e), ssh=ssh)
             raise
@@ -315,44 +401,38 @@ class Pipeline:
         return {**result, "warnings": [w.to_dict() for w in warnings],
                 "lockout_overridden": [str(c) for c in cut] if force and cut else None}
 
-    def _commit_locked(self, cfg, rs, text, message, author, head, confirm, *, on_rev=None,
-                       tolerant: bool = False) -> dict:
+    def _commit_locked(self, d: Desired, text, message, author, head, confirm, *, on_rev=None) -> dict:
         """Commit text on top of head and make every applier equal it, all or nothing: any
         failure before HEAD moves puts every applier back to head and raises ApplyFailed; once
-        HEAD moved the commit has landed and what fails later is reported as a warning."""
+        HEAD moved the commit has landed and what fails later is a note in the result."""
         notes = self._repo_preflight()
         oid = self.repo.create_commit(text, message, author, None, head)
         if on_rev is not None:
             on_rev(oid)
-        self.services.begin()
-        try:
-            result = self._converge(cfg, rs, tolerant=tolerant)
+        d.rev = oid
+        previous = self._desired_of(head)
+
+        def land():
             if confirm:
                 # Persist the timer before HEAD moves: a crash in between leaves a timer for a commit
                 # that never landed (discarded at start), never a landed commit without its timer.
                 self._set_pending({"rev": oid, "previous": head, "seconds": confirm,
-                                   "deadline": time.time() + confirm})
-            self._fault("advance")
-            self.repo.advance(oid, head)
-        except Exception as e:  # noqa: BLE001 - whatever failed, every applier goes back to head
-            if self.pending is not None and self.pending.get("rev") == oid:
-                self.pending = None
-                self._confirm_file().unlink(missing_ok=True)
-            what = e if isinstance(e, (ApplyError, nfthost.NftError, ServiceError, Conflict)) else \
-                f"{e.__class__.__name__}: {e}"
-            self.last_error = f"apply of {short(oid)} failed: {what}; restored {short(head)}"
+                                   "deadline": self.clock() + confirm})
             try:
-                self._restore(head)
-            except Exception as e2:  # noqa: BLE001 - report both failures
-                self.last_error += f"; restoring failed too: {e2}"
-            raise ApplyFailed(self.last_error) from None
-        self.services.end()
+                self._fault("advance")
+                self.repo.advance(oid, head)
+            except BaseException:
+                if self.pending is not None and self.pending.get("rev") == oid:
+                    self._set_pending(None)
+                raise
+
+        result = self._transaction(d, previous, land)
         # HEAD moved: the commit landed. Nothing below may turn it into a reported failure.
         try:
             self.repo.write_worktree(text)
         except Exception as e:  # noqa: BLE001 - the working tree is a convenience copy
             notes.append(f"committed, but the working tree ({self.repo.path / 'router.yaml'}) was not fully updated: {e}")
-        self.applied.rev, self.applied.time = oid, time.time()
+        self.applied.rev, self.applied.time = oid, self.clock()
         try:
             self._save_applied()
         except OSError as e:
@@ -373,17 +453,9 @@ class Pipeline:
             cfg, problems = validate_text(self.repo.read(target))
             if cfg is None:
                 raise Refused(problems)
-            self.services.begin()
-            try:
-                result = self._converge(cfg, render(cfg))
-            except Exception as e:  # noqa: BLE001 - reported, never a dead request or ticker
-                what = e if isinstance(e, (ApplyError, nfthost.NftError, ServiceError)) else \
-                    f"{e.__class__.__name__}: {e}"
-                self.last_error = f"apply of {short(target)} failed: {what}"
-                raise ApplyFailed(self.last_error) from None
-            finally:
-                self.services.end()
-            self.applied.rev, self.applied.time = target, time.time()
+            d = self._desired_of(target, fresh=True)
+            result = self._transaction(d, self._desired_of(self.applied.rev))
+            self.applied.rev, self.applied.time = target, self.clock()
             self._save_applied()
             self.last_error = None
             self.last_apply = result
@@ -398,7 +470,7 @@ class Pipeline:
             if rev is None:
                 parent = self.repo.log(2)
                 if len(parent) < 2:
-                    raise RepoError("nothing to roll back to: HEAD has no parent")
+                    raise RepoError("nothing to roll back to: HEAD has no parent", code="nothing_to_roll_back")
                 target = parent[1].rev
             else:
                 target = self.repo.resolve(rev)
@@ -409,10 +481,11 @@ class Pipeline:
                 if entry:
                     message += f" ({entry.message.splitlines()[0]})"
             if text == self.repo.read(head):
-                raise RepoError(f"HEAD already has the configuration of {short(target)}")
-            cfg, rs, _ = self.check_text(text)
+                raise RepoError(f"HEAD already has the configuration of {short(target)}",
+                                code="nothing_to_roll_back")
+            d, _ = self._check(text)
             self._set_pending(None)
-            result = self._commit_locked(cfg, rs, text, message, author, head, None)
+            result = self._commit_locked(d, text, message, author, head, None)
         self._record(result, "rollback", who, rev=result["rev"], target=target, message=message)
         return result
 
@@ -445,7 +518,7 @@ class Pipeline:
         os.replace(tmp, self._confirm_file())
 
     def pending_remaining(self) -> float:
-        return max(0.0, self.pending["deadline"] - time.time()) if self.pending else 0.0
+        return max(0.0, self.pending["deadline"] - self.clock()) if self.pending else 0.0
 
     def confirm_status(self) -> dict | None:
         if self.pending is None:
@@ -456,7 +529,7 @@ class Pipeline:
     def confirm(self, who: dict | None = None) -> dict:
         with self.lock:
             if self.pending is None:
-                raise RepoError("nothing to confirm: no commit is waiting for confirmation")
+                raise RepoError("nothing to confirm: no commit is waiting for confirmation", code="nothing_to_confirm")
             rev = self.pending["rev"]
             self._set_pending(None)
         self.audit.record("confirm", who, rev=rev)
@@ -501,41 +574,29 @@ class Pipeline:
         if cfg is None:
             raise RepoError(f"revision {short(p['previous'])} does not validate any more: "
                             + "; ".join(str(x) for x in problems[:3]))
-        return self._commit_locked(cfg, render(cfg), text, msg, "talgate-agent", head, None, tolerant=True)
+        d = self.desired(cfg)
+        d.tolerant = True
+        return self._commit_locked(d, text, msg, "talgate-agent", head, None)
 
     # -- drift ---------------------------------------------------------------------------
 
     def drift(self) -> list[str]:
-        """What differs between the kernel (and the daemons' rendered configs) and the last apply,
-        without changing anything. The table is listed outside the lock (a big set takes ~0.6 s)
-        and only when the ruleset's generation id moved, or once after a load to record its
-        fingerprint; a rendered file is read only when its size, mtime or inode changed."""
+        """What differs between the kernel/daemons and the last apply (under the current facts),
+        without changing anything. The appliers look outside the lock (listing a big set takes
+        ~0.6 s); a result from before an apply that landed meanwhile is dropped."""
         with self.lock:
-            head = self.repo.head()
-            if head is None or self.applied.rev is None:
+            if self.repo.head() is None or self.applied.rev is None:
                 return []
-            cfg, _ = validate_text(self.repo.read(self.applied.rev))
-            if cfg is None:
+            d = self._desired_of(self.applied.rev)
+            if d is None:
                 return []
-            items = [_describe(op) for op in self.net.plan(desired(cfg), set(self.applied.owned))]
-            items += self.services.drift(cfg)
-            g, known_genid, known_fp = nfthost.genid(), self.applied.genid, self.applied.fingerprint
-        if g == known_genid and known_fp is not None:
-            return items
-        fp = nfthost.fingerprint()
+            gen = self.generation
+        items: list[str] = []
+        for a in self.appliers:
+            items += a.drift(d)
         with self.lock:
-            if self.applied.genid != known_genid:
-                return items  # a commit landed meanwhile; look again next round
-            if g == known_genid:
-                if nfthost.genid() == g:  # nothing changed while listing: this is our load
-                    self.applied.fingerprint = fp
-                    self._save_applied()
-            elif fp is None:
-                items.append("nft: table inet talgate is gone")
-            elif known_fp is None or fp != known_fp:
-                items.append("nft: table inet talgate was changed")
-            else:
-                self.applied.genid = g  # another table changed, ours is intact
+            if self.generation != gen:
+                return []  # an apply landed meanwhile; look again next round
         return items
 
     def repair(self) -> dict | None:
@@ -546,7 +607,7 @@ class Pipeline:
             return None
         with self.lock:
             result = self.apply()
-            self.last_drift = {"time": time.time(), "items": items, "repaired": result["changes"]}
+            self.last_drift = {"time": self.clock(), "items": items, "repaired": result["changes"]}
         self.audit.record("drift-repair", {"user": "agent", "via": "reconcile"}, items=items, rev=result["rev"])
         return self.last_drift
 
@@ -564,12 +625,13 @@ class Pipeline:
             "last_drift": self.last_drift,
             "confirm": self.confirm_status(),
             "services": self.services.status(),
+            "appliers": [a.name for a in self.appliers],
+            "facts": self.facts.to_dict(),
         }
 
 
-def _describe(op: tuple) -> str:
-    kind = op[0]
-    if kind.startswith("route"):
-        key = op[1]
-        return f"{kind.replace('-', ' ')}: {key.dst} (metric {key.metric})"
-    return f"{kind.replace('-', ' ')}: {op[1]}" + (f" {op[2]}" if len(op) > 2 else "")
+
+class _Failed(Exception):
+    def __init__(self, stage: str, error: BaseException):
+        self.stage, self.error = stage, error
+        super().__init__(f"{stage}: {error}")

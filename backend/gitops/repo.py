@@ -44,7 +44,11 @@ def bad_signature(v: str) -> bool:
 
 
 class RepoError(Exception):
-    pass
+    """A repository operation that cannot be done; ``code`` is the API error code it maps to."""
+
+    def __init__(self, message: str, code: str = "bad_request"):
+        self.code = code
+        super().__init__(message)
 
 
 class Conflict(RepoError):
@@ -74,6 +78,8 @@ class LogEntry:
 
 
 class ConfigRepo:
+    clock = staticmethod(time.time)  # commit timestamps (a test double fixes it)
+
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         try:
@@ -131,7 +137,7 @@ class ConfigRepo:
         if rev is None or rev == "HEAD":
             h = self.head()
             if h is None:
-                raise RepoError("the repository has no commits")
+                raise RepoError("the repository has no commits", code="not_found")
             return h
         shown = repr(rev[:60] + ("…" if len(rev) > 60 else "")) if isinstance(rev, str) else repr(type(rev).__name__)
         if not isinstance(rev, str) or len(rev) > 100 or not _REV.fullmatch(rev):
@@ -140,7 +146,7 @@ class ConfigRepo:
             obj = self.repo.revparse_single(rev)
             commit = obj.peel(pygit2.Commit)
         except (KeyError, ValueError, pygit2.GitError):
-            raise RepoError(f"unknown revision {shown}") from None
+            raise RepoError(f"unknown revision {shown}", code="not_found") from None
         return str(commit.id)
 
     def read(self, rev: str | None = None) -> str:
@@ -227,7 +233,7 @@ class ConfigRepo:
         tb = self.repo.TreeBuilder()
         tb.insert(CONFIG_FILE, blob, pygit2.enums.FileMode.BLOB)
         tree = tb.write()
-        sig = pygit2.Signature(author or "talgate", email or f"{author or 'talgate'}@talgate.local", int(time.time()), 0)
+        sig = pygit2.Signature(author or "talgate", email or f"{author or 'talgate'}@talgate.local", int(self.clock()), 0)
         parents = [pygit2.Oid(hex=parent)] if parent else []
         oid = self.repo.create_commit(None, sig, sig, message.strip() + "\n", tree, parents)
         return str(oid)

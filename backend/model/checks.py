@@ -118,7 +118,7 @@ def rule_families(cfg: RouterConfig, r: Rule) -> set[int]:
         if side:
             side_fams: set[int] = set()
             for a in side:
-                side_fams |= set_families(cfg, a) if a in cfg.sets else {ipaddress.ip_network(a).version}
+                side_fams |= set_families(cfg, a) if a in cfg.sets else {prefix.parse(a)[0]}
             fams &= side_fams
     return fams
 
@@ -422,8 +422,8 @@ def _ranges_cover(outer: list | None, inner: list | None) -> bool:
 
 # Steps (rule pairs, weighted by their ports and address ranges) the shadowing check may take: a
 # warning only, and without a bound a few hundred KB of rules were minutes of CPU for anyone who can
-# reach validate (the read-only socket). ~1.2 s on this box; the rest is skipped with a note.
-SHADOW_BUDGET = 20_000_000
+# reach validate (the read-only socket). ~1-2 s on this (loaded) box; the rest is skipped with a note.
+SHADOW_BUDGET = 5_000_000
 
 
 def shadowed_rules(cfg: RouterConfig, budget: int | None = None) -> list[Problem]:

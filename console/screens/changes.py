@@ -120,7 +120,7 @@ class ChangesView(BaseView):
     def _fetch_nft(self, text: str, base: str | None, gen: int) -> None:
         try:
             d = self.store.client.diff_candidate(text, base)
-            out = (d.get("problems") or [], d.get("nft_diff"), None)
+            out = ([p.model_dump() for p in d.problems], d.nft_diff, None)
         except Exception as e:  # noqa: BLE001 - shown in the view
             out = ([], None, str(e))
         self.app.call_from_thread(self._show_nft, gen, *out)
@@ -149,17 +149,17 @@ class ChangesView(BaseView):
         def done(result):
             if not result:
                 return
-            if result.get("rev") and cand.generation == gen:
-                cand.reset(text, result["rev"])
+            if result.rev and cand.generation == gen:
+                cand.reset(text, result.rev)
                 self.store.problems = []
                 self.update_frame()
                 self.refresh_view({"edit"})
-            c = result.get("confirm")
+            c = result.confirm
             if c:
-                self.notify(f"commit {result['rev'][:8]} applied: press C within {c.get('seconds')} s to keep it, "
+                self.notify(f"commit {result.rev[:8]} applied: press C within {c.seconds} s to keep it, "
                             "or it is rolled back", severity="warning", timeout=10)
             else:
-                self.notify(f"commit {str(result.get('rev'))[:8]}: applied")
+                self.notify(f"commit {str(result.rev)[:8]}: applied")
             self.app.poll_soon()
 
         self.app.push_screen(CommitScreen(text, base, len(cand.changes()), self.app.write_client), done)
@@ -197,10 +197,10 @@ class ChangesView(BaseView):
     def _fetch_rev(self, rev: str) -> None:
         c = self.store.client
         try:
-            body = diff_text(c.diff(f"{rev}~1", rev)["diff"] or "(no change)")
+            body = diff_text(c.diff(f"{rev}~1", rev).diff or "(no change)")
         except Exception:  # noqa: BLE001 - the first commit has no parent: show the whole document
             try:
-                body = Text(c.config(rev)["text"])
+                body = Text(c.config(rev).text)
             except Exception as e:  # noqa: BLE001
                 body = Text(f"cannot read {rev[:12]}: {e}", style="red")
         self.app.call_from_thread(self.app.push_screen, TextScreen(f"revision {rev[:12]}", body))

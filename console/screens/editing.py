@@ -120,7 +120,7 @@ def check_item(client, candidate, path: str, index: int | None, spec, values: di
     pos = index if index is not None else len(_get(data, path)) - 1
     res = client.validate(dump(data))
     prefix = f"{path}[{pos}]"
-    return map_problems(res.get("problems", []), prefix, {k for k, _, _ in spec})
+    return map_problems([p.model_dump() for p in res.problems], prefix, {k for k, _, _ in spec})
 
 
 def _get(data: dict, path: str):
@@ -135,7 +135,7 @@ def check_interface(client, candidate, name: str, values: dict):
     if err:
         return err, []
     res = client.validate(dump(data))
-    by, general = map_problems(res.get("problems", []), f"interfaces.{name}", {"ipv4", "ipv6", "mtu"},
+    by, general = map_problems([p.model_dump() for p in res.problems], f"interfaces.{name}", {"ipv4", "ipv6", "mtu"},
                                also=("zones",))
     return by, general
 

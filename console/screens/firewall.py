@@ -77,13 +77,12 @@ class FirewallView(ListEditing, BaseView):
 
     def rule_rows(self) -> list[tuple[str, tuple]]:
         cand = self.store.candidate
-        ctr = self.store.counters
         head = {r.get("name"): r for r in cand.head.get("rules") or [] if isinstance(r, dict)}
         rows = []
         for i, r in enumerate(cand.rules):
             n = r.get("name")
             mark = "" if head.get(n) == r else ("+" if n not in head else "~")
-            hits = ctr.get(f"rule {n}", {}).get("packets") if n in head else None
+            hits = self.store.counter("rule", n).get("packets") if n in head else None
             name = Text(str(n), style="dim strike" if r.get("enabled") is False else "")
             dport = join_list(r.get("dport")) or (join_list(r.get("icmp_types")) if r.get("icmp_types") else "")
             # Keyed by position: a move or an edit updates cells in place instead of rebuilding 1,000 rows.
@@ -94,24 +93,23 @@ class FirewallView(ListEditing, BaseView):
         return rows
 
     def policy_rows(self) -> list[tuple[str, tuple]]:
-        ctr = self.store.counters
         rows = []
         for i, p in enumerate(self.store.candidate.data.get("policies") or []):
             key = p.get("name") or f"{p.get('from')}-{p.get('to')}"
-            c = ctr.get(f"policy {key}", {})
+            c = self.store.counter("policy", key)
             rows.append((f"{i}:{key}", (p.get("from"), p.get("to"), _action(p.get("action")),
                                         "yes" if p.get("log") else "", human_count(c.get("packets")),
                                         human_count(c.get("bytes")))))
         return rows
 
     def zone_rows(self) -> list[tuple[str, tuple]]:
-        ctr = self.store.counters
+        ctr = self.store.counter
         rows = []
         for z, d in (self.store.candidate.data.get("zones") or {}).items():
             d = d or {}
             rows.append((z, (z, join_list(d.get("interfaces")), _action(d.get("input", "drop")),
-                             _action(d.get("forward", "drop")), human_count(ctr.get(f"zone {z} input", {}).get("packets")),
-                             human_count(ctr.get(f"zone {z} forward", {}).get("packets")))))
+                             _action(d.get("forward", "drop")), human_count(ctr("zone", z, "input").get("packets")),
+                             human_count(ctr("zone", z, "forward").get("packets")))))
         return rows
 
     def refresh_view(self, changed: set[str]) -> None:

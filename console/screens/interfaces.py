@@ -66,7 +66,7 @@ class InterfacesView(BaseView):
     @work(thread=True, exclusive=True, group="detail")
     def _detail(self, name: str) -> None:
         try:
-            neigh = [n for n in self.store.client.neighbours() if n.get("dev") == name]
+            neigh = [n.model_dump() for n in self.store.client.neighbours() if n.dev == name]
         except Exception as e:  # noqa: BLE001 - shown in the view
             neigh = [{"dst": f"(neighbours unavailable: {e})", "lladdr": "", "state": ""}]
         self.app.call_from_thread(self._show_detail, name, neigh)

@@ -160,7 +160,7 @@ class LeasesView(BaseView):
             path = ("dhcp", ifname, "reservations")
             data = cand.with_item(path, idx, item)
             pos = idx if idx is not None else len(data["dhcp"][ifname]["reservations"]) - 1
-            problems = client.validate(dump(data)).get("problems", [])
+            problems = [p.model_dump() for p in client.validate(dump(data)).problems]
             by, general = map_problems(problems, f"dhcp.{ifname}.reservations[{pos}]", {k for k, _, _ in spec})
             for p in problems:
                 if p.get("severity", "error") != "error":

@@ -38,12 +38,12 @@ class NatView(ListEditing, BaseView):
     def refresh_view(self, changed: set[str]) -> None:
         if not changed & {"counters", "config", "edit"}:
             return
-        cand, ctr = self.store.candidate, self.store.counters
+        cand, ctr = self.store.candidate, self.store.counter
         nat = cand.data.get("nat") or {}
         rows = []
         for i, m in enumerate(nat.get("masquerade") or []):
             key = m.get("name") or f"masquerade-{m.get('out')}"
-            c = ctr.get(f"masquerade {key}", {})
+            c = ctr("masquerade", key)
             rows.append((f"{i}:{key}", (key, m.get("out"), m.get("family", "ipv4"), human_count(c.get("packets")),
                                         human_count(c.get("bytes")))))
         self.query_one("#masq", LiveTable).sync(rows)
@@ -52,7 +52,7 @@ class NatView(ListEditing, BaseView):
         for i, f in enumerate(cand.forwards):
             n = f.get("name")
             mark = "" if head.get(n) == f else ("+" if n not in head else "~")
-            c = ctr.get(f"forward {n}", {})
+            c = ctr("forward", n)
             rows.append((f"{i}:{n}", (f"{n}{mark}", f.get("in"), f.get("proto", "tcp"), str(f.get("dport")),
                                       f.get("to"), join_list(f.get("src")) or "*",
                                       human_count(c.get("packets")) if n in head else "-")))

@@ -30,7 +30,7 @@ def run_async(fn):
 
 def make_app(read_only: bool = False, plain: bool = False, start: str = "dashboard", agent=None, **kw) -> TalgateApp:
     agent = agent or FakeAgent(read_only=read_only, **kw)
-    app = TalgateApp(agent, read_only=read_only, poll_interval=3600, plain=plain, start=start)
+    app = TalgateApp(agent.console_client, read_only=read_only, poll_interval=3600, plain=plain, start=start)
     app.store.clock = fixed_clock
     return app
 

@@ -1,4 +1,5 @@
-"""Issues 4 and 5 in the console (fake agent): commit-confirm and lockout refusals in the commit dialog,
+"""Issues 4 and 5 in the console (against the agent's test double: the real service layer with fake
+kernel appliers): commit-confirm and lockout refusals in the commit dialog,
 the confirm key, the packet tracer dialog, the leases screen and making a reservation."""
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ async def test_commit_dialog_lockout_force_confirm_and_confirm_key():
         await settle(pilot)
         assert "confirm" not in enabled_actions(app)  # nothing pending: the key is hidden
         app.store.candidate.put("rules", None, dict(BLOCK_SSH))
+        # first in the list: before ssh-from-mgmt accepts (appended after it, it would cut nothing)
+        assert app.store.candidate.move("rules", 2, -2) == 0
         app.screen.refresh_view({"edit"})
         await settle(pilot)
         await pilot.press("c")
@@ -39,31 +42,35 @@ async def test_commit_dialog_lockout_force_confirm_and_confirm_key():
         assert isinstance(app.screen, CommitScreen)
         await pilot.press(*"block ssh", "enter")
         await settle(pilot)
-        # refused by the lockout check: shown in the dialog, nothing committed
-        assert isinstance(app.screen, CommitScreen)
+        # refused by the agent's lockout proof (the console runs over SSH from mgmt): the cut is listed in
+        # the dialog with the rule that cuts it, nothing committed
+        assert isinstance(app.screen, CommitScreen) and app.screen.error.code == "would_cut"
+        cuts = app.screen.error.detail["cuts"]
+        assert [c["rule"] for c in cuts] == ["rule block-ssh"]
         general = text_of(app, "#e-_general")
-        assert "would cut access 'ssh' (192.168.99.2 -> 192.168.99.1 tcp/22): drop by rule block-ssh" in general
-        assert agent.commit_calls[-1] == {"message": "block ssh", "base": agent.head["rev"], "confirm": None,
-                                          "force": False}
-        assert len(agent.commits) == 1
+        assert cuts[0]["path"] in general and "rule block-ssh" in general
+        sent = agent.requests("/commit")[-1]
+        assert {k: sent.get(k) for k in ("message", "base", "confirm", "force")} == {
+            "message": "block ssh", "base": agent.head, "confirm": None, "force": False}
+        assert len(agent.log()) == 1
         # force without a confirm time: refused at the field, the agent is not asked
         app.screen.query_one("#f-force").value = True
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert "confirm time" in text_of(app, "#e-force") and len(agent.commit_calls) == 1
+        assert "confirm time" in text_of(app, "#e-force") and len(agent.requests("/commit")) == 1
         app.screen.query_one("#f-confirm").value = "abc"
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert "1 to 86400" in text_of(app, "#e-confirm") and len(agent.commit_calls) == 1
+        assert "1 to 86400" in text_of(app, "#e-confirm") and len(agent.requests("/commit")) == 1
         app.screen.query_one("#f-confirm").value = "90"
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert agent.commit_calls[-1]["confirm"] == 90 and agent.commit_calls[-1]["force"] is True
-        assert not isinstance(app.screen, CommitScreen) and len(agent.commits) == 2
+        assert agent.requests("/commit")[-1]["confirm"] == 90 and agent.requests("/commit")[-1]["force"] is True
+        assert not isinstance(app.screen, CommitScreen) and len(agent.log()) == 2
         assert not app.store.candidate.dirty
         await settle(pilot)
         # a confirm is pending: countdown on the status line, the confirm key in the footer
-        assert app.store.confirm_pending["rev"] == agent.head["rev"]
+        assert app.store.confirm_pending["rev"] == agent.head
         assert "CONFIRM in 90s" in text_of(app, "#statusline")
         assert "confirm" in enabled_actions(app)
         await pilot.press("C")
@@ -79,9 +86,11 @@ async def test_plain_commit_and_dashboard_countdown_drift():
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(pilot)
         summary = text_of(app, "#summary")
-        assert "rolls back in 47 s unless confirmed" in summary and agent.head["rev"][:12] in summary
+        assert "rolls back in 47 s unless confirmed" in summary and agent.head[:12] in summary
         problems = text_of(app, "#problems")
-        assert "drift" in problems and "nft: table inet talgate was changed" in problems and "repaired 2" in problems
+        drift = agent.pipeline.last_drift
+        assert drift["items"] and all(item in problems for item in drift["items"])
+        assert f"repaired {drift['repaired']}" in problems
         await pilot.press("colon", *"confirm", "enter")
         await settle(pilot)
         assert agent.pending is None
@@ -92,8 +101,8 @@ async def test_plain_commit_and_dashboard_countdown_drift():
         await pilot.pause()
         await pilot.press(*"web", "enter")
         await settle(pilot)
-        assert agent.commit_calls[-1]["confirm"] is None and agent.commit_calls[-1]["force"] is False
-        assert len(agent.commits) == 3 and agent.pending is None
+        assert agent.requests("/commit")[-1]["confirm"] is None and agent.requests("/commit")[-1]["force"] is False
+        assert len(agent.log()) == 3 and agent.pending is None
 
 
 @run_async
@@ -113,21 +122,16 @@ async def test_trace_dialog_verdict_nat_field_errors_and_candidate():
         out = text_of(app, "#result")
         assert "ACCEPT" in out and "forward web" in out and "dnat" in out and "192.168.10.10:443" in out
         assert scr.result["config"] == "running"
-        # the agent's argument errors land at the field they name
-        scr.query_one("#f-src").value = "foo"
-        await pilot.press("ctrl+s")
-        await settle(pilot)
-        assert "--src 'foo' is not an IPv4 or IPv6 address" in text_of(app, "#e-src")
-        scr.query_one("#f-src").value = "2001:db8::5"
-        await pilot.press("ctrl+s")
-        await settle(pilot)
-        assert "different IP versions" in text_of(app, "#e-src")
-        scr.query_one("#f-src").value = "203.0.113.10"
-        scr.query_one("#f-dport").value = ""
-        await pilot.press("ctrl+s")
-        await settle(pilot)
-        assert "--dport is needed for tcp" in text_of(app, "#e-dport")
-        assert not app.screen.query_one("#e-src").display
+        # refused arguments (code bad_request) land at the field their problem path names (packet.src → src)
+        for field, value, where in (("src", "foo", "src"), ("src", "2001:db8::5", "src"), ("dport", "", "dport")):
+            if field == "dport":
+                scr.query_one("#f-src").value = "203.0.113.10"
+            scr.query_one(f"#f-{field}").value = value
+            await pilot.press("ctrl+s")
+            await settle(pilot)
+            shown = [k for k in ("iif", "src", "dst", "proto", "dport") if app.screen.query_one(f"#e-{k}").display]
+            assert shown == [where] and text_of(app, f"#e-{where}").strip(), (value, shown)
+            assert not app.screen.query_one("#e-_general").display and not app.screen.query_one("#result").display
         await pilot.press("escape")
         await pilot.pause()
         # stage a block and trace the candidate instead of HEAD (`:trace` from any screen)
@@ -148,7 +152,7 @@ async def test_trace_dialog_verdict_nat_field_errors_and_candidate():
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert scr.result["verdict"] == "accept" and scr.result["config"] == "running"
-        assert agent.commit_calls == []
+        assert agent.requests("/commit") == []
 
 
 @run_async
@@ -181,7 +185,7 @@ async def test_leases_filter_and_make_reservation():
         app.screen.query_one("#f-ipv4").value = "192.168.10.60"
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert app.store.candidate.dirty and len(agent.commits) == 1
+        assert app.store.candidate.dirty and len(agent.log()) == 1
         # and its v6 lease: merged into the same reservation (by name)
         table.select_key("6:2001:db8:10:10::1000")
         await pilot.press("r")
@@ -204,7 +208,7 @@ async def test_leases_filter_and_make_reservation():
         await pilot.pause()
         await pilot.press(*"reserve laptop", "enter")
         await settle(pilot)
-        assert len(agent.commits) == 2 and "name: laptop" in agent.head["text"]
+        assert len(agent.log()) == 2 and "name: laptop" in agent.text()
 
 
 @run_async
@@ -229,4 +233,4 @@ async def test_read_only_hides_confirm_and_reserve_keeps_trace():
             scr.query_one(f"#f-{k}").value = v
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert scr.result["verdict"] == "accept" and "trace" in agent.calls
+        assert scr.result["verdict"] == "accept" and agent.requests("/trace")

@@ -1,4 +1,4 @@
-"""Console behaviour against the fake agent: staging, read-only, command mode, filter, reconnecting."""
+"""Console behaviour against the agent's test double (real service layer, fake kernel appliers): staging, read-only, command mode, filter, reconnecting."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ async def test_stage_validate_inline_and_commit():
         app.screen.query_one("#f-dport").value = "80"
         await pilot.press("ctrl+s")
         await settle(pilot)
-        assert app.store.candidate.dirty and len(agent.commits) == 1  # staged, nothing committed
+        assert app.store.candidate.dirty and len(agent.log()) == 1  # staged, nothing committed
         await pilot.press("6")
         await settle(pilot)
         assert "rule block-guest-http" in str(app.screen.query_one("#nftdiff").render())
@@ -59,7 +59,7 @@ async def test_stage_validate_inline_and_commit():
         await pilot.pause()
         await pilot.press(*"block guest web", "enter")
         await settle(pilot)
-        assert len(agent.commits) == 2 and agent.commits[-1]["message"] == "block guest web"
+        assert len(agent.log()) == 2 and agent.log()[0].message == "block guest web"
         assert not app.store.candidate.dirty
 
 
@@ -98,26 +98,30 @@ async def test_command_mode_filter_and_delete_confirm():
         assert app.current_mode == "traffic"
 
 
-class Flaky(FakeAgent):
-    down = False
+class Flaky:
+    """A transport that can go down (connection refused), wrapping the double's."""
 
-    def status(self):
+    def __init__(self, inner):
+        self.inner, self.down = inner, False
+
+    def __call__(self, *a):
         if self.down:
-            raise AgentUnreachable(self.socket_path, ConnectionRefusedError(111, "Connection refused"))
-        return super().status()
+            raise AgentUnreachable("/run/talgate/agent.sock", ConnectionRefusedError(111, "Connection refused"))
+        return self.inner(*a)
 
 
 @run_async
 async def test_reconnecting_banner_and_recovery():
-    agent = Flaky()
+    agent = FakeAgent()
+    agent.client.transport = flaky = Flaky(agent.client.transport)
     app = make_app(agent=agent)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(pilot)
-        agent.down = True
+        flaky.down = True
         app.poll_soon()
         await settle(pilot)
         assert "reconnecting" in str(app.screen.query_one("#banner").render())
-        agent.down = False
+        flaky.down = False
         app.poll_soon()
         await settle(pilot)
         assert not app.screen.query_one("#banner").display or not str(app.screen.query_one("#banner").render())

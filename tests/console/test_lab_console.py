@@ -15,8 +15,8 @@ import time
 
 import pytest
 
+from backend.client import AgentClient
 from backend.lab.lab import Lab
-from backend.observe.client_ext import ObserveClient
 from console.app import TalgateApp
 from console.dialogs import TraceScreen
 from console.widgets import LiveTable
@@ -64,13 +64,13 @@ async def wait_for(pilot, pred, timeout: float = 15.0, what: str = "condition") 
 
 
 def hits(app, name: str) -> int:
-    return (app.store.counters.get(f"rule {name}") or {}).get("packets", 0)
+    return app.store.counter("rule", name).get("packets", 0)
 
 
 @run_async
 async def _drive(lab: Lab) -> None:
-    client = ObserveClient(lab.socket, timeout=5)
-    app = TalgateApp(client, poll_interval=0.3, write_client=ObserveClient(lab.socket, timeout=60))
+    client = AgentClient(lab.socket, timeout=5)
+    app = TalgateApp(client, poll_interval=0.3, write_client=AgentClient(lab.socket, timeout=60))
     async with app.run_test(size=(80, 24)) as pilot:
         await wait_for(pilot, app.first_data.is_set, what="first poll")
         head0 = app.store.status["head"]
@@ -145,7 +145,7 @@ async def _drive(lab: Lab) -> None:
         assert "CONFIRM in" in str(app.screen.query_one("#statusline").render())
         await pilot.press("C")
         await wait_for(pilot, lambda: app.store.confirm_pending is None, what="the confirm")
-        assert "8080" in ObserveClient(lab.socket).config()["text"]
+        assert "8080" in AgentClient(lab.socket).config().text
 
 
 def test_console_blocks_and_rolls_back_on_the_lab(lab):

@@ -170,11 +170,11 @@ def test_two_clients_from_the_same_base(lab):
     first = lab.client.commit(a, "client a", base=base)
     with pytest.raises(AgentError) as e:
         AgentClient(lab.lab.socket).commit(b, "client b", base=base)
-    assert e.value.status == 409
-    assert first["rev"][:12] in str(e.value) and e.value.payload["head"] == first["rev"]
+    assert e.value.status == 409 and e.value.code == "conflict"
+    assert e.value.detail["head"] == first["rev"]
     assert lab.client.config()["text"] == a
     cli = lab.cli("commit", "-m", "client b via cli", "--base", base, "-f", "/dev/stdin", input=b)
-    assert cli.returncode != 0 and "conflict" in cli.stderr
+    assert cli.returncode != 0 and "[conflict]" in cli.stderr
     lab.client.rollback()
 
 

@@ -74,5 +74,5 @@ def test_sigkill_mid_commit_leaves_head_everywhere(lab, stage, tmp_path, monkeyp
     # the client polling its job learns it is gone with the restart, and where HEAD is
     with pytest.raises(AgentError) as e:
         h.client.job(answer["job"])
-    assert e.value.status == 404 and "across a restart" in str(e.value) and e.value.payload["head"] == head
+    assert e.value.status == 404 and "across a restart" in e.value.message and e.value.detail["head"] == head
     h.assert_kernel_is_head()

@@ -388,7 +388,9 @@ def test_applier_on_talos_names_the_pods_paths(tmp_path):
 def test_leases_endpoint(tmp_path):
     from types import SimpleNamespace
 
-    from backend.agent import leases_api
+    from backend.agent.service import KernelReaders, Service
+    from backend.api.models import Caller
+    from backend.api.routes import BY_KEY
 
     now = time.time()
     a = ServiceApplier(tmp_path / "rendered")
@@ -397,11 +399,11 @@ def test_leases_endpoint(tmp_path):
     sid = kea.subnet_id("lan0", "192.168.10.0/24")
     (tmp_path / "state/kea/kea-leases4.csv").write_text(
         V4.splitlines()[0] + f"\n192.168.10.100,02:aa:00:00:00:01,,600,{int(now) + 300},{sid},0,0,laptop,0,\n")
-    agent = SimpleNamespace(p=SimpleNamespace(services=a), routes={})
-    leases_api.register(agent)
-    route = agent.routes[("GET", "/leases")]
+    p = SimpleNamespace(services=a)
+    service = Service(p, KernelReaders(p, start_sampler=False))
+    route = BY_KEY[("GET", "/leases")]
     assert not route.write  # a read: answers on the read-only socket too
-    (x,) = route.fn(None, {}, {})["leases"]
+    (x,) = service.leases(Caller(0, 0, "root", read_only=True)).model_dump()["leases"]
     assert (x["family"], x["address"], x["hostname"], x["hwaddr"], x["interface"], x["state"]) == (
         4, "192.168.10.100", "laptop", "02:aa:00:00:00:01", "lan0", "active")
     assert x["expires"] == int(now) + 300

@@ -1,0 +1,135 @@
+"""The network applier: links, addresses, routes and sysctls (netlink through ``net.NetApplier``).
+
+Desired state = the config + facts: addresses learned at runtime are kept, and the routes of a
+link the WAN health checks marked unhealthy are withdrawn (the next route to the same destination
+takes over), so neither ``apply`` nor the drift loop undoes a failover.
+
+Persists what it owns (links it may have changed, each link's MTU before the config first set
+one) in ``STATE/network.json``, so a restart can still clean up links a later config drops.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import threading
+from pathlib import Path
+
+from ..model import Problem
+from .applier import Desired, HostContext
+from .net import NetApplier, NetState
+from .net import desired as config_state
+
+
+def route_link(cfg, route) -> str | None:
+    """The link a configured route leaves by: its interface, else the link whose subnet holds via."""
+    if route.interface:
+        return route.interface
+    if route.via is None:
+        return None
+    for name, itf in cfg.interfaces.items():
+        for a in [*itf.ipv4, *itf.ipv6]:
+            if a.version == route.via.version and route.via in a.network:
+                return name
+    return None
+
+
+def desired_state(d: Desired) -> NetState:
+    """NetState of config + facts."""
+    cfg, facts = d.cfg, d.facts
+    st = config_state(cfg)
+    for name, learned in facts.addresses.items():
+        if name in st.links and cfg.interfaces[name].enabled:
+            st.addrs[name] = set(st.addrs[name]) | {str(ipaddress.ip_interface(a)) for a in learned}
+    if facts.wan_health:
+        down = {n for n, ok in facts.wan_health.items() if not ok}
+        by_name = {r.key: r for r in cfg.routes}
+        for key, rw in list(st.routes.items()):
+            r = by_name.get(rw.get("name"))
+            if r is not None and route_link(cfg, r) in down:
+                del st.routes[key]
+    return st
+
+
+def describe(op: tuple) -> str:
+    kind = op[0]
+    if kind.startswith("route"):
+        key = op[1]
+        return f"{kind.replace('-', ' ')}: {key.dst} (metric {key.metric})"
+    return f"{kind.replace('-', ' ')}: {op[1]}" + (f" {op[2]}" if len(op) > 2 else "")
+
+
+class NetworkApplier:
+    name = "network"
+    group = "net"
+
+    def __init__(self, ctx: HostContext, net: NetApplier | None = None):
+        self.net = net or NetApplier()
+        self._file = Path(ctx.state_dir) / "network.json"
+        self._lock = threading.Lock()
+        st = self._load(ctx)
+        self.owned: tuple[str, ...] = tuple(st.get("owned", ()))
+        self.net.original_mtu = dict(st.get("original_mtu") or {})
+
+    # -- persisted ownership -----------------------------------------------------------------
+
+    def _load(self, ctx: HostContext) -> dict:
+        for f in (self._file, Path(ctx.state_dir) / "applied.json"):  # applied.json: before the registry
+            try:
+                d = json.loads(f.read_text())
+                if isinstance(d, dict):
+                    return d
+            except (OSError, ValueError):
+                continue
+        return {}
+
+    def _save(self) -> None:
+        tmp = self._file.with_name(f".{self._file.name}.tmp")
+        tmp.write_text(json.dumps({"owned": list(self.owned), "original_mtu": self.net.original_mtu}))
+        os.replace(tmp, self._file)
+
+    # -- the protocol -----------------------------------------------------------------------------
+
+    def check(self, d: Desired) -> list[Problem]:
+        """Every link the config names (its interfaces, its routes' interfaces) exists."""
+        cfg = d.cfg
+        want = config_state(cfg)
+        if d.facts.links is not None:
+            names = [*want.links, *(r.interface for r in cfg.routes if r.interface)]
+            missing = {n for n in names if n not in d.facts.links}
+        else:
+            missing = set(self.net.missing_links(want))
+        return ([Problem(f"interfaces.{n}", "no such link in the router's network namespace")
+                 for n, itf in cfg.interfaces.items() if n in missing and itf.enabled]
+                + [Problem(f"routes[{i}].interface", f"no such link {r.interface!r} in the router's network namespace")
+                   for i, r in enumerate(cfg.routes) if r.interface in missing])
+
+    def _ops(self, d: Desired, owned: set[str]) -> list[tuple]:
+        """Planned operations, without touching the remembered MTUs (plan() records them)."""
+        with self._lock:
+            saved = dict(self.net.original_mtu)
+            try:
+                return self.net.plan(desired_state(d), owned)
+            finally:
+                self.net.original_mtu = saved
+
+    def plan(self, d: Desired) -> list[str]:
+        return [describe(op) for op in self._ops(d, set(self.owned) | set(d.cfg.interfaces))]
+
+    def apply(self, d: Desired) -> list[str]:
+        with self._lock:
+            # Remember every link we may touch before touching it, so a restore can clean up.
+            self.owned = tuple(sorted(set(self.owned) | set(d.cfg.interfaces)))
+            self._save()
+            ops = self.net.plan(desired_state(d), set(self.owned))
+            self.net.execute(ops)
+            self.owned = tuple(sorted(d.cfg.interfaces))
+            self._save()
+            return [describe(op) for op in ops]
+
+    def drift(self, d: Desired) -> list[str]:
+        return [describe(op) for op in self._ops(d, set(self.owned))]
+
+    def status(self) -> dict:
+        return {"owned": list(self.owned)}

@@ -41,10 +41,9 @@ class Query(BaseModel):
 
 
 def _signature(v):
-    """A commit author git can hold (a newline wrote a commit header libgit2 could not read back)."""
-    from ..gitops.repo import bad_signature
-
-    if isinstance(v, str) and bad_signature(v):
+    """A commit author git can hold (a newline wrote a commit header libgit2 could not read back;
+    the same rule as backend.gitops.repo.bad_signature, which the API may not import)."""
+    if isinstance(v, str) and any(c in "<>" or ord(c) < 32 or ord(c) == 127 for c in v):
         raise ValueError("control characters and < > are not allowed")
     return v
 

@@ -227,9 +227,13 @@ def cuts(running: RouterConfig | None, candidate: RouterConfig, ssh_connection: 
                 grouped[key].also.append(pkt.src)
         else:
             why = None
-            if r.hook != "input":  # the address is no longer the router's: the admin reaches someone else
+            if r.hook != "input" and ipaddress.ip_address(pkt.dst) not in tracer.router_addresses():
+                # the address is no longer the router's: the admin reaches someone else
                 why = (f"{pkt.dst} is no longer the router's address (" +
                        (f"forwarded to {r.egress}" if r.verdict == "accept" else f"{r.verdict}") + ")")
+            elif r.rule and r.rule.startswith("antispoof "):  # the source has no route back through iif
+                why = (f"anti-spoofing drops {pkt.src} on {pkt.iif}: no route back to it through {pkt.iif} "
+                       f"(add a route, or interfaces.{pkt.iif}.rp_filter)")
             grouped[key] = Cut(f"access {a.name!r} ({pkt.src} -> {pkt.dst} {pkt.proto}/{pkt.dport})",
                                r.verdict, r.rule, why=why)
 

@@ -8,7 +8,8 @@ of at most ``Limits.body`` bytes with a valid Content-Length, read within ``READ
 UTF-8 JSON, an object at most 16 deep (``backend.api.dispatch.parse_body``), then the route's request
 model (types, lengths, ranges; integer query parameters clamped); at most ``Limits.connections``
 connections per listener (more get 503 ``busy`` at once) and ``Limits.workers`` requests being worked
-on (the read-only socket parses documents for anyone: two at a time). Every error body is
+on (the read-only socket parses documents for anyone: one at a time; the cheap reads in
+``LIGHT``, status first, never wait for one). Every error body is
 ``{code, message, problems, detail}`` (backend/api/errors.py).
 """
 
@@ -54,11 +55,16 @@ class Limits:
 
 # Read-write (and token TCP): the document limit with room for JSON escaping (\uXXXX can triple
 # non-ASCII text); the loader holds the document itself to MAX_DOCUMENT_BYTES. Read-only: 4 MiB
-# (a ~170,000-prefix document: ~150 MB and a few seconds to validate; two at once peaked at 360 MB
-# RSS under test) and two requests worked on at once, so
-# unprivileged users together can hold at most ~16 x 4 MiB of bodies plus two parses.
+# (a ~170,000-prefix document: ~150 MB and a few seconds to validate; a 950,000-node one ~400 MB)
+# and one document worked on at a time (two node-heavy ones at once pushed the agent under
+# RLIMIT_AS 1.5 GiB to where even status answered 413), so unprivileged users together can hold
+# at most ~16 x 4 MiB of bodies plus one parse.
 RW_LIMITS = Limits(body=3 * MAX_DOCUMENT_BYTES, connections=32, workers=None)
-RO_LIMITS = Limits(body=4 * 1024 * 1024, connections=16, workers=2)
+RO_LIMITS = Limits(body=4 * 1024 * 1024, connections=16, workers=1)
+# Cheap reads of bounded size that never parse a document from the request: served without
+# waiting for a worker, so slow validates cannot shut monitoring (status polls) out.
+LIGHT = {("GET", "/v1" + p) for p in ("/status", "/log", "/config", "/audit", "/jobs", "/interfaces", "/neighbours",
+                                      "/history")}
 
 
 def _bad(message: str) -> ApiError:
@@ -211,14 +217,15 @@ class Agent:
                 if not self._read_done():
                     self.close_connection = True
                     return
-                if workers is not None and not workers.acquire(timeout=WORK_WAIT):
+                gate = None if (method, self.path.partition("?")[0]) in LIGHT else workers
+                if gate is not None and not gate.acquire(timeout=WORK_WAIT):
                     status, out = 503, ApiError("busy", "the agent is busy on this socket: try again").to_dict()
                 else:
                     try:
                         status, out = agent.dispatch(method, self.path, self._caller(), body)
                     finally:
-                        if workers is not None:
-                            workers.release()
+                        if gate is not None:
+                            gate.release()
                     del body
                 self._send(status, out)
 

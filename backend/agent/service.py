@@ -285,8 +285,11 @@ class Service:
             return m.JobsResponse(jobs=[j.to_dict() for j in self.background.all()])
         job = self.background.get(req.id)
         if job is None:
-            raise ApiError("not_found", f"no job {req.id!r} (the agent keeps the last {self.background.keep})",
-                           [problem("id", "no such job")])
+            head = self.p.repo.head()
+            raise ApiError("not_found", f"no job {req.id[:40]!r}: the agent keeps its last {self.background.keep} jobs "
+                           f"and none across a restart; HEAD is {head[:12] if head else 'empty'} (a commit landed "
+                           "only if HEAD is its revision or came after it)", [problem("id", "no such job")],
+                           detail={"head": head})
         return m.JobsResponse(job=job.to_dict())
 
     def apply(self, req: m.ApplyRequest, caller: Caller) -> m.ApplyResponse:

@@ -40,8 +40,23 @@ class Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _signature(v):
+    """A commit author git can hold (a newline wrote a commit header libgit2 could not read back;
+    the same rule as backend.gitops.repo.bad_signature, which the API may not import)."""
+    if isinstance(v, str) and any(c in "<>" or ord(c) < 32 or ord(c) == 127 for c in v):
+        raise ValueError("control characters and < > are not allowed")
+    return v
+
+
+def _no_nul(v):
+    if isinstance(v, str) and "\x00" in v:
+        raise ValueError("a NUL character is not allowed")
+    return v
+
+
 class Who(Body):
-    author: str | None = Field(default=None, max_length=200, description="who the client says is acting")
+    author: Annotated[str | None, BeforeValidator(_signature)] = Field(
+        default=None, max_length=200, description="who the client says is acting")
     identity: str | None = Field(default=None, max_length=200, description="e.g. the SSH key comment")
     ssh_connection: str | None = Field(default=None, max_length=200,
                                        description="$SSH_CONNECTION of the caller (lockout check)")
@@ -129,7 +144,7 @@ class TraceRequest(Body):
 
 class CommitRequest(Who):
     config: str = Field(min_length=1, max_length=TEXT_MAX)
-    message: str = Field(min_length=1, max_length=10000)
+    message: Annotated[str, BeforeValidator(_no_nul)] = Field(min_length=1, max_length=10000)
     base: str | None = Field(default="HEAD", max_length=200,
                              description="the revision the edit started from; HEAD replaces whatever is there")
     confirm: int | None = Field(default=None, ge=1, le=86400,
@@ -398,6 +413,7 @@ class Talker(Out):
 class ConntrackTopResponse(Out):
     total: int
     accounting: bool
+    truncated: bool = False  # more flows than the reader takes (MAX_FLOWS)
     top: list[Talker]
 
 

@@ -27,6 +27,22 @@ WORKTREE_BASE = "talgate-worktree-base"
 _REV = re.compile(r"(HEAD|main|[0-9a-fA-F]{4,40})([~^][0-9]{0,6})*")
 
 
+def _replace_file(path: Path, tmp: Path, text: str) -> None:
+    """Write text to tmp as a new file, then rename it over path. Whatever sits at tmp (a leftover,
+    or a symlink someone who can write the working tree planted to make root overwrite another
+    file) is removed first and never followed: O_EXCL | O_NOFOLLOW."""
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def bad_signature(v: str) -> bool:
+    """True for a commit author name or e-mail git cannot hold: control characters, < or >."""
+    return any(c in "<>" or ord(c) < 32 or ord(c) == 127 for c in v)
+
+
 class RepoError(Exception):
     """A repository operation that cannot be done; ``code`` is the API error code it maps to."""
 
@@ -205,7 +221,14 @@ class ConfigRepo:
 
     def create_commit(self, text: str, message: str, author: str, email: str | None,
                       parent: str | None) -> str:
-        """Write the commit's objects without moving any ref (safe to abandon)."""
+        """Write the commit's objects without moving any ref (safe to abandon). RepoError for an
+        author or e-mail git cannot hold (a newline wrote a commit header libgit2 then could not
+        read: HEAD moved and every later log failed) or a message with a NUL."""
+        for what, v in (("author", author), ("e-mail", email)):
+            if v is not None and bad_signature(v):
+                raise RepoError(f"{what} {v[:80]!r}: control characters and < > are not allowed")
+        if "\x00" in message:
+            raise RepoError("message: a NUL character is not allowed")
         blob = self.repo.create_blob(text.encode())
         tb = self.repo.TreeBuilder()
         tb.insert(CONFIG_FILE, blob, pygit2.enums.FileMode.BLOB)
@@ -233,14 +256,11 @@ class ConfigRepo:
     def write_worktree(self, text: str) -> None:
         """Write text (HEAD's) to the working tree and record HEAD as the worktree's base."""
         p = self.path / CONFIG_FILE
-        tmp = p.with_suffix(".yaml.tmp")
-        tmp.write_text(text)
-        os.replace(tmp, p)
+        _replace_file(p, p.with_suffix(".yaml.tmp"), text)
         head = self.head()
         if head is not None:
             b = Path(self.repo.path) / WORKTREE_BASE
-            b.with_suffix(".tmp").write_text(head + "\n")
-            os.replace(b.with_suffix(".tmp"), b)
+            _replace_file(b, b.with_suffix(".tmp"), head + "\n")
         # Keep the index in step so `git status` in the repo is clean.
         idx = self.repo.index
         idx.read()

@@ -27,6 +27,6 @@ def listify(v):
     """A scalar where a list is expected becomes a one-item list; None an empty one."""
     if v is None:
         return []
-    if isinstance(v, (str, int)):
-        return [v]
-    return v
+    if isinstance(v, list):
+        return v
+    return [v]  # a scalar (or a float or mapping: refused by the item's own validator, not a TypeError)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 
 import yaml
@@ -42,10 +43,26 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyam
         return super().resolve(kind, value, implicit)
 
 
+# YAML 1.1 reads digits joined by colons as base-60 numbers: an unquoted IPv6 address such as
+# 2001:10:20:30:40:50:0:1 became the integer 5602001869620001, which the model took as the address
+# ::13:e6fd:b378:4321, and `dport: 1:30` became port 90. YAML 1.2 dropped them; so do we (they stay text).
+_NO_COLON = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, re.compile("(?!.*:)" + rx.pattern, rx.flags) if tag in _NO_COLON else rx) for tag, rx in items]
+    for first, items in yaml.resolver.Resolver.yaml_implicit_resolvers.items()
+}
+
+
 def _construct_mapping(loader, node, deep=False):
     seen: dict = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        try:
+            hash(key)
+        except TypeError:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a mapping key must be a plain value, not a list or a mapping", key_node.start_mark
+            ) from None
         if key in seen:
             mark = key_node.start_mark
             raise yaml.constructor.ConstructorError(
@@ -123,6 +140,11 @@ _OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 
 
+# An IPv6 literal with a zone index (fe80::1%lan0, [2001:db8::5%x]:443, ...%x/64): Python's ipaddress
+# takes it (since 3.9) and it reached the nft sets, interface addresses and routes as text no kernel takes.
+_SCOPED_V6 = re.compile(r"\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*%[^\s/\]]*\]?(/\d+|:\d+)?")
+
+
 def check_shape(text: str, source: str = "router.yaml", loader=None) -> None:
     """Walk the YAML event stream (libyaml's or PyYAML's parser: iterative, nothing is built) and
     refuse documents deeper than MAX_DEPTH or with more than MAX_NODES nodes once aliases are
@@ -154,6 +176,9 @@ def check_shape(text: str, source: str = "router.yaml", loader=None) -> None:
                 continue
             if isinstance(ev, yaml.ScalarEvent):
                 n, d = 1, 0
+                if "%" in ev.value and _SCOPED_V6.fullmatch(ev.value):
+                    raise ConfigError([Problem(_where(source, ev.start_mark), f"{shorten(ev.value, 80)}: an IPv6 zone "
+                                               "index (%LINK) is not allowed; the link is named by the interface")])
                 if ev.anchor is not None:
                     closed[ev.anchor] = (1, 0)
             elif isinstance(ev, yaml.AliasEvent):

@@ -28,6 +28,7 @@ mdns:
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections import Counter
@@ -346,10 +347,8 @@ def check_services(cfg) -> list:
                     p.append(Problem(path, f"{pool} includes the network or broadcast address of {net}"))
                 if lo <= nets[0].ip <= hi:
                     p.append(Problem(path, f"{pool} includes the router's own address {nets[0].ip}"))
-                for j, (a, b) in enumerate(ranges):
-                    if lo <= b and a <= hi:
-                        p.append(Problem(path, f"{pool} overlaps {base}.{fam}.pools[{j}]"))
-                ranges.append((lo, hi))
+                ranges.append((lo, hi, i))
+            p += _pool_overlaps(ranges, f"{base}.{fam}", sect.pools)
         seen_ip: dict = {}
         for i, r in enumerate(scope.reservations):
             path = f"{base}.reservations[{i}]"  # names: backend.model.names (DNS names, all scopes)
@@ -392,8 +391,11 @@ def check_services(cfg) -> list:
                 p.append(Problem(base, f"SLAAC needs a /64; {ifname} has {', '.join(str(a.network) for a in v6)}",
                                  severity="warning"))
         else:
+            los, his = _merged_nets([a.network for a in v6])
             for i, pre in enumerate(ra.prefixes):
-                if not any(ipaddress.ip_network(pre).overlaps(a.network) for a in v6):
+                n = ipaddress.ip_network(pre)
+                k = bisect.bisect_right(los, int(n.broadcast_address)) - 1
+                if k < 0 or his[k] < int(n.network_address):  # overlaps none of the interface's networks
                     p.append(Problem(f"{base}.prefixes[{i}]", f"{pre} is not on interface {ifname}"))
 
     # DNS
@@ -427,6 +429,35 @@ def check_services(cfg) -> list:
 
 
 # ---- derived views used by renderers and the firewall ----------------------------------
+
+
+def _pool_overlaps(ranges: list, base: str, pools: list) -> list[Problem]:
+    """Pools (lo, hi, index) that overlap an earlier one: sorted and swept, O(n log n) (every pair
+    was minutes of CPU and a problem per pair for a few thousand pools). One problem per pool,
+    naming the earlier pool it overlaps."""
+    out = []
+    widest = None  # (last address, index) of the pool reaching furthest so far
+    for lo, hi, i in sorted(ranges, key=lambda t: (t[0], -int(t[1]), t[2])):
+        if widest is not None and lo <= widest[0]:
+            j = widest[1]
+            later, earlier = max(i, j), min(i, j)
+            out.append((later, Problem(f"{base}.pools[{later}]", f"{pools[later]} overlaps {base}.pools[{earlier}]")))
+        if widest is None or hi > widest[0]:
+            widest = (hi, i)
+    return [pr for _, pr in sorted(out, key=lambda t: t[0])]
+
+
+def _merged_nets(nets: list) -> tuple[list[int], list[int]]:
+    """Networks of one family as sorted, merged integer ranges (firsts, lasts) for bisect."""
+    los: list[int] = []
+    his: list[int] = []
+    for lo, hi in sorted((int(n.network_address), int(n.broadcast_address)) for n in nets):
+        if his and lo <= his[-1] + 1:
+            his[-1] = max(his[-1], hi)
+        else:
+            los.append(lo)
+            his.append(hi)
+    return los, his
 
 
 def zone_interfaces(cfg, zones: list[str]) -> list[str]:

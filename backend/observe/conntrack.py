@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 
 PROC = "/proc/net/nf_conntrack"
 
@@ -31,20 +32,46 @@ def parse_line(line: str) -> dict | None:
             "packets": sum(int(v) for v in kv.get("packets", []))}
 
 
-def read_flows(path: str = PROC) -> list[dict]:
+# Lines of the conntrack table read per request: a hostile network can fill the table (hundreds of
+# thousands of entries, ~200 MB when read whole and parsed) and anyone on the read-only socket can
+# ask for the top talkers; past this the answer says "truncated" (~40 MB at most).
+MAX_FLOWS = 65536
+
+
+def _lines(path: str):
+    """The table's lines, streamed (never read whole): the proc file, else `conntrack -L` (5 s)."""
     if os.path.exists(path):
         with open(path) as f:
-            lines = f.read().splitlines()
-    else:
-        try:
-            r = subprocess.run(["conntrack", "-L", "-o", "extended"], capture_output=True, text=True, timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            return []
-        lines = r.stdout.splitlines()
-    return [f for f in map(parse_line, lines) if f]
+            yield from f
+        return
+    try:
+        p = subprocess.Popen(["conntrack", "-L", "-o", "extended"], stdout=subprocess.PIPE,
+                             stderr=subprocess.DEVNULL, text=True)
+    except OSError:
+        return
+    timer = threading.Timer(5, p.kill)
+    timer.start()
+    try:
+        yield from p.stdout
+    finally:
+        timer.cancel()
+        p.kill()
+        p.stdout.close()
+        p.wait()
 
 
-def top_talkers(flows: list[dict], n: int = 10) -> list[dict]:
+def read_flows(path: str = PROC, limit: int = MAX_FLOWS) -> list[dict]:
+    out = []
+    for i, line in enumerate(_lines(path)):
+        if i >= limit:
+            break
+        f = parse_line(line)
+        if f:
+            out.append(f)
+    return out
+
+
+def top_talkers(flows, n: int = 10) -> list[dict]:
     by: dict[str, dict] = {}
     for f in flows:
         d = by.setdefault(f["src"], {"src": f["src"], "flows": 0, "bytes": 0, "packets": 0, "peers": set()})
@@ -58,6 +85,20 @@ def top_talkers(flows: list[dict], n: int = 10) -> list[dict]:
     return rows
 
 
-def top(n: int = 10) -> dict:
-    flows = read_flows()
-    return {"total": len(flows), "accounting": any(f["bytes"] for f in flows), "top": top_talkers(flows, n)}
+def top(n: int = 10, path: str = PROC, limit: int = MAX_FLOWS) -> dict:
+    """Top talkers of at most ``limit`` flows, streamed and aggregated one line at a time."""
+    seen = {"total": 0, "accounting": False, "truncated": False}
+
+    def flows():
+        for i, line in enumerate(_lines(path)):
+            if i >= limit:
+                seen["truncated"] = True
+                break
+            f = parse_line(line)
+            if f:
+                seen["total"] += 1
+                seen["accounting"] = seen["accounting"] or bool(f["bytes"])
+                yield f
+
+    rows = top_talkers(flows(), n)
+    return {**seen, "top": rows}

@@ -9,14 +9,21 @@ order LFC writes them, so the live file's rows win.
 from __future__ import annotations
 
 import csv
+import re
 import time
 from pathlib import Path
 
 STATES = {0: "active", 1: "declined", 2: "expired"}
 
 
+# A DHCP client chooses its host name: control characters (terminal escapes reaching `talgate
+# leases` or the console on the admin's terminal) are shown as "?", and the name is capped.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+MAX_HOSTNAME = 253
+
+
 def _unescape(s: str) -> str:
-    return s.replace("&#x2c", ",").strip() if s else ""
+    return _CONTROL.sub("?", s.replace("&#x2c", ",").strip())[:MAX_HOSTNAME] if s else ""
 
 
 def _rows(path: Path):

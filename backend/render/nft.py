@@ -459,6 +459,9 @@ def render(cfg: RouterConfig) -> Ruleset:
             for a in dict.fromkeys(r.from_):
                 for b in dict.fromkeys(r.to):
                     pair_rules.setdefault((a, b), []).append(r)
+    fwd_by_pair: dict[tuple[str, str | None], list] = {}
+    for f in cfg.nat.forwards:
+        fwd_by_pair.setdefault((f.in_, target_zone(cfg, f.target_addr)), []).append(f)
 
     # input: per-zone chains with rules to self, then the zone's default.
     in_entries = []
@@ -480,9 +483,8 @@ def render(cfg: RouterConfig) -> Ruleset:
     for a in zones:
         for b in zones:
             c = NChain(names.zone_pair_chain(a, b))
-            for f in cfg.nat.forwards:
-                if f.in_ == a and target_zone(cfg, f.target_addr) == b:
-                    c.rules += _forward_accept(cfg, f, c.name)
+            for f in fwd_by_pair.get((a, b), ()):
+                c.rules += _forward_accept(cfg, f, c.name)
             for r in pair_rules.get((a, b), ()):
                 c.rules += render_rule(cfg, r, c.name)
             pol = policies.get((a, b))

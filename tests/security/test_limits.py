@@ -315,3 +315,87 @@ def test_worktree_base_record_is_read_bounded_and_non_blocking(tmp_path):
     t = time.monotonic()
     assert repo.worktree_base() is None
     assert time.monotonic() - t < 1.0
+
+
+@pytest.mark.parametrize("author", ["x\n\nfake message", "x\ncommitter evil", "a\x00b", "a<b>", "tab\there", "\x7f"])
+def test_an_author_git_cannot_hold_is_refused_before_head_moves(tmp_path, author):
+    """An author with a newline wrote a commit whose header libgit2 could not read back: HEAD moved
+    to it and every later log (GET /v1/log, the console's history) failed. Refused with a 400 at
+    the request and a RepoError in the repository; HEAD and the log stay as they were."""
+    from pydantic import ValidationError
+
+    from backend.api.models import CommitRequest
+    from backend.gitops.repo import ConfigRepo, RepoError
+
+    with pytest.raises(ValidationError) as e:
+        CommitRequest(config="version: 1\n", message="m", author=author)
+    assert e.value.errors()[0]["loc"] == ("author",)
+    r = ConfigRepo.init(tmp_path / "repo", "version: 1\n")
+    head = r.head()
+    with pytest.raises(RepoError):
+        r.create_commit("version: 1\n# x\n", "m", author, None, head)
+    with pytest.raises(RepoError):
+        r.create_commit("version: 1\n# x\n", "m\x00", "ok", None, head)
+    assert r.head() == head and [e.message.strip() for e in r.log(5)] == ["initial configuration"]
+    with pytest.raises(ValidationError):
+        CommitRequest(config="version: 1\n", message="a\x00b")
+
+
+def test_worktree_write_never_follows_a_planted_symlink(tmp_path):
+    """The agent (root) writes the working tree through router.yaml.tmp: a symlink planted there by
+    anyone who can write the working tree made it overwrite the link's target with the document."""
+    r = ConfigRepo.init(tmp_path / "repo", "version: 1\n")
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    (tmp_path / "repo" / "router.yaml.tmp").symlink_to(victim)
+    base_tmp = Path(r.repo.path) / "talgate-worktree-base.tmp"
+    r.write_worktree("version: 1\n# new\n")
+    assert victim.read_text() == "precious\n"
+    assert (tmp_path / "repo" / "router.yaml").read_text() == "version: 1\n# new\n"
+    assert not (tmp_path / "repo" / "router.yaml.tmp").exists() and not base_tmp.is_symlink()
+
+
+def test_unquoted_ipv6_with_decimal_groups_is_the_address_written():
+    """YAML 1.1 base-60: `2001:10:20:30:40:50:0:1` unquoted was the integer 5602001869620001 and the
+    model took it as the address ::13:e6fd:b378:4321 (a DNS forwarder silently elsewhere)."""
+    from backend.model import validate_text
+
+    t = example_config() + ("dns:\n  zones: {lan: allow}\n  mode: forward\n"
+                            "  forwarders: [{address: 2001:10:20:30:40:50:0:1}]\n")
+    cfg, problems = validate_text(t)
+    assert cfg is not None, problems
+    assert [str(f.address) for f in cfg.dns.forwarders] == ["2001:10:20:30:40:50:0:1"]
+
+
+@pytest.mark.parametrize("edit,path", [
+    (("dport: 22,", "dport: 1:30,"), "rules[0].dport"),       # was port 90
+    (("dport: 22,", "dport: 22.0,"), "rules[0].dport"),       # was a TypeError (500 on the sockets)
+    (("dport: 22,", "dport: .inf,"), "rules[0].dport"),
+    (("  wan0:\n", "  ? [a, b]\n  :\n"), "router.yaml:"),     # an unhashable key: was a TypeError
+    (("icmp_types: [echo-request]", "icmp_types: 1.5"), "rules[1].icmp_types"),
+])
+def test_odd_yaml_values_are_problems_with_a_path_not_exceptions(edit, path):
+    from backend.model import validate_text
+
+    t = example_config().replace(*edit, 1)
+    assert t != example_config()
+    cfg, problems = validate_text(t)
+    assert cfg is None and problems and problems[0].path.startswith(path), problems
+
+
+@pytest.mark.parametrize("edit", [
+    ("rules:\n", "sets:\n  a: {addresses: ['fe80::1%lan0/128']}\nrules:\n"),   # rendered into the nft set as is
+    ("ipv6: [2001:db8:10:10::1/64]", "ipv6: ['2001:db8:10:10::1%x/64']"),        # an interface address
+    ('via: "2001:db8:100::1"', 'via: "2001:db8:100::1%wan0"'),                  # a route's gateway
+    ("{name: ssh, from: mgmt, port: 22}", "{name: ssh, from: mgmt, port: 22, src: 'fe80::%x/64'}"),
+])
+def test_an_ipv6_zone_index_is_refused_with_its_place(edit):
+    """Python's ipaddress takes 'fe80::1%lan0'; the model accepted it and handed it to nft and
+    netlink as text they refuse (a late '(ruleset)' problem or a failed apply), or not at all."""
+    from backend.model import validate_text
+
+    t = example_config().replace(*edit, 1)
+    assert t != example_config()
+    cfg, problems = validate_text(t)
+    assert cfg is None and len(problems) == 1 and problems[0].path.startswith("router.yaml:"), problems
+    assert "zone index" in problems[0].message

@@ -250,3 +250,12 @@ def test_lab_routes_over_missing_or_disabled_links_are_refused(lab):
     err = refused(lab, off.replace("routes:\n", "routes:\n  - {name: via-ghost, to: 10.50.0.0/16, "
                                                 "via: 10.77.0.254}\n"), "gateway on a disabled link")
     assert "routes[0].via: gateway 10.77.0.254 is only on the subnet of disabled interface 'ghost0'" in err, err
+
+
+def test_an_access_source_outside_the_zone_names_the_anti_spoof_drop():
+    """An access entry whose src has no route back through the zone's link is refused (anti-spoofing
+    drops it) and the answer says so, not that the router's address went away."""
+    cand = with_access(EX, "{name: ssh, from: mgmt, port: 22, src: 203.0.113.0/24}")
+    got = cut_text(EX, cand)
+    assert got and all("no longer the router's address" not in c for c in got), got
+    assert any("anti-spoofing drops 203.0.113.1 on mgmt0" in c for c in got), got

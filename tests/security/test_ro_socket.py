@@ -318,3 +318,57 @@ def test_log_prefix_over_127_bytes_via_validate(env):
     if out["status"] == 200:
         assert out["body"]["ok"] is False or out["body"]["problems"] is not None
     alive(env)
+
+
+def test_small_slow_documents_on_every_ro_endpoint(env):
+    """Documents of a few hundred KB that took minutes of CPU each to check (quadratic checks),
+    sent as uid 65534 to validate, diff and trace: each answered within a bound, the agent lives
+    on, and the kernel is still render(HEAD)."""
+    from ..lab.util import LabHelper
+    from .test_slow_documents import SLOW
+
+    pkt = {"iif": "lan0", "src": "192.168.10.50", "dst": "198.51.100.1", "proto": "tcp", "dport": 443}
+    for kind in sorted(SLOW):
+        doc = SLOW[kind]()
+        for url, body in (("/v1/validate", {"config": doc}), ("/v1/diff", {"config": doc}),
+                          ("/v1/trace", {"config": doc, "packet": pkt})):
+            t = time.monotonic()
+            out = nobody(env, post(url), body=json.dumps(body), timeout=150)
+            took = time.monotonic() - t
+            assert out.get("status") in (200, 422), (kind, url, out)
+            assert took < 45, f"{kind} {url}: {took:.1f} s"
+            print(f"{kind} {url}: {out['status']} in {took:.1f} s")
+        alive(env)
+    LabHelper(env["lab"]).assert_kernel_is_head()
+
+
+def test_node_heavy_documents_two_at_once(env):
+    """Just under the loader's node cap in under 2 MiB ([1,1,1,…]: ~400 MB of parse tree each):
+    two sent at once as uid 65534 under RLIMIT_AS (the socket parses one at a time); both answered
+    (a problem, 413, or 503 when the second waited too long), the agent lives on and answers status,
+    and a commit afterwards still lands. With two parsed at once status itself answered 413."""
+    import threading
+
+    from backend.client import AgentClient
+
+    doc = example_config() + "sets:\n  a: {addresses: [" + ",".join(["1"] * 950_000) + "]}\n"
+    body = json.dumps({"config": doc})
+    results = []
+    ts = [threading.Thread(target=lambda: results.append(nobody(env, post("/v1/validate"), body=body, timeout=120)))
+          for _ in range(2)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for out in results:
+        assert out.get("status") in (200, 413, 503), out
+        if out["status"] == 200:
+            assert out["body"]["ok"] is False, out
+    print(f"\nnode-heavy x2: {[o['status'] for o in results]}, agent VmHWM {_status(env['pid'])['VmHWM']}, "
+          f"VmPeak {_status(env['pid'])['VmPeak']}")
+    alive(env)
+    rw = AgentClient(env["lab"].socket, timeout=60)
+    head = rw.status()["head"]
+    r = rw.commit(example_config().replace("dport: 8443", "dport: 8444"), "after the heavy ones", base=head)
+    assert r["rev"] != head
+    rw.commit(example_config(), "back", base=r["rev"])

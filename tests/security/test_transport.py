@@ -148,6 +148,10 @@ def test_workers_beyond_the_cap_get_503(agent):
     time.sleep(0.3)  # the first one holds the only worker
     status, out = request(a.ro_socket_path, post(a.ro_socket_path, "/v1/validate", body))
     assert status == 503 and out["code"] == "busy"
+    # Monitoring is not shut out by slow documents: status and the other cheap reads need no worker.
+    t = time.monotonic()
+    assert request(a.ro_socket_path, GET_STATUS)[0] == 200
+    assert time.monotonic() - t < 0.9  # less than WORK_WAIT: it did not wait for the worker
     p.release.set()
     status, out = response(first)
     assert status == 200 and out["ok"] is False
@@ -174,3 +178,34 @@ def test_malformed_requests_get_4xx_with_a_code(agent, raw, status, code):
     assert (got, out["code"]) == (status, code), out
     assert len(out["message"]) < 400 and set(out) == {"code", "message", "problems", "detail"}
     assert p.calls == []
+
+
+@pytest.mark.parametrize("packet,field", [
+    ({"iif": ["lan0"], "src": "192.168.10.5", "dst": "198.51.100.1", "dport": 80}, "iif"),
+    ({"iif": {"a": 1}, "src": "192.168.10.5", "dst": "198.51.100.1", "dport": 80}, "iif"),
+    ({"iif": "lan0", "src": "192.168.10.5", "dst": "198.51.100.1", "dport": "http"}, "dport"),
+    ({"iif": "lan0", "src": "192.168.10.5", "dst": "198.51.100.1", "dport": 70000}, "dport"),
+    ({"iif": "lan0", "src": "192.168.10.5", "dst": "198.51.100.1", "dport": 80, "sport": True}, "sport"),
+    ({"iif": "lan0", "src": "192.168.10.5", "dst": "198.51.100.1", "dport": 80, "hoplimit": "x"}, "hoplimit"),
+    ({"iif": "lan0", "src": "192.168.10.5", "dst": "198.51.100.1", "dport": 80, "tcp_flags": "syn"}, "tcp_flags"),
+    ({"iif": "lan0", "src": "192.168.10.5", "dst": "198.51.100.1", "dport": 80, "tcp_flags": [1]}, "tcp_flags"),
+    ({"iif": "lan0", "src": "192.168.10.5", "dst": "198.51.100.1", "dport": 80, "ct_state": ["new"]}, "ct_state"),
+    ({"iif": "lan0", "src": 3232238085, "dst": "198.51.100.1", "dport": 80}, "src"),
+    ({"iif": "lan0", "src": "192.168.10.5", "dst": "198.51.100.1", "proto": 6, "dport": 80}, "proto"),
+])
+def test_trace_packet_fields_of_the_wrong_type_are_400(agent, packet, field):
+    """(Read-only socket, class 8.) A packet field of the wrong type reached the tracer and came back
+    as a 500 with a traceback in the log; it is a 400 naming the field."""
+    from backend.lab.lab import example_config
+
+    a, _ = agent
+    body = json.dumps({"config": example_config(), "packet": packet}).encode()
+    status, out = request(a.socket_path, post(a.socket_path, "/v1/trace", body))
+    assert status == 400 and out["code"] == "bad_request", (status, out)
+    assert any(p["path"].startswith(f"packet.{field}") for p in out["problems"]), out
+    ok = dict(packet, iif="lan0", src="192.168.10.5", dst="198.51.100.1", dport=80)
+    for k in ("sport", "hoplimit", "tcp_flags", "ct_state", "proto"):
+        ok.pop(k, None)
+    status, out = request(a.socket_path, post(a.socket_path, "/v1/trace", json.dumps(
+        {"config": example_config(), "packet": ok}).encode()))
+    assert status == 200 and out["verdict"], out

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.scrollbar import ScrollBarRender
@@ -78,6 +79,10 @@ class TalgateApp(App):
         self._poll_timer = None
         self._poll_again = False  # poll_soon() during a poll: poll again when it lands
         self._pending = False
+        # Type-ahead (issue 13): keys are handled one at a time, each after the last one's effects
+        # (a prompt opening, focus moving, a screen mounting) settled; keys arriving meanwhile wait in
+        # order in _held, like a shell's input buffer.
+        self._held: list[events.Key] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -138,6 +143,53 @@ class TalgateApp(App):
     def _tick(self) -> None:
         self._poll_timer = None
         self.poll()
+
+    # -- type-ahead ----------------------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._held is not None:
+                self._held.append(event)
+                return
+            self._held = []
+            try:
+                await super().on_event(event)
+            finally:
+                self._settle_then_replay()
+            return
+        await super().on_event(event)
+
+    def _busy(self) -> bool:
+        """Is any message pump of the app or the active screen still working on something?"""
+        try:
+            pumps = [self, *self.screen.walk_children(with_self=True)]
+        except Exception:  # noqa: BLE001 - no screen yet (start-up, shutdown)
+            return True
+        return any(p._message_queue.qsize() or p._pending_message is not None or p._next_callbacks  # noqa: SLF001
+                   for p in pumps)
+
+    def _settle_then_replay(self) -> None:
+        async def wait() -> None:
+            deadline = time.monotonic() + 1.0  # a busy UI must not hold keys for ever
+            quiet = 0
+            while quiet < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0)
+                quiet = 0 if self._busy() else quiet + 1
+            self.call_later(self._replay)
+
+        self._settle_task = asyncio.get_running_loop().create_task(wait())
+
+    async def _replay(self) -> None:
+        held, self._held = self._held or [], None
+        if not held:
+            return
+        first, rest = held[0], held[1:]
+        self._held = []
+        try:
+            await super().on_event(first)
+        finally:
+            self._held[:0] = rest
+            self._settle_then_replay()
 
     # -- actions -----------------------------------------------------------------------
 

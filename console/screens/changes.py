@@ -12,7 +12,7 @@ from textual.containers import VerticalScroll
 from textual.widgets import ContentSwitcher, Static
 
 from ..candidate import short
-from ..dialogs import CommitScreen
+from ..dialogs import CommitScreen, change_summary
 from ..forms import ConfirmScreen, TextScreen, diff_text
 from ..widgets import LiveTable
 from .base import BaseView
@@ -162,7 +162,8 @@ class ChangesView(BaseView):
                 self.notify(f"commit {str(result.rev)[:8]}: applied")
             self.app.poll_soon()
 
-        self.app.push_screen(CommitScreen(text, base, len(cand.changes()), self.app.write_client), done)
+        self.app.push_screen(CommitScreen(text, base, len(cand.changes()), self.app.write_client,
+                                          summary=change_summary(cand.changes())), done)
 
     def action_discard(self) -> None:
         def done(yes):

@@ -60,3 +60,65 @@ async def test_typeahead_form_fields_in_order():
         await settle(pilot)
         vals = {k: app.screen.query_one(f"#f-{k}").value for k in ("name", "from", "to")}
         assert vals == {"name": "web-out", "from": "guest", "to": "wan"}
+
+
+async def _staged_commit_dialog(app, pilot):
+    await settle(pilot)
+    app.store.candidate.put("rules", None, dict(RULE))
+    await pilot.press("6")
+    await settle(pilot)
+    await pilot.press("c")
+    await settle(pilot)
+    assert isinstance(app.screen, CommitScreen)
+
+
+@run_async
+async def test_esc_cancels_commit_dialog_and_keeps_candidate():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _staged_commit_dialog(app, pilot)
+        await pilot.press(*"half a message", "escape")
+        await settle(pilot)
+        assert not isinstance(app.screen, CommitScreen) and app.current_mode == "changes"
+        assert app.store.candidate.dirty and len(app.store.candidate.changes()) == 1
+
+
+@run_async
+async def test_commit_message_placeholder_is_a_hint_from_the_staged_change():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _staged_commit_dialog(app, pilot)
+        ph = app.screen.query_one("#f-answer").placeholder
+        assert ph != "block guest web" and "block-guest-http" in ph and "rules" in ph
+        assert ph.startswith("(")  # reads as a hint, not as a value already typed
+
+
+@run_async
+async def test_enter_on_checkbox_submits_and_fixed_errors_clear():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _staged_commit_dialog(app, pilot)
+        scr = app.screen
+        # force without a confirm time: the error shows at force; enter on the checkbox submits (no toggle)
+        await pilot.press(*"block guest web", "tab", "tab")
+        assert scr.focused.id == "f-force"
+        scr.query_one("#f-force").value = True
+        await pilot.pause()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert scr.query_one("#f-force").value is True  # enter did not untick it
+        assert scr.query_one("#e-force").display and "confirm time" in str(scr.query_one("#e-force").render())
+        # fixing the problem (a confirm time) clears the stale error at once, before the next submit
+        scr.query_one("#f-confirm").focus()
+        await pilot.press(*"60")
+        await settle(pilot)
+        assert not scr.query_one("#e-force").display
+        # an empty message: the error clears as soon as something is typed
+        scr.query_one("#f-answer").value = ""
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert scr.query_one("#e-answer").display
+        scr.query_one("#f-answer").focus()
+        await pilot.press("x")
+        await settle(pilot)
+        assert not scr.query_one("#e-answer").display

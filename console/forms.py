@@ -85,6 +85,14 @@ class FormScreen(ModalScreen[dict | None]):
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).can_focus = False
         self.query_one(f"#f-{self.fields[0].key}", Input).focus()
+        self._initial = self.values()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """A field's problem described its old value: it goes as soon as the field is changed."""
+        w = self.query_one(f"#e-{(event.input.id or '').removeprefix('f-')}", Static)
+        if w.display:
+            w.update("")
+            w.display = False
 
     def values(self) -> dict:
         return {f.key: self.query_one(f"#f-{f.key}", Input).value for f in self.fields}
@@ -121,7 +129,16 @@ class FormScreen(ModalScreen[dict | None]):
                 self.query_one(f"#f-{first}", Input).focus()
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        """Esc: an untouched form closes; typed text is not dropped without asking."""
+        if self.values() == getattr(self, "_initial", None):
+            self.dismiss(None)
+            return
+
+        def answered(yes):
+            if yes:
+                self.dismiss(None)
+
+        self.app.push_screen(ConfirmScreen("Discard what you typed in this form?\n(n keeps editing)"), answered)
 
 
 class TextScreen(ModalScreen[None]):

@@ -122,3 +122,44 @@ async def test_enter_on_checkbox_submits_and_fixed_errors_clear():
         await pilot.press("x")
         await settle(pilot)
         assert not scr.query_one("#e-answer").display
+
+
+@run_async
+async def test_esc_on_a_filled_form_asks_and_keeps_it():
+    from console.forms import ConfirmScreen, FormScreen
+
+    app = make_app(start="firewall")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        await pilot.press("escape")  # empty form: closes at once
+        await settle(pilot)
+        assert not isinstance(app.screen, FormScreen)
+        await pilot.press("a", *"web-out", "escape")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # keep editing: the text is still there
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen) and app.screen.query_one("#f-name").value == "web-out"
+        await pilot.press("escape", "y")
+        await settle(pilot)
+        assert app.current_mode == "firewall" and len(app.screen_stack) == 1
+
+
+@run_async
+async def test_form_error_clears_when_the_field_is_fixed():
+    app = make_app(start="firewall")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        for k, v in [("name", "web-out"), ("from", "guest"), ("to", "wan"), ("dport", "99999")]:
+            app.screen.query_one(f"#f-{k}").value = v
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert app.screen.query_one("#e-dport").display
+        app.screen.query_one("#f-dport").focus()
+        await pilot.press("backspace")
+        await settle(pilot)
+        assert not app.screen.query_one("#e-dport").display

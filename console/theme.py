@@ -31,8 +31,10 @@ ContentSwitcher { height: 1fr; }
 .hint { color: $text-muted; height: 1; }
 .pane { border: round $primary; height: 1fr; padding: 0 1; }
 .pane:focus-within { border: round $accent; }
-#prompt { dock: bottom; height: 1; border: none; padding: 0; display: none; }
+#prompt { height: 1; border: none; padding: 0; display: none; }
 #prompt.-shown { display: block; }
+#filterbar { height: 1; display: none; background: $boost; }
+#filterbar.-shown { display: block; }
 ModalScreen { align: center middle; }
 .dialog { width: 76; max-width: 100%; height: auto; max-height: 100%; border: round $accent;
           background: $surface; padding: 0 1; }

@@ -163,3 +163,32 @@ async def test_form_error_clears_when_the_field_is_fixed():
         await pilot.press("backspace")
         await settle(pilot)
         assert not app.screen.query_one("#e-dport").display
+
+
+def _visible(app, widget) -> bool:
+    """The widget is on screen and nothing (the key bar) is drawn over it."""
+    r = widget.region
+    if not widget.display or r.height < 1:
+        return False
+    return all(app.screen.get_widget_at(x, r.y)[0] is widget for x in (r.x, r.x + r.width // 2))
+
+
+@run_async
+async def test_command_line_and_filter_are_visible_and_the_filter_stays_shown():
+    app = make_app(start="firewall")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("colon", *"fire")
+        await settle(pilot)
+        prompt = app.screen.query_one("#prompt")
+        assert prompt.value == "fire" and _visible(app, prompt)
+        await pilot.press("escape", "slash", *"ping")
+        await settle(pilot)
+        assert prompt.value == "ping" and _visible(app, prompt)
+        await pilot.press("enter")
+        await settle(pilot)
+        bar = app.screen.query_one("#filterbar")
+        assert _visible(app, bar) and "filter: ping" in str(bar.render()) and "esc" in str(bar.render())
+        await pilot.press("escape")  # clears the filter
+        await settle(pilot)
+        assert not bar.display and app.screen.query_one("#rules").row_count == 2

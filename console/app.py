@@ -18,7 +18,8 @@ from textual.scrollbar import ScrollBarRender
 
 from backend.client import AgentError, AgentUnreachable
 
-from .dialogs import TraceScreen
+from . import state
+from .dialogs import ChoiceScreen, TraceScreen
 from .forms import TextScreen
 from .screens.changes import ChangesView
 from .screens.dashboard import DashboardView
@@ -61,7 +62,7 @@ class TalgateApp(App):
     ]
 
     def __init__(self, client, read_only: bool = False, poll_interval: float = 1.0, plain: bool | None = None,
-                 start: str = "dashboard", write_client=None):
+                 start: str = "dashboard", write_client=None, state_path=None):
         self.plain = plain_terminal() if plain is None else plain
         TalgateApp.CSS = css(self.plain)
         super().__init__(ansi_color=True if self.plain else None)
@@ -83,6 +84,11 @@ class TalgateApp(App):
         # (a prompt opening, focus moving, a screen mounting) settled; keys arriving meanwhile wait in
         # order in _held, like a shell's input buffer.
         self._held: list[events.Key] | None = None
+        # The staged candidate survives a restart in a per-user state file (None: not kept, as in tests).
+        self.state_path = state_path
+        self._restore = "start" if state_path else "done"  # start → asking → done
+        self._saved_gen: int | None = None
+        self._quitting = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -95,6 +101,11 @@ class TalgateApp(App):
                 pass
         self.switch_mode(self.start_view)
         self.poll()
+        if self.state_path:
+            self.set_interval(1.0, self.persist_candidate)
+
+    def on_unmount(self) -> None:
+        self.persist_candidate()
 
     def screen_shown(self, view) -> None:
         view.update_frame()
@@ -130,6 +141,9 @@ class TalgateApp(App):
             view.refresh_view(changed)
         if self.store.connected:
             self.first_data.set()
+        if self._restore == "start" and self.store.candidate.head_rev:
+            self._offer_restore()
+        self.persist_candidate()
         pending = bool(self.store.confirm_pending)
         if pending != self._pending:  # the confirm key shows in the footer only while a confirm is pending
             self._pending = pending
@@ -156,6 +170,7 @@ class TalgateApp(App):
                 await super().on_event(event)
             finally:
                 self._settle_then_replay()
+                self.persist_candidate()
             return
         await super().on_event(event)
 
@@ -191,6 +206,98 @@ class TalgateApp(App):
             self._held[:0] = rest
             self._settle_then_replay()
 
+    # -- the candidate across restarts --------------------------------------------------
+
+    def persist_candidate(self) -> None:
+        """Keep the state file in step with the candidate: written when it changed, removed when nothing
+        is staged (committed or discarded). Not before the saved one was offered back."""
+        cand = self.store.candidate
+        if self.state_path is None or self.store.read_only or self._restore in ("start", "asking"):
+            return
+        if self._restore == "later":  # the saved one was left for later: kept until this session stages
+            if not cand.dirty:
+                return
+            self._restore = "done"
+        if cand.generation == self._saved_gen:
+            return
+        try:
+            if cand.dirty:
+                state.save(self.state_path, cand.text(), cand.head_rev, (self.store.status or {}).get("hostname"))
+            else:
+                state.clear(self.state_path)
+            self._saved_gen = cand.generation
+        except OSError as e:
+            self._saved_gen = cand.generation  # say it once, not every second
+            self.notify(f"cannot keep the candidate in {self.state_path}: {e.strerror or e}", severity="warning")
+
+    def _offer_restore(self) -> None:
+        saved = state.load(self.state_path)
+        cand = self.store.candidate
+        if not saved or self.store.read_only or saved["candidate"] == cand.head_text:
+            self._restore = "done"
+            return
+        self._restore = "asking"
+        base = saved.get("base")
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved.get("saved") or 0))
+        on = "the current HEAD" if base == cand.head_rev else \
+            f"revision {(base or '?')[:12]} (HEAD has moved since: you can rebase it)"
+        msg = (f"A staged candidate was kept when the console closed ({when}), made on {on}.\n"
+               f"Restore it? (d discards it for good; esc decides later: it stays in {self.state_path})")
+
+        def answered(choice):
+            if choice == "restore":
+                self._restore_candidate(saved)
+            elif choice == "discard":
+                state.clear(self.state_path)
+                self._restore = "done"
+            else:
+                self._restore = "later"  # left alone: not overwritten by this session (unless it stages)
+
+        self.push_screen(ChoiceScreen(msg, [("r", "restore", "restore"), ("d", "discard", "discard")],
+                                      title="staged work from the last session"), answered)
+
+    def _restore_candidate(self, saved: dict) -> None:
+        from .candidate import _load
+
+        cand = self.store.candidate
+        data = _load(saved["candidate"])
+        base = saved.get("base")
+        if not base or base == cand.head_rev:
+            cand.replace(data)
+            self._restored(None)
+            return
+
+        def fetched(base_text: str | None, err: str | None) -> None:
+            latest = cand.head_rev_latest or cand.head_rev
+            if base_text is not None:
+                cand.reset(base_text, base)
+                cand.replace(data)
+                cand.head_rev_latest = latest  # HEAD moved: the banner and the rebase offer follow
+            else:
+                cand.replace(data)
+            self._restored(err)
+
+        def work_() -> None:
+            try:
+                text, err = self.store.client.config(base).text, None
+            except (AgentError, AgentUnreachable) as e:
+                text, err = None, f"base revision {base[:12]} is not readable ({e}): restored onto HEAD, " \
+                                  "review the diff before committing"
+            self.call_from_thread(fetched, text, err)
+
+        self.run_worker(work_, thread=True, group="restore")
+
+    def _restored(self, err: str | None) -> None:
+        self._restore = "done"
+        self._saved_gen = None
+        self.notify(err or f"candidate restored: {len(self.store.candidate.changes())} staged change(s)",
+                    severity="warning" if err else "information")
+        view = self.screen if hasattr(self.screen, "refresh_view") else None
+        if view is not None:
+            view.update_frame()
+            view.refresh_view({"edit", "config"})
+        self.persist_candidate()
+
     # -- actions -----------------------------------------------------------------------
 
     def action_view(self, name: str) -> None:
@@ -211,11 +318,33 @@ class TalgateApp(App):
             return
         name = ALIASES.get(word) or next((v for v in VIEWS if v.startswith(word)), None)
         if name == "quit":
-            self.exit()
+            self.action_quit()
         elif name:
             self.action_view(name)
         else:
             self.notify(f"unknown command :{word}", severity="error")
+
+    def action_quit(self) -> None:
+        """q / ctrl+c / :quit. With staged changes it asks first; a second ctrl+c while asking quits."""
+        cand = self.store.candidate
+        if self._quitting or not cand.dirty or self.store.read_only:
+            self.persist_candidate()
+            self.exit()
+            return
+        self._quitting = True
+        n = len(cand.changes())
+        kept = (f"They are kept in {self.state_path} and offered when the console starts again."
+                if self.state_path else "They will be lost.")
+        msg = f"{n} staged change{'s' if n != 1 else ''} not committed. {kept}"
+
+        def answered(quit_):
+            self._quitting = False
+            if quit_:
+                self.persist_candidate()
+                self.exit()
+
+        self.push_screen(ChoiceScreen(msg, [("q", "quit", True), ("y", "", True), ("n", "keep editing", False)],
+                                      cancel=False, title="quit?"), answered)
 
     def action_prompt(self, mode: str) -> None:
         if hasattr(self.screen, "open_prompt"):
@@ -310,5 +439,6 @@ def run(socket: str | None = None, read_only: bool = False) -> int:
         except AgentError:
             pass
     writer = AgentClient(client.socket_path, timeout=120.0)
-    TalgateApp(client, read_only=read_only, write_client=writer).run()
+    TalgateApp(client, read_only=read_only, write_client=writer,
+               state_path=None if read_only else state.default_path()).run()
     return 0

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
@@ -69,6 +69,37 @@ class _Dialog(ModalScreen):
 
     def hint(self, text: str) -> None:
         self.query_one("#form-hint", Static).update(text)
+
+
+class ChoiceScreen(ModalScreen):
+    """A question with a few one-key answers: ``choices`` is [(key, label, value)] (an empty label: a quiet
+    alias); esc answers ``cancel``."""
+
+    def __init__(self, message: str | Text, choices: list[tuple[str, str, object]], cancel: object = None,
+                 title: str = ""):
+        super().__init__()
+        self.message, self.choices, self.cancel, self.title_text = message, choices, cancel, title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="choicedialog"):
+            if self.title_text:
+                yield Static(self.title_text, classes="title", markup=False)
+            yield Static(self.message, markup=False)
+            yield Static("   ".join(f"[{k}] {label}" for k, label, _ in self.choices if label) + "   [esc] back",
+                         classes="buttons", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#choicedialog").styles.height = "auto"
+
+    def on_key(self, event) -> None:
+        for key, _label, value in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(value)
+                return
+        if event.key == "escape":
+            event.stop()
+            self.dismiss(self.cancel)
 
 
 # -- commit ---------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual import events
 
-from console.dialogs import CommitScreen
+from console.dialogs import ChoiceScreen, CommitScreen
 
 from .conftest import make_app, run_async, settle
 
@@ -192,3 +192,121 @@ async def test_command_line_and_filter_are_visible_and_the_filter_stays_shown():
         await pilot.press("escape")  # clears the filter
         await settle(pilot)
         assert not bar.display and app.screen.query_one("#rules").row_count == 2
+
+
+def _app(agent, tmp_path, **kw):
+    from console.app import TalgateApp
+    from console.fake import fixed_clock
+
+    app = TalgateApp(agent.console_client, poll_interval=3600, plain=False, state_path=tmp_path / "candidate.yaml",
+                     **kw)
+    app.store.clock = fixed_clock
+    return app
+
+
+@run_async
+async def test_quit_with_a_staged_candidate_asks():
+    app = make_app()
+    exits = []
+    app.exit = lambda *a, **k: exits.append(1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.store.candidate.put("rules", None, dict(RULE))
+        await pilot.press("q")
+        await settle(pilot)
+        assert not exits and isinstance(app.screen, ChoiceScreen) and "1 staged change not committed" in app.screen.message
+        await pilot.press("n")  # keep editing
+        await settle(pilot)
+        assert not exits and app.store.candidate.dirty and len(app.screen_stack) == 1
+        await pilot.press("colon", *"q", "enter")
+        await settle(pilot)
+        assert not exits
+        await pilot.press("q")
+        await settle(pilot)
+        assert exits == [1]
+    app2 = make_app()  # nothing staged: q quits at once
+    exits2 = []
+    app2.exit = lambda *a, **k: exits2.append(1)
+    async with app2.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("q")
+        await settle(pilot)
+        assert exits2 == [1]
+
+
+@run_async
+async def test_candidate_survives_a_restart_and_goes_when_committed(tmp_path):
+    import os
+    import stat
+
+    from console.fake import FakeAgent
+
+    agent = FakeAgent()
+    path = tmp_path / "candidate.yaml"
+    app = _app(agent, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert not path.exists()
+        app.store.candidate.put("rules", None, dict(RULE))
+        app.persist_candidate()
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        assert "block-guest-http" in path.read_text() and agent.head in path.read_text()
+    # a new console on the same box: it offers the candidate back
+    app = _app(agent, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "staged work" in str(app.screen.query_one(".title").render())
+        await pilot.press("r")
+        await settle(pilot)
+        cand = app.store.candidate
+        assert cand.dirty and [p for _, p, *_ in cand.changes()] == ["rules[block-guest-http]"]
+        await pilot.press("6", "c")
+        await settle(pilot)
+        await pilot.press(*"block guest web", "enter")
+        await settle(pilot)
+        assert len(agent.log()) == 2 and not app.store.candidate.dirty
+        app.persist_candidate()
+        assert not path.exists()
+
+
+@run_async
+async def test_restored_candidate_on_a_moved_head_keeps_its_base(tmp_path):
+    from console import state
+    from console.fake import FakeAgent
+
+    agent = FakeAgent()
+    base = agent.head
+    text = agent.text().replace("dport: 22", "dport: 2222")
+    state.save(tmp_path / "candidate.yaml", text, base)
+    agent.client.commit(agent.text().replace("hostname: gw", "hostname: gw2"), "rename", base=base)
+    app = _app(agent, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        cand = app.store.candidate
+        assert cand.head_rev == base and app.store.head_moved and cand.dirty
+        assert [p for _, p, *_ in cand.changes()] == ["rules[ssh-from-mgmt].dport"]
+
+
+def test_state_file_location_mode_and_bounds(tmp_path):
+    import os
+
+    from console import state
+
+    assert state.default_path({"XDG_STATE_HOME": "/x/st", "HOME": "/h"}) == state.Path("/x/st/talgate/candidate.yaml")
+    assert state.default_path({"XDG_STATE_HOME": "rel", "HOME": "/h"}) == state.Path("/h/.local/state/talgate/candidate.yaml")
+    p = tmp_path / "s" / "candidate.yaml"
+    state.save(p, "version: 1\n", "abc")
+    assert state.load(p)["candidate"] == "version: 1\n" and state.load(p)["base"] == "abc"
+    assert oct(os.stat(p.parent).st_mode & 0o777) == "0o700"
+    p.write_text("x" * (state.MAX_BYTES + 1))
+    assert state.load(p) is None  # too big: not ours, ignored
+    p.write_text("[1, 2]")
+    assert state.load(p) is None
+    link = tmp_path / "link.yaml"
+    link.symlink_to(p)
+    assert state.load(link) is None  # a symlink planted in the state dir is not followed
+    state.clear(p)
+    state.clear(p)
+    assert not p.exists()

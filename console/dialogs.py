@@ -204,6 +204,9 @@ class CommitScreen(_Dialog):
         if err is None:
             self.dismiss(result)
             return
+        if err.code == "conflict":  # HEAD moved: the caller offers a rebase (the candidate is kept)
+            self.dismiss(err)
+            return
         self.show_errors(*commit_problems(err))
 
 
@@ -256,7 +259,7 @@ def commit_problems(err: AgentError) -> tuple[dict[str, list[str]], Text]:
         return by, t
     t.append(err.message)
     if err.code == "conflict":
-        t.append(" (HEAD moved: discard with x and redo)")
+        t.append(" (HEAD moved: b rebases your changes onto it, x discards them)")
         return by, t
     for p in err.problems[:6]:
         t.append(f"\n {p['path']}: {p['message']}")

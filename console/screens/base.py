@@ -56,7 +56,7 @@ class BaseView(Screen):
         if not s.connected and s.polls:
             b.show(f" agent unreachable — reconnecting … ({s.error})", "error")
         elif s.head_moved:
-            b.show(" HEAD moved under your candidate: commit will be refused (x discards and reloads)", "warn")
+            b.show(" HEAD moved under your candidate: on changes (6) b rebases it, x discards", "warn")
         elif s.status and s.status.get("last_error"):
             b.show(f" agent: {s.status['last_error']}", "warn")
         else:

@@ -11,9 +11,12 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import ContentSwitcher, Static
 
-from ..candidate import short
-from ..dialogs import CommitScreen, change_summary
+from backend.client import AgentError
+
+from ..candidate import _load, short
+from ..dialogs import ChoiceScreen, CommitScreen, change_summary
 from ..forms import ConfirmScreen, TextScreen, diff_text
+from ..merge import merge3
 from ..widgets import LiveTable
 from .base import BaseView
 
@@ -29,6 +32,7 @@ class ChangesView(BaseView):
         Binding("h", "section('history')", "history"),
         Binding("c", "commit", "commit"),
         Binding("x", "discard", "discard"),
+        Binding("b", "rebase", "rebase"),
         Binding("enter", "show_rev", "diff"),
         Binding("R", "rollback", "rollback", key_display="R"),
     ]
@@ -60,6 +64,8 @@ class ChangesView(BaseView):
         cur = self.query_one(ContentSwitcher).current
         if action in ("commit", "discard"):
             return cur == "staged" and self.store.candidate.dirty
+        if action == "rebase":
+            return self.store.candidate.dirty and self.store.head_moved
         if action in ("rollback", "show_rev"):
             return cur == "history"
         return True
@@ -144,9 +150,15 @@ class ChangesView(BaseView):
         cand = self.store.candidate
         if not cand.dirty:
             return
+        if self.store.head_moved:  # the agent would refuse it: offer the rebase first
+            self.action_rebase()
+            return
         text, base, gen = cand.text(), cand.head_rev, cand.generation
 
         def done(result):
+            if isinstance(result, AgentError):  # conflict: HEAD moved since the last poll
+                self.action_rebase()
+                return
             if not result:
                 return
             if result.rev and cand.generation == gen:
@@ -168,17 +180,104 @@ class ChangesView(BaseView):
     def action_discard(self) -> None:
         def done(yes):
             if yes:
-                cand = self.store.candidate
-                if self.store.head_moved:
-                    cand.head_rev = None  # forces a reload of HEAD on the next poll
-                cand.discard()
-                self.store.problems = []
-                self.update_frame()
-                self.refresh_view({"edit"})
-                self.app.poll_soon()
+                self._discard()
 
         n = len(self.store.candidate.changes())
         self.app.push_screen(ConfirmScreen(f"Discard {n} staged change(s)?"), done)
+
+    def _discard(self) -> None:
+        cand = self.store.candidate
+        if self.store.head_moved:
+            cand.head_rev = None  # forces a reload of HEAD on the next poll
+        cand.discard()
+        self.store.problems = []
+        self.update_frame()
+        self.refresh_view({"edit"})
+        self.app.poll_soon()
+
+    # -- rebase onto a HEAD that moved ---------------------------------------------------
+
+    def action_rebase(self) -> None:
+        cand = self.store.candidate
+        if cand.dirty:
+            self._fetch_for_rebase(cand.head_text, cand.text(), cand.head_rev, cand.generation)
+
+    @work(thread=True, exclusive=True, group="rebase")
+    def _fetch_for_rebase(self, base_text: str, ours: str, base: str | None, gen: int) -> None:
+        try:
+            cfg, err = self.store.client.config(), None
+            head = (cfg.rev, cfg.text)
+        except AgentError as e:  # AgentUnreachable too
+            head, err = None, e.message
+        self.app.call_from_thread(self._offer_rebase, base_text, ours, base, gen, head, err)
+
+    def _offer_rebase(self, base_text: str, ours: str, base: str | None, gen: int, head, err: str | None) -> None:
+        cand = self.store.candidate
+        if gen != cand.generation:
+            return  # edited meanwhile: the user asks again
+        if err:
+            self.notify(f"rebase: cannot read HEAD: {err}", severity="error")
+            return
+        rev, theirs = head
+        if rev == base:
+            cand.head_rev_latest = None
+            self.update_frame()
+            self.notify("HEAD has not moved: commit again", severity="information")
+            return
+        cand.head_rev_latest = rev
+        self.update_frame()
+        merged, conflicts = merge3(base_text, ours, theirs)
+        data = None
+        if merged is not None:
+            try:
+                data = _load(merged)
+            except Exception:  # noqa: BLE001 - a line merge that is no longer YAML: treated as an overlap
+                merged = None
+        n = len(cand.changes())
+        head_line = (f"HEAD moved to {rev[:12]} after your {n} change{'s were' if n != 1 else ' was'} staged on "
+                     f"{(base or '-')[:12]}.\n")
+        if merged is not None:
+            msg = head_line + ("The new commits do not touch the lines you changed: rebase your changes onto "
+                               "HEAD? (then review the diff and commit again)")
+
+            def answered(choice):
+                if choice == "rebase":
+                    self._apply_rebase(rev, theirs, data)
+                elif choice == "discard":
+                    self._discard()
+
+            self.app.push_screen(ChoiceScreen(msg, [("r", "rebase onto HEAD", "rebase"),
+                                                    ("x", "discard mine", "discard")], title="rebase"), answered)
+            return
+        t = Text(head_line + "Your changes and HEAD's overlap here (nothing was changed):\n")
+        for c in conflicts[:3]:
+            t.append(f"at line {c.start + 1}\n", style="bold")
+            for label, lines, style in (("yours", c.ours, "green"), ("HEAD ", c.theirs, "cyan")):
+                for ln in (lines[:4] or ["(nothing)\n"]):
+                    t.append(f" {label} | {ln.rstrip()}\n", style=style)
+                if len(lines) > 4:
+                    t.append(f" {label} | … {len(lines) - 4} more line(s)\n", style="dim")
+        if len(conflicts) > 3:
+            t.append(f"… and {len(conflicts) - 3} more overlap(s)\n", style="dim")
+        t.append("x discards your changes and loads HEAD; esc keeps them (edit them to match, or discard)",
+                 style="italic")
+
+        def answered_conflict(choice):
+            if choice == "discard":
+                self._discard()
+
+        self.app.push_screen(ChoiceScreen(t, [("x", "discard mine", "discard")], title="rebase: overlap"),
+                             answered_conflict)
+
+    def _apply_rebase(self, rev: str, theirs: str, data: dict) -> None:
+        cand = self.store.candidate
+        cand.reset(theirs, rev)
+        cand.replace(data)
+        self.store.problems = []
+        self.update_frame()
+        self.refresh_view({"edit"})
+        self.notify(f"rebased onto {rev[:8]}: {len(cand.changes())} change(s) staged; review and commit")
+        self.app.poll_soon()
 
     # -- history -------------------------------------------------------------------------
 

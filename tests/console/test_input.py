@@ -310,3 +310,61 @@ def test_state_file_location_mode_and_bounds(tmp_path):
     state.clear(p)
     state.clear(p)
     assert not p.exists()
+
+
+async def _stage_then_head_moves(app, pilot, agent, ours: tuple[str, str], theirs: tuple[str, str]):
+    """Stage an edit (the candidate's text with ``ours`` replaced) while another client commits ``theirs``."""
+    from console.candidate import _load
+
+    await settle(pilot)
+    cand = app.store.candidate
+    cand.replace(_load(cand.head_text.replace(*ours)))
+    agent.client.commit(agent.text().replace(*theirs), "from another admin", base=agent.head)
+    await pilot.press("6")
+    await settle(pilot)
+    await pilot.press("c")
+    await settle(pilot)
+    if isinstance(app.screen, CommitScreen):
+        await pilot.press(*"my change", "enter")
+        await settle(pilot)
+
+
+@run_async
+async def test_conflict_offers_a_rebase_when_edits_do_not_overlap():
+    from console.fake import FakeAgent
+
+    agent = FakeAgent()
+    app = make_app(agent=agent)
+    app.poll_interval = 3600
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _stage_then_head_moves(app, pilot, agent, ("dport: 8443", "dport: 8444"),
+                                     ("hostname: gw", "hostname: gw2"))
+        assert isinstance(app.screen, ChoiceScreen) and "rebase" in app.screen.message.lower()
+        await pilot.press("r")
+        await settle(pilot)
+        cand = app.store.candidate
+        assert cand.head_rev == agent.head and not app.store.head_moved
+        assert [p for _, p, *_ in cand.changes()] == ["nat.forwards[web].dport"]
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press(*"web on 8444", "enter")
+        await settle(pilot)
+        assert agent.log()[0].message == "web on 8444"
+        assert "hostname: gw2" in agent.text() and "8444" in agent.text()
+
+
+@run_async
+async def test_conflict_with_overlapping_edits_shows_the_overlap():
+    from console.fake import FakeAgent
+
+    agent = FakeAgent()
+    app = make_app(agent=agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _stage_then_head_moves(app, pilot, agent, ("hostname: gw", "hostname: mine"),
+                                     ("hostname: gw", "hostname: theirs"))
+        assert isinstance(app.screen, ChoiceScreen)
+        msg = str(app.screen.message)
+        assert "hostname: mine" in msg and "hostname: theirs" in msg and "overlap" in msg
+        await pilot.press("escape")  # back: the candidate is kept as it was
+        await settle(pilot)
+        assert app.store.candidate.dirty and app.store.candidate.data["system"]["hostname"] == "mine"

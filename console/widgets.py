@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from rich.text import Text
+from textual.binding import Binding
 from textual.widgets import DataTable, Static
 
 from .theme import spark_chars
@@ -62,6 +63,10 @@ class LiveTable(DataTable):
     """
 
     DEFAULT_CSS = "LiveTable { height: 1fr; }"
+    # vi/less keys on every list (issue 13): j/k a row, g/G and home/end the first/last row (PgUp/PgDn: DataTable).
+    BINDINGS = [Binding("j", "cursor_down", "down", show=False), Binding("k", "cursor_up", "up", show=False),
+                Binding("g,home", "scroll_top", "first", show=False),
+                Binding("G,end", "scroll_bottom", "last", show=False)]
 
     def __init__(self, columns: Sequence[tuple[str, int | None]], **kw):
         super().__init__(cursor_type="row", zebra_stripes=False, **kw)

@@ -66,8 +66,10 @@ class ChangesView(BaseView):
             return cur == "staged" and self.store.candidate.dirty
         if action == "rebase":
             return self.store.candidate.dirty and self.store.head_moved
-        if action in ("rollback", "show_rev"):
+        if action == "show_rev":
             return cur == "history"
+        if action == "rollback":  # not on HEAD: rolling back to where we are is no rollback
+            return cur == "history" and self._rev() not in (None, self._head())
         return True
 
     def action_section(self, name: str) -> None:
@@ -95,7 +97,12 @@ class ChangesView(BaseView):
                 t = time.strftime("%Y-%m-%d %H:%M", time.localtime(e["time"]))
                 msg = (e.get("message") or "").splitlines()[0] if e.get("message") else ""
                 rows.append((e["rev"], (e["rev"][:8], t, e.get("author") or "", msg)))
-            self.query_one("#history", LiveTable).sync(rows)
+            table = self.query_one("#history", LiveTable)
+            on_top = table.cursor_row == 0  # on HEAD: the selection follows the new HEAD, else stays put
+            table.sync(rows)
+            if on_top and table.row_count:
+                table.move_cursor(row=0, animate=False)
+            self.refresh_bindings()
 
     def _path_diff(self) -> Text:
         cand = self.store.candidate
@@ -285,8 +292,14 @@ class ChangesView(BaseView):
         event.stop()
         self.action_show_rev()
 
+    def on_data_table_row_highlighted(self, event) -> None:
+        self.refresh_bindings()
+
     def _rev(self) -> str | None:
         return self.query_one("#history", LiveTable).current_key
+
+    def _head(self) -> str | None:
+        return (self.store.status or {}).get("head") or (self.store.log[0]["rev"] if self.store.log else None)
 
     def action_show_rev(self) -> None:
         rev = self._rev()
@@ -309,12 +322,54 @@ class ChangesView(BaseView):
         rev = self._rev()
         if not rev:
             return
+        head = self._head()
+        if rev == head:
+            self.notify("that is HEAD: there is nothing to roll back to", severity="warning")
+            return
+        self._fetch_rollback(head, rev)
+
+    @work(thread=True, exclusive=True, group="rollback")
+    def _fetch_rollback(self, head: str | None, rev: str) -> None:
+        try:
+            diff, err = self.store.client.diff(head, rev).diff or "", None
+        except Exception as e:  # noqa: BLE001 - shown in the dialog
+            diff, err = None, str(e)
+        self.app.call_from_thread(self._ask_rollback, head, rev, diff, err)
+
+    def _ask_rollback(self, head: str | None, rev: str, diff: str | None, err: str | None) -> None:
+        if self._rev() != rev:
+            return  # the selection moved meanwhile: do not ask about another row than the one shown
         entry = next((e for e in self.store.log if e["rev"] == rev), {})
+        msg = (entry.get("message") or "").splitlines()[0] if entry.get("message") else "(no message)"
+        t = Text()
+        t.append(f"Roll back to {rev[:12]}", style="bold")
+        t.append(f"  \"{msg}\"\n")
+        t.append(f"by {entry.get('author') or '?'}, {age(self.store.clock() - entry.get('time', 0))}; HEAD is "
+                 f"{(head or '-')[:12]}.\nA new commit restores that configuration and the agent applies it now.\n",
+                 style="dim")
+        if err:
+            t.append(f"the diff is not available: {err}\n", style="red")
+        else:
+            lines = [ln for ln in diff.splitlines() if ln[:1] in "+-@" and not ln.startswith(("+++", "---"))]
+            t.append("it changes:\n" if lines else "it changes nothing in router.yaml\n", style="bold")
+            t.append_text(diff_text("\n".join(lines[:10])))
+            if len(lines) > 10:
+                t.append(f"… {len(lines) - 10} more line(s): enter on the row shows the commit\n", style="dim")
 
         def done(yes):
             if yes:
                 self.app.write(f"rollback to {rev[:8]}", lambda c: c.rollback(rev))
 
-        msg = (entry.get("message") or "").splitlines()[0] if entry.get("message") else ""
-        self.app.push_screen(ConfirmScreen(f"Roll back to {rev[:12]} ({msg})?\nA new commit restores that "
-                                           "configuration and the agent applies it now."), done)
+        self.app.push_screen(ChoiceScreen(t, [("y", "roll back", True), ("n", "no", False)], cancel=False,
+                                          title="roll back"), done)
+
+
+def age(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s ago"
+    for unit, div in (("day", 86400), ("h", 3600), ("min", 60)):
+        if s >= div:
+            n = s // div
+            return f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''} ago"
+    return f"{s} s ago"

@@ -368,3 +368,80 @@ async def test_conflict_with_overlapping_edits_shows_the_overlap():
         await pilot.press("escape")  # back: the candidate is kept as it was
         await settle(pilot)
         assert app.store.candidate.dirty and app.store.candidate.data["system"]["hostname"] == "mine"
+
+
+async def _history(app, pilot, agent, commits: int):
+    for i in range(commits):
+        agent.client.commit(agent.text() + f"# note {i}\n", f"note {i}", base=agent.head)
+    await settle(pilot)
+    await pilot.press("6")
+    await settle(pilot)
+    await pilot.press("h")
+    await settle(pilot)
+    return app.screen.query_one("#history")
+
+
+@run_async
+async def test_history_keys_move_the_selection():
+    from console.fake import FakeAgent
+
+    agent = FakeAgent()
+    app = make_app(agent=agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        t = await _history(app, pilot, agent, 30)
+        revs = [e.rev for e in agent.log()]
+        assert t.current_key == revs[0]
+        for keys, row in ((("j", "j"), 2), (("k",), 1), (("G",), len(revs) - 1), (("g",), 0), (("end",), len(revs) - 1),
+                          (("home",), 0), (("pagedown",), None)):
+            await pilot.press(*keys)
+            await pilot.pause()
+            if row is None:
+                assert t.cursor_row > 5
+            else:
+                assert t.cursor_row == row, keys
+
+
+@run_async
+async def test_history_selection_follows_new_commits():
+    from console.fake import FakeAgent
+
+    agent = FakeAgent()
+    app = make_app(agent=agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        t = await _history(app, pilot, agent, 3)
+        assert t.cursor_row == 0
+        agent.client.commit(agent.text() + "# later\n", "later", base=agent.head)
+        app.poll_soon()
+        await settle(pilot)
+        assert t.current_key == agent.head  # was on the top (HEAD): follows it
+        await pilot.press("j", "j")
+        chosen = t.current_key
+        agent.client.commit(agent.text() + "# later 2\n", "later 2", base=agent.head)
+        app.poll_soon()
+        await settle(pilot)
+        assert t.current_key == chosen  # elsewhere: stays on the same revision
+
+
+@run_async
+async def test_rollback_not_offered_on_head_and_its_dialog_shows_the_target():
+    from console.fake import FakeAgent
+
+    agent = FakeAgent()
+    app = make_app(agent=agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        t = await _history(app, pilot, agent, 2)
+        assert t.current_key == agent.head
+        assert "rollback" not in {a.binding.action for a in app.screen.active_bindings.values() if a.enabled}
+        await pilot.press("R")
+        await settle(pilot)
+        assert len(app.screen_stack) == 1 and len(agent.log()) == 3
+        await pilot.press("j")  # "note 0"
+        await settle(pilot)
+        await pilot.press("R")
+        await settle(pilot)
+        msg = str(app.screen.message)
+        assert isinstance(app.screen, ChoiceScreen)
+        assert "note 0" in msg and "ago" in msg and "-# note 1" in msg  # message, age and the diff it applies
+        await pilot.press("y")
+        await settle(pilot)
+        assert len(agent.log()) == 4 and "# note 1" not in agent.text()

@@ -141,6 +141,10 @@ class TalgateApp(App):
             view.refresh_view(changed)
         if self.store.connected:
             self.first_data.set()
+        if "auto_rollback" in changed:
+            r = self.store.auto_rollback
+            self.notify(f"commit {(r['rev'] or '?')[:8]} was not confirmed in time: rolled back by the agent "
+                        f"(HEAD {(r['to'] or '?')[:8]})", severity="error", timeout=30)
         if self._restore == "start" and self.store.candidate.head_rev:
             self._offer_restore()
         self.persist_candidate()
@@ -363,7 +367,7 @@ class TalgateApp(App):
             if not err and result:
                 self.notify(f"commit {str(result.rev)[:8]} confirmed: it stays", severity="information")
 
-        self.write("confirm", lambda c: c.confirm(), done)
+        self.write("confirm", lambda c: c.confirm(), done, toast=False)
 
     def action_trace(self, packet: dict | None = None) -> None:
         """The packet tracer dialog (a read: works in read-only mode too)."""
@@ -402,11 +406,12 @@ class TalgateApp(App):
 
     # -- writes (in workers; the UI never blocks on the agent) ----------------------------
 
-    def write(self, what: str, fn, on_done=None) -> None:
-        self._write(what, fn, on_done)
+    def write(self, what: str, fn, on_done=None, toast: bool = True) -> None:
+        """``toast``: say '<what>: done' on success (off when on_done says it better: one toast per action)."""
+        self._write(what, fn, on_done, toast)
 
     @work(thread=True, group="write")
-    def _write(self, what: str, fn, on_done) -> None:
+    def _write(self, what: str, fn, on_done, toast: bool = True) -> None:
         try:
             result, err = fn(self.write_client), None
         except AgentUnreachable as e:
@@ -414,12 +419,12 @@ class TalgateApp(App):
         except AgentError as e:
             probs = "; ".join(f"{p['path']}: {p['message']}" for p in e.problems[:3])
             result, err = None, f"{e.message}" + (f" — {probs}" if probs else "")
-        self.call_from_thread(self._written, what, result, err, on_done)
+        self.call_from_thread(self._written, what, result, err, on_done, toast)
 
-    def _written(self, what, result, err, on_done) -> None:
+    def _written(self, what, result, err, on_done, toast: bool = True) -> None:
         if err:
             self.notify(f"{what} failed: {err}", severity="error", timeout=8)
-        else:
+        elif toast:
             self.notify(f"{what}: done")
         if on_done:
             on_done(result, err)

@@ -109,6 +109,11 @@ class DashboardView(BaseView):
             drift_items = drift.get("items") or []
             what = "; ".join(drift_items[:3]) + (f"; … {len(drift_items) - 3} more" if len(drift_items) > 3 else "")
             items.append(("drift", f"{when} repaired {drift.get('repaired', 0)} change(s): {what}"))
+        rb = s.auto_rollback
+        if rb:
+            when = time.strftime("%H:%M:%S", time.localtime(rb.get("time") or 0))
+            items.append(("error", f"{when} commit {(rb['rev'] or '?')[:8]} not confirmed in time: rolled back "
+                                   f"(HEAD {(rb['to'] or '?')[:8]})"))
         if st and not st.get("in_sync", True):
             items.append(("warning", "the applied revision differs from HEAD"))
         configured = s.candidate.head.get("interfaces") or {}

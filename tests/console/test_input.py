@@ -445,3 +445,37 @@ async def test_rollback_not_offered_on_head_and_its_dialog_shows_the_target():
         await pilot.press("y")
         await settle(pilot)
         assert len(agent.log()) == 4 and "# note 1" not in agent.text()
+
+
+@run_async
+async def test_auto_rollback_is_announced():
+    from console.fake import FakeAgent
+
+    agent = FakeAgent(confirm_pending=True)
+    app = make_app(agent=agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.store.confirm_pending
+        pending = agent.pipeline.pending["rev"]
+        agent.pipeline.pending["deadline"] = 0  # the confirm time ran out: the agent's timer rolls back
+        assert agent.pipeline.tick()
+        app.poll_soon()
+        await settle(pilot)
+        toasts = [n.message for n in app._notifications]
+        assert any("rolled back" in m and pending[:8] in m for m in toasts), toasts
+        assert "rolled back" in str(app.screen.query_one("#problems").render())
+
+
+@run_async
+async def test_one_toast_for_one_confirm():
+    from console.fake import FakeAgent
+
+    agent = FakeAgent(confirm_pending=True)
+    app = make_app(agent=agent)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("C")
+        await settle(pilot)
+        assert agent.pipeline.pending is None
+        toasts = [n.message for n in app._notifications]
+        assert len(toasts) == 1 and "confirmed" in toasts[0], toasts

@@ -20,7 +20,7 @@ def spark_chars(plain: bool) -> str:
 BASE_CSS = """
 Screen { layout: vertical; }
 StatusLine { height: 1; background: $panel; color: $text; }
-Banner { height: 1; display: none; text-style: bold; }
+Banner { height: auto; max-height: 3; display: none; text-style: bold; }
 Banner.-shown { display: block; }
 Banner.-warn { background: $warning; color: $background; }
 Banner.-error { background: $error; color: $background; }

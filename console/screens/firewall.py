@@ -56,7 +56,7 @@ class FirewallView(ListEditing, BaseView):
             t.append(f"[{key}] {name}", style="bold reverse" if name == cur else "dim")
             t.append("  ")
         n = len(self.store.candidate.rules)
-        t.append(f"{n} rules", style="dim")
+        t.append(f"{n} rule{'' if n == 1 else 's'}", style="dim")
         self.query_one("#sections", Static).update(t)
 
     def check_action(self, action: str, parameters) -> bool | None:

@@ -479,3 +479,24 @@ async def test_one_toast_for_one_confirm():
         assert agent.pipeline.pending is None
         toasts = [n.message for n in app._notifications]
         assert len(toasts) == 1 and "confirmed" in toasts[0], toasts
+
+
+@run_async
+async def test_counts_are_singular_and_banners_wrap_at_80_columns():
+    app = make_app(start="firewall")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert "2 rules" in str(app.screen.query_one("#sections").render())
+        await pilot.press("d", "y")
+        await settle(pilot)
+        sections = str(app.screen.query_one("#sections").render())
+        assert "1 rule" in sections and "1 rules" not in sections
+        long = "apply failed: " + "the kernel refused the ruleset because of a very long reason " * 2
+        app.store.status["last_error"] = long
+        app.screen.update_frame()
+        await pilot.pause()
+        banner = app.screen.query_one("#banner")
+        assert banner.region.height >= 2 and banner.region.width <= 80
+        lines = app.screen.query_one("#banner").render_lines(banner.region.reset_offset)
+        shown = "".join(s.text for line in lines for s in line).replace(" ", "")
+        assert long.replace(" ", "") in shown

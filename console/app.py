@@ -10,7 +10,6 @@ import asyncio
 import signal
 import time
 
-from rich.text import Text
 from textual import events, work
 from textual.app import App
 from textual.binding import Binding
@@ -389,20 +388,9 @@ class TalgateApp(App):
         self.screen.refresh(layout=True, repaint=True)
 
     def action_help(self) -> None:
-        lines = [f"keys of the {getattr(self.screen, 'NAME', 'current')} screen", ""]
-        seen = set()
-        for _key, active in self.screen.active_bindings.items():
-            b = active.binding
-            if active.node not in (self.screen, self) or not active.enabled or not b.description \
-                    or (b.action, b.key) in seen:
-                continue
-            seen.add((b.action, b.key))
-            lines.append(f"  {self.get_key_display(b):<10} {b.description}")
-        lines += ["", "  :name      go to a screen (dashboard interfaces firewall nat traffic changes leases)",
-                  "  :trace     packet tracer; :confirm keeps a commit waiting for confirmation (also C)",
-                  "  up/down    move in a table; enter opens, esc closes a dialog or the prompt",
-                  "  ctrl+l     redraw the terminal; ctrl+c quits too"]
-        self.push_screen(TextScreen("help", Text("\n".join(lines))))
+        from .help import help_text
+
+        self.push_screen(TextScreen(f"help: {getattr(self.screen, 'NAME', 'keys')}", help_text(self, self.screen)))
 
     # -- writes (in workers; the UI never blocks on the agent) ----------------------------
 

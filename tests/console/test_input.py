@@ -500,3 +500,24 @@ async def test_counts_are_singular_and_banners_wrap_at_80_columns():
         lines = app.screen.query_one("#banner").render_lines(banner.region.reset_offset)
         shown = "".join(s.text for line in lines for s in line).replace(" ", "")
         assert long.replace(" ", "") in shown
+
+
+@run_async
+async def test_help_is_curated_grouped_and_fits_80x24():
+    from console.forms import TextScreen
+
+    for view in ("firewall", "changes", "dashboard"):
+        app = make_app(start=view)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await settle(pilot)
+            await pilot.press("question_mark")
+            await settle(pilot)
+            assert isinstance(app.screen, TextScreen)
+            body = app.screen.query_one("VerticalScroll Static")
+            text = str(body.render())
+            assert f"{view} keys" in text and "lists" in text and "anywhere" in text
+            assert "super" not in text and "Copy" not in text and text.count("quit") == 1
+            box = app.screen.query_one("VerticalScroll")
+            assert box.virtual_size.height <= box.region.height and box.virtual_size.width <= box.region.width
+            if view == "firewall":
+                assert "add" in text and "trace" in text

@@ -77,7 +77,7 @@ class FormScreen(ModalScreen[dict | None]):
             for f in self.fields:
                 with Horizontal(classes="field"):
                     yield Label(f.label, classes="label")
-                    yield Input(f.value, placeholder=f.placeholder, id=f"f-{f.key}")
+                    yield Input(f.value, placeholder=as_hint(f.placeholder), id=f"f-{f.key}")
                 yield Static("", id=f"e-{f.key}", classes="error")
             yield Static("", id="e-_general", classes="error")
             yield Static("[tab] next  [ctrl+s] save  [esc] cancel", classes="buttons", markup=False, id="form-hint")
@@ -139,6 +139,14 @@ class FormScreen(ModalScreen[dict | None]):
                 self.dismiss(None)
 
         self.app.push_screen(ConfirmScreen("Discard what you typed in this form?\n(n keeps editing)"), answered)
+
+
+def as_hint(placeholder: str) -> str:
+    """A placeholder must not read as a value already typed (a VT100 shows no dimming): '8443' → '(e.g. 8443)'."""
+    p = placeholder.strip()
+    if not p or p.startswith("("):
+        return p
+    return f"({p})" if " " in p and not p[0].isdigit() else f"(e.g. {p})"
 
 
 class TextScreen(ModalScreen[None]):

@@ -521,3 +521,18 @@ async def test_help_is_curated_grouped_and_fits_80x24():
             assert box.virtual_size.height <= box.region.height and box.virtual_size.width <= box.region.width
             if view == "firewall":
                 assert "add" in text and "trace" in text
+
+
+@run_async
+async def test_form_placeholders_read_as_hints():
+    from console.forms import FormScreen
+
+    app = make_app(start="firewall")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("a")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen)
+        phs = [i.placeholder for i in app.screen.query("Input") if i.placeholder]
+        assert phs and all(p.startswith("(") and p.endswith(")") for p in phs), phs
+        assert "(e.g. block-guest-http)" in phs

@@ -178,22 +178,27 @@ class TalgateApp(App):
         await super().on_event(event)
 
     def _busy(self) -> bool:
-        """Is any message pump of the app or the active screen still working on something?"""
+        """Is any message pump of the app or the active screen still working on something?
+        (Textual internals: if they change, keys are simply no longer held — never lost.)"""
         try:
             pumps = [self, *self.screen.walk_children(with_self=True)]
+            return any(p._message_queue.qsize() or p._pending_message is not None or p._next_callbacks  # noqa: SLF001
+                       for p in pumps)
+        except AttributeError:
+            return False
         except Exception:  # noqa: BLE001 - no screen yet (start-up, shutdown)
             return True
-        return any(p._message_queue.qsize() or p._pending_message is not None or p._next_callbacks  # noqa: SLF001
-                   for p in pumps)
 
     def _settle_then_replay(self) -> None:
         async def wait() -> None:
             deadline = time.monotonic() + 1.0  # a busy UI must not hold keys for ever
             quiet = 0
-            while quiet < 3 and time.monotonic() < deadline:
-                await asyncio.sleep(0)
-                quiet = 0 if self._busy() else quiet + 1
-            self.call_later(self._replay)
+            try:
+                while quiet < 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0)
+                    quiet = 0 if self._busy() else quiet + 1
+            finally:
+                self.call_later(self._replay)
 
         self._settle_task = asyncio.get_running_loop().create_task(wait())
 

@@ -536,3 +536,16 @@ async def test_form_placeholders_read_as_hints():
         phs = [i.placeholder for i in app.screen.query("Input") if i.placeholder]
         assert phs and all(p.startswith("(") and p.endswith(")") for p in phs), phs
         assert "(e.g. block-guest-http)" in phs
+
+
+@run_async
+async def test_typeahead_across_a_screen_switch():
+    """'3' (switch screen), 'a' (open the form) and the name, all at once: nothing is lost on the way."""
+    from console.forms import FormScreen
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        burst(app, "3", "a", *"web-out")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen) and app.screen.query_one("#f-name").value == "web-out"

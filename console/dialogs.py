@@ -123,10 +123,11 @@ class CommitScreen(_Dialog):
                 Binding("enter", "commit", "commit", show=False)]
     HINT = "[enter/ctrl+s] commit  [tab] next  [space] toggle  [esc] cancel"
 
-    def __init__(self, text: str, base: str | None, changes: int, client, summary: str = ""):
+    def __init__(self, text: str, base: str | None, changes: int, client, summary: str = "", draft: str = ""):
         super().__init__()
         self.text, self.base, self.changes, self.client = text, base, changes, client
         self.summary = summary  # what is staged, in a few words: the message field's hint
+        self.draft = draft  # the message typed before an esc: offered again
         self.busy = False
         self.error: AgentError | None = None  # the agent's last refusal (tests look at its code)
 
@@ -135,7 +136,7 @@ class CommitScreen(_Dialog):
             yield Static(f"commit {self.changes} change(s): the agent validates, commits and applies",
                          classes="title")
             hint = f"(what and why; staged: {self.summary})" if self.summary else "(what and why)"
-            yield _row("message", Input(placeholder=hint, id="f-answer"))
+            yield _row("message", Input(self.draft, placeholder=hint, id="f-answer"))
             yield Static("", id="e-answer", classes="error")
             yield _row("confirm", Input(placeholder="(seconds: rolled back unless confirmed; empty: plain)",
                                         id="f-confirm"))
@@ -172,6 +173,7 @@ class CommitScreen(_Dialog):
     def action_cancel(self) -> None:
         """Esc: close the dialog; the candidate stays staged (nothing was sent). Not while committing."""
         if not self.busy:
+            self.draft = self.values()[0]
             self.dismiss(None)
 
     def action_commit(self) -> None:

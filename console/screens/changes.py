@@ -163,6 +163,7 @@ class ChangesView(BaseView):
         text, base, gen = cand.text(), cand.head_rev, cand.generation
 
         def done(result):
+            self._draft = "" if result else screen.draft  # esc keeps the typed message for the next try
             if isinstance(result, AgentError):  # conflict: HEAD moved since the last poll
                 self.action_rebase()
                 return
@@ -181,8 +182,9 @@ class ChangesView(BaseView):
                 self.notify(f"commit {str(result.rev)[:8]}: applied")
             self.app.poll_soon()
 
-        self.app.push_screen(CommitScreen(text, base, len(cand.changes()), self.app.write_client,
-                                          summary=change_summary(cand.changes())), done)
+        screen = CommitScreen(text, base, len(cand.changes()), self.app.write_client,
+                              summary=change_summary(cand.changes()), draft=getattr(self, "_draft", ""))
+        self.app.push_screen(screen, done)
 
     def action_discard(self) -> None:
         def done(yes):

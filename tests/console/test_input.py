@@ -81,6 +81,9 @@ async def test_esc_cancels_commit_dialog_and_keeps_candidate():
         await settle(pilot)
         assert not isinstance(app.screen, CommitScreen) and app.current_mode == "changes"
         assert app.store.candidate.dirty and len(app.store.candidate.changes()) == 1
+        await pilot.press("c")  # the message typed before esc is still there
+        await settle(pilot)
+        assert app.screen.query_one("#f-answer").value == "half a message"
 
 
 @run_async

@@ -221,7 +221,7 @@ def change_summary(changes: list[tuple[str, str, object, object]], width: int = 
         more = f" +{len(parts) - i} more"
         nxt = p if not out else f"{out}, {p}"
         if len(nxt) > width - (len(more) if i < len(parts) - 1 else 0):
-            return (out + more) if out else p[: width - 1] + "…"
+            return (out + more) if out else p[: width - 3] + "..."
         out = nxt
     return out
 

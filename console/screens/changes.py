@@ -265,9 +265,9 @@ class ChangesView(BaseView):
                 for ln in (lines[:4] or ["(nothing)\n"]):
                     t.append(f" {label} | {ln.rstrip()}\n", style=style)
                 if len(lines) > 4:
-                    t.append(f" {label} | … {len(lines) - 4} more line(s)\n", style="dim")
+                    t.append(f" {label} | ... {len(lines) - 4} more line(s)\n", style="dim")
         if len(conflicts) > 3:
-            t.append(f"… and {len(conflicts) - 3} more overlap(s)\n", style="dim")
+            t.append(f"... and {len(conflicts) - 3} more overlap(s)\n", style="dim")
         t.append("x discards your changes and loads HEAD; esc keeps them (edit them to match, or discard)",
                  style="italic")
 
@@ -356,7 +356,7 @@ class ChangesView(BaseView):
             t.append("it changes:\n" if lines else "it changes nothing in router.yaml\n", style="bold")
             t.append_text(diff_text("\n".join(lines[:10])))
             if len(lines) > 10:
-                t.append(f"… {len(lines) - 10} more line(s): enter on the row shows the commit\n", style="dim")
+                t.append(f"... {len(lines) - 10} more line(s): enter on the row shows the commit\n", style="dim")
 
         def done(yes):
             if yes:

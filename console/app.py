@@ -270,27 +270,29 @@ class TalgateApp(App):
         cand = self.store.candidate
         data = _load(saved["candidate"])
         base = saved.get("base")
-        if not base or base == cand.head_rev:
+        if base == cand.head_rev:
             cand.replace(data)
             self._restored(None)
             return
 
         def fetched(base_text: str | None, err: str | None) -> None:
+            if base_text is None:
+                # Not this box's history (another router, a re-made repo): never laid onto an unrelated HEAD.
+                self._restore = "later"
+                self.notify(err, severity="warning", timeout=15)
+                return
             latest = cand.head_rev_latest or cand.head_rev
-            if base_text is not None:
-                cand.reset(base_text, base)
-                cand.replace(data)
-                cand.head_rev_latest = latest  # HEAD moved: the banner and the rebase offer follow
-            else:
-                cand.replace(data)
-            self._restored(err)
+            cand.reset(base_text, base)
+            cand.replace(data)
+            cand.head_rev_latest = latest  # HEAD moved: the banner and the rebase offer follow
+            self._restored(None)
 
         def work_() -> None:
             try:
                 text, err = self.store.client.config(base).text, None
             except (AgentError, AgentUnreachable) as e:
-                text, err = None, f"base revision {base[:12]} is not readable ({e}): restored onto HEAD, " \
-                                  "review the diff before committing"
+                text, err = None, (f"not restored: its base revision {(base or '-')[:12]} is not in this agent's "
+                                   f"history ({getattr(e, 'message', e)}); the file stays: {self.state_path}")
             self.call_from_thread(fetched, text, err)
 
         self.run_worker(work_, thread=True, group="restore")

@@ -552,3 +552,22 @@ async def test_typeahead_across_a_screen_switch():
         burst(app, "3", "a", *"web-out")
         await settle(pilot)
         assert isinstance(app.screen, FormScreen) and app.screen.query_one("#f-name").value == "web-out"
+
+
+@run_async
+async def test_saved_candidate_of_another_history_is_not_laid_onto_head(tmp_path):
+    from console import state
+    from console.fake import FakeAgent
+
+    agent = FakeAgent()
+    path = tmp_path / "candidate.yaml"
+    state.save(path, agent.text().replace("hostname: gw", "hostname: other-box"), "0" * 40)
+    app = _app(agent, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("r")
+        await settle(pilot)
+        assert not app.store.candidate.dirty and path.exists()
+        assert any("not restored" in n.message for n in app._notifications)
+        app.persist_candidate()
+        assert path.exists()  # kept until this session stages something of its own

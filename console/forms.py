@@ -150,7 +150,9 @@ def as_hint(placeholder: str) -> str:
 
 
 class TextScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q", "close", "close")]
+    BINDINGS = [Binding("escape,q", "close", "close"), Binding("j", "scroll('down')", show=False),
+                Binding("k", "scroll('up')", show=False), Binding("g", "scroll('home')", show=False),
+                Binding("G", "scroll('end')", show=False)]
 
     def __init__(self, title: str, body: str | Text):
         super().__init__()
@@ -170,6 +172,12 @@ class TextScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_scroll(self, how: str) -> None:
+        """j/k/g/G as in less (the arrows, pgup/pgdn and home/end are the scroll box's own)."""
+        box = self.query_one(VerticalScroll)
+        {"down": box.scroll_down, "up": box.scroll_up, "home": box.scroll_home, "end": box.scroll_end}[how](
+            animate=False)
 
 
 def diff_text(diff: str) -> Text:

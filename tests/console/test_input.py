@@ -571,3 +571,26 @@ async def test_saved_candidate_of_another_history_is_not_laid_onto_head(tmp_path
         assert any("not restored" in n.message for n in app._notifications)
         app.persist_candidate()
         assert path.exists()  # kept until this session stages something of its own
+
+
+@run_async
+async def test_text_views_scroll_with_j_k_g_G():
+    from textual.containers import VerticalScroll
+
+    from console.forms import TextScreen
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        app.push_screen(TextScreen("long", "\n".join(f"line {i}" for i in range(200))))
+        await settle(pilot)
+        box = app.screen.query_one(VerticalScroll)
+        await pilot.press("j", "j")
+        await pilot.pause()
+        assert box.scroll_y == 2
+        await pilot.press("G")
+        await pilot.pause()
+        assert box.scroll_y == box.max_scroll_y > 100
+        await pilot.press("k", "g")
+        await pilot.pause()
+        assert box.scroll_y == 0

@@ -84,12 +84,26 @@ class ChoiceScreen(ModalScreen):
         with Vertical(classes="dialog", id="choicedialog"):
             if self.title_text:
                 yield Static(self.title_text, classes="title", markup=False)
-            yield Static(self.message, markup=False)
+            with VerticalScroll(id="choicemsg"):
+                yield Static(self.message, markup=False)
             yield Static("   ".join(f"[{k}] {label}" for k, label, _ in self.choices if label) + "   [esc] back",
-                         classes="buttons", markup=False)
+                         classes="buttons", markup=False, id="choicekeys")
 
     def on_mount(self) -> None:
         self.query_one("#choicedialog").styles.height = "auto"
+        box = self.query_one("#choicemsg", VerticalScroll)
+        box.styles.height = "auto"
+        box.can_focus = True
+        self._fit()
+        box.focus()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """A long message scrolls; the title and the keys stay on screen (60×20 too)."""
+        box = self.query_one("#choicemsg", VerticalScroll)
+        box.styles.max_height = max(3, self.size.height - 2 - 2 - (1 if self.title_text else 0))
 
     def on_key(self, event) -> None:
         for key, _label, value in self.choices:

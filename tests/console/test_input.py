@@ -594,3 +594,23 @@ async def test_text_views_scroll_with_j_k_g_G():
         await pilot.press("k", "g")
         await pilot.pause()
         assert box.scroll_y == 0
+
+
+@run_async
+async def test_long_dialog_keeps_its_keys_on_a_small_terminal():
+    from console.fake import FakeAgent
+
+    agent = FakeAgent()
+    app = make_app(agent=agent)
+    async with app.run_test(size=(60, 16)) as pilot:
+        for i in range(2):
+            agent.client.commit(agent.text() + "".join(f"# note {i} {k}\n" for k in range(12)), f"n{i}", base=agent.head)
+        await settle(pilot)
+        await pilot.press("6", "h")
+        await settle(pilot)
+        await pilot.press("j", "R")
+        await settle(pilot)
+        assert isinstance(app.screen, ChoiceScreen)
+        keys = app.screen.query_one("#choicekeys")
+        assert "[y] roll back" in str(keys.render())
+        assert 0 <= keys.region.y < 16 and keys.region.height == 1

@@ -3,14 +3,26 @@
 Nothing in this module talks to the agent or the kernel. The candidate is kept as the document's
 data (dicts and lists, in file order) so an edit that does not validate yet can still be held,
 shown and fixed; the agent validates it by path (``rules[3].dport``).
+
+Its text is HEAD's text (or the text last written in $EDITOR) with only the edited items changed:
+the edits are applied as minimal changes to a round-trip tree (ruamel.yaml: insert, replace or
+delete one key or item), and the lines the library writes differently from the file (alignment)
+are kept from the file byte for byte. Comments, quoting, flow style and order of the rest survive.
 """
 
 from __future__ import annotations
 
 import copy
+import difflib
+import io
+import json
 import re
 
 import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import YAMLError as RuamelError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
 
 def _load(text: str) -> dict:
@@ -81,6 +93,240 @@ def splice(head_text: str, head: dict, data: dict) -> str:
         return dump(data)
 
 
+_INDENTS = ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4), (4, 4, 0))
+
+
+def _yaml(indent=(2, 4, 2)) -> YAML:
+    y = YAML(typ="rt")
+    y.preserve_quotes = True
+    y.width = 4096
+    y.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
+    return y
+
+
+def _rt_dump(doc, indent) -> str:
+    buf = io.StringIO()
+    _yaml(indent).dump(doc, buf)
+    return buf.getvalue()
+
+
+def _key(v) -> str:
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _is_leaf(v) -> bool:
+    vals = v.values() if isinstance(v, dict) else v
+    return all(not isinstance(x, (dict, list)) for x in vals)
+
+
+def _scalar(v, like=None):
+    """A new scalar; a string keeps the quoting of the value it replaces, and is quoted where PyYAML
+    (YAML 1.1, what the agent reads) would read it as something else."""
+    if isinstance(v, str):
+        if isinstance(like, SingleQuotedScalarString) and "'" not in v and "\n" not in v:
+            return SingleQuotedScalarString(v)
+        if isinstance(like, DoubleQuotedScalarString):
+            return DoubleQuotedScalarString(v)
+        try:
+            plain_ok = yaml.safe_load(v) == v
+        except yaml.YAMLError:
+            plain_ok = False
+        return v if plain_ok else DoubleQuotedScalarString(v)
+    return v
+
+
+def _node(v, flow: bool | None = None):
+    """Plain data → ruamel nodes; leaf collections flow (``[a, b]``), others block, unless ``flow`` says."""
+    if isinstance(v, dict):
+        m = CommentedMap((k, _node(x, True if flow else None)) for k, x in v.items())
+        m.fa.set_flow_style() if (flow if flow is not None else _is_leaf(v) and v) else m.fa.set_block_style()
+        return m
+    if isinstance(v, list):
+        s = CommentedSeq(_node(x, True if flow else None) for x in v)
+        s.fa.set_flow_style() if (flow if flow is not None else _is_leaf(v)) else s.fa.set_block_style()
+        return s
+    return _scalar(v)
+
+
+def _flow_of(node):
+    fa = getattr(node, "fa", None)
+    return None if fa is None else fa.flow_style()
+
+
+def _new(v, siblings) -> object:
+    """A new node styled like its siblings (a forward added among flow maps is a flow map)."""
+    for s in siblings:
+        if isinstance(s, (dict, list)) and isinstance(v, type(s) if isinstance(s, list) else dict):
+            node = _node(v, bool(_flow_of(s)))
+            if isinstance(s, dict):  # a value quoted in the sibling is quoted in the new item too
+                for k, x in node.items():
+                    if isinstance(x, str) and type(s.get(k)) in (DoubleQuotedScalarString, SingleQuotedScalarString):
+                        node[k] = _scalar(x, s[k])
+            return node
+    return _node(v)
+
+
+def patch(node, old, new):
+    """Change the round-trip ``node`` (which reads as ``old``) so it reads as ``new``, touching only what
+    differs: keys and items are inserted, replaced or deleted one by one; everything else is kept."""
+    if isinstance(node, dict) and isinstance(old, dict) and isinstance(new, dict):
+        for k in [k for k in old if k not in new]:
+            del node[k]
+        for k, v in new.items():
+            if k not in old:
+                pos = list(new).index(k)
+                after = [x for x in list(new)[:pos] if x in node]
+                idx = list(node).index(after[-1]) + 1 if after else 0
+                val = _new(v, list(node.values()))
+                if isinstance(node, CommentedMap):
+                    node.insert(idx, k, val)
+                else:
+                    node[k] = val
+            elif old[k] != v:
+                cur = node[k]
+                if isinstance(cur, (dict, list)) and type(old[k]) is type(v):
+                    patch(cur, old[k], v)
+                else:
+                    node[k] = _new(v, [cur]) if isinstance(v, (dict, list)) else _scalar(v, cur)
+        return node
+    if isinstance(node, list) and isinstance(old, list) and isinstance(new, list):
+        ka, kb = [_key(x) for x in old], [_key(x) for x in new]
+        ops = difflib.SequenceMatcher(None, ka, kb, autojunk=False).get_opcodes()
+        removed = {}
+        for tag, i1, i2, _j1, _j2 in ops:
+            if tag in ("delete", "replace"):
+                for i in range(i1, i2):
+                    removed.setdefault(ka[i], []).append(node[i])
+        out, taken = [], set()
+        for tag, i1, i2, j1, j2 in ops:
+            if tag == "equal":
+                out += [node[i] for i in range(i1, i2)]
+                continue
+            for n, j in enumerate(range(j1, j2)):
+                reuse = removed.get(kb[j])
+                if reuse:  # a moved item keeps its node (style, comments)
+                    item = reuse.pop(0)
+                    taken.add(id(item))
+                    out.append(item)
+                elif tag == "replace" and i1 + n < i2 and id(node[i1 + n]) not in taken \
+                        and isinstance(node[i1 + n], (dict, list)) and type(old[i1 + n]) is type(new[j]):
+                    item = node[i1 + n]
+                    taken.add(id(item))
+                    out.append(patch(item, old[i1 + n], new[j]))
+                else:
+                    out.append(_new(new[j], list(node)) if isinstance(new[j], (dict, list))
+                               else _scalar(new[j], node[i1 + n] if tag == "replace" and i1 + n < i2 else None))
+        if [id(x) for x in out] != [id(x) for x in node] or any(a is not b for a, b in zip(out, node, strict=False)):
+            _set_items(node, out)
+        return node
+    return _new(new, [node]) if isinstance(new, (dict, list)) else _scalar(new, node)
+
+
+def _set_items(seq, items) -> None:
+    """Replace the items of a CommentedSeq, moving each kept item's comments with it."""
+    ca = getattr(seq, "ca", None)
+    comments = {}
+    if ca is not None:
+        comments = {id(seq[i]): c for i, c in ca.items.items() if i < len(seq)}
+        ca.items.clear()
+    # items are scalars too: pair by position for those (id() of small ints is shared)
+    old = list(seq)
+    del seq[:]
+    for i, item in enumerate(items):
+        seq.append(item)
+        if ca is not None and isinstance(item, (dict, list)) and id(item) in comments:
+            ca.items[i] = comments[id(item)]
+    _ = old
+
+
+def _spans(a: list[str], b: list[str]) -> list[tuple[int, int]]:
+    """For each line of b (and one past the end), the lines of a it stands for: itself when equal, its
+    counterpart in a block rewritten line for line, the whole block otherwise."""
+    span: list[tuple[int, int]] = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+        if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
+            span += [(i1 + n, i1 + n + 1) for n in range(j2 - j1)]
+        elif tag == "replace":
+            span += [(i1, i2)] * (j2 - j1)
+        elif tag == "insert":
+            span += [(i1, i1)] * (j2 - j1)
+    return span + [(len(a), len(a))]
+
+
+def _unmatched(a: list[str], b: list[str]) -> int:
+    return sum(i2 - i1 for tag, i1, i2, _j1, _j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
+               if tag != "equal")
+
+
+def _is_trivia(line: str) -> bool:
+    s = line.strip()
+    return not s or s.startswith("#")
+
+
+def merge_lines(orig: str, base: str, edited: str) -> str:
+    """Three-way merge by lines: ``base`` is ``orig`` as the YAML library writes it (spacing may differ),
+    ``edited`` is ``base`` with the edits. The hunks base→edited are applied to ``orig``; every other
+    line of ``orig`` is kept byte for byte. Comment and blank lines that the library drops with a
+    deleted item (it files a comment under the item before it) are kept."""
+    A, B, E = orig.splitlines(keepends=True), base.splitlines(keepends=True), edited.splitlines(keepends=True)
+    span = _spans(A, B)
+    out, pos = [], 0  # pos: next line of A not yet copied
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, B, E, autojunk=False).get_opcodes():
+        if tag == "equal":
+            continue
+        start = max(span[i1][0], pos)
+        end = max([span[j][1] for j in range(i1, i2)] + [start])
+        out += A[pos:start]
+        new = E[j1:j2]
+        out += new + [ln for ln in A[start:end] if _is_trivia(ln) and ln not in new]
+        pos = end
+    out += A[pos:]
+    return "".join(out)
+
+
+class RoundTrip:
+    """A YAML text and its round-trip tree; ``text_for(data)`` writes data back with minimal changes."""
+
+    def __init__(self, text: str):
+        self.orig = text
+        self.plain = yaml.safe_load(text) if text else {}
+        self.doc = None
+        self.indent = _INDENTS[0]
+        try:
+            doc = _yaml().load(text) if text else None
+        except RuamelError:
+            return
+        if not isinstance(doc, CommentedMap):
+            return
+        self.doc = doc
+        best = None
+        for ind in _INDENTS:
+            base = _rt_dump(doc, ind)
+            miss = _unmatched(text.splitlines(), base.splitlines())
+            if best is None or miss < best[0]:
+                best = (miss, ind, base)
+            if miss == 0:
+                break
+        self.indent, self.base = best[1], best[2]
+
+    def text_for(self, data) -> str | None:
+        """The text that reads as ``data``, or None when it cannot be written as minimal changes."""
+        if self.doc is None or not isinstance(self.plain, dict):
+            return None
+        doc = copy.deepcopy(self.doc)
+        patch(doc, self.plain, data)
+        edited = _rt_dump(doc, self.indent)
+        out = merge_lines(self.orig, self.base, edited)
+        try:
+            if yaml.safe_load(out) == data:
+                return out
+            if yaml.safe_load(edited) == data:
+                return edited
+        except yaml.YAMLError:
+            pass
+        return None
+
+
 class Candidate:
     def __init__(self, head_text: str = "", head_rev: str | None = None):
         self.reset(head_text, head_rev)
@@ -90,16 +336,32 @@ class Candidate:
         self.head_rev_latest: str | None = None
         self.head = _load(head_text)
         self.data = copy.deepcopy(self.head)
+        self._rt = RoundTrip(head_text)
         self.generation = getattr(self, "generation", 0) + 1
+
+    def set_text(self, text: str) -> None:
+        """The candidate becomes ``text`` as written (from $EDITOR; the caller has had it validated)."""
+        self._rt = RoundTrip(text)
+        self.data = copy.deepcopy(_load(text))
+        self._touch()
 
     # -- state ---------------------------------------------------------------------------
 
     @property
     def dirty(self) -> bool:
-        return self.data != self.head
+        return self.data != self.head or self._rt.orig != self.head_text
 
     def text(self) -> str:
-        return self.head_text if not self.dirty else splice(self.head_text, self.head, self.data)
+        """The candidate's text (cached per generation)."""
+        if getattr(self, "_text", (None,))[0] != self.generation:
+            if not self.dirty:
+                text = self.head_text
+            elif self.data == self._rt.plain:
+                text = self._rt.orig
+            else:
+                text = self._rt.text_for(self.data) or splice(self.head_text, self.head, self.data)
+            self._text = (self.generation, text)
+        return self._text[1]
 
     def changes(self) -> list[tuple[str, str, object, object]]:
         """The config diff by path (cached per generation: every edit goes through a method that bumps it)."""
@@ -228,6 +490,8 @@ class Candidate:
 
     def discard(self) -> None:
         self.data = copy.deepcopy(self.head)
+        if self._rt.orig != self.head_text:
+            self._rt = RoundTrip(self.head_text)
         self._touch()
 
 

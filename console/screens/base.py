@@ -10,7 +10,7 @@ from textual.widgets import Input
 from ..widgets import Banner, KeyBar, LiveTable, StatusLine
 
 # Actions that change the candidate or the box; absent in read-only mode.
-MUTATING = {"add", "edit", "delete", "move_up", "move_down", "commit", "discard", "rollback", "apply", "reserve",
+MUTATING = {"add", "edit", "delete", "move_up", "move_down", "commit", "discard", "rollback", "apply", "reserve", "masquerade",
             "confirm"}
 
 class BaseView(Screen):

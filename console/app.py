@@ -54,8 +54,8 @@ class TalgateApp(App):
         Binding("colon", "prompt('cmd')", "cmd", key_display=":"),
         Binding("slash", "prompt('filter')", "filter", key_display="/"),
         Binding("question_mark", "help", "help", key_display="?"),
-        Binding("E", "edit_yaml", "$EDITOR", key_display="E"),
-        Binding("e", "edit_yaml", "$EDITOR", show=False),
+        Binding("E", "edit_yaml", "$EDITOR", key_display="E", show=False),  # in ? help; the footer is full
+        Binding("e", "edit_yaml", "", show=False),  # e where a screen has no edit of its own
         Binding("ctrl+l", "redraw", "redraw", show=False),
         Binding("q", "quit", "quit"),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),

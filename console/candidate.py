@@ -17,6 +17,7 @@ import difflib
 import io
 import json
 import re
+import threading
 
 import yaml
 from ruamel.yaml import YAML
@@ -24,9 +25,15 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import YAMLError as RuamelError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, SingleQuotedScalarString
 
+_SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when available (what the agent reads with)
+
+
+def _safe_load(text: str):
+    return yaml.load(text, Loader=_SAFE)  # noqa: S506 - a safe loader
+
 
 def _load(text: str) -> dict:
-    data = yaml.safe_load(text) if text else {}
+    data = _safe_load(text) if text else {}
     return data if isinstance(data, dict) else {}
 
 
@@ -239,11 +246,39 @@ def _set_items(seq, items) -> None:
     _ = old
 
 
+def _opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
+    """difflib opcodes, fast for the texts compared here: the common head and tail are cut off first,
+    and two texts of the same length (the library rewrote lines in place) pair line for line."""
+    n = 0
+    while n < len(a) and n < len(b) and a[n] == b[n]:
+        n += 1
+    m = 0
+    while m < len(a) - n and m < len(b) - n and a[-1 - m] == b[-1 - m]:
+        m += 1
+    mid_a, mid_b = a[n:len(a) - m], b[n:len(b) - m]
+    if len(mid_a) == len(mid_b):
+        ops, k = [], 0
+        while k < len(mid_a):
+            same = mid_a[k] == mid_b[k]
+            j = k
+            while j < len(mid_a) and (mid_a[j] == mid_b[j]) == same:
+                j += 1
+            ops.append(("equal" if same else "replace", k, j, k, j))
+            k = j
+    else:
+        ops = difflib.SequenceMatcher(None, mid_a, mid_b, autojunk=False).get_opcodes()
+    out = [("equal", 0, n, 0, n)] if n else []
+    out += [(t, i1 + n, i2 + n, j1 + n, j2 + n) for t, i1, i2, j1, j2 in ops]
+    if m:
+        out.append(("equal", len(a) - m, len(a), len(b) - m, len(b)))
+    return out
+
+
 def _spans(a: list[str], b: list[str]) -> list[tuple[int, int]]:
     """For each line of b (and one past the end), the lines of a it stands for: itself when equal, its
     counterpart in a block rewritten line for line, the whole block otherwise."""
     span: list[tuple[int, int]] = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in _opcodes(a, b):
         if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
             span += [(i1 + n, i1 + n + 1) for n in range(j2 - j1)]
         elif tag == "replace":
@@ -254,8 +289,32 @@ def _spans(a: list[str], b: list[str]) -> list[tuple[int, int]]:
 
 
 def _unmatched(a: list[str], b: list[str]) -> int:
-    return sum(i2 - i1 for tag, i1, i2, _j1, _j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes()
-               if tag != "equal")
+    return sum(i2 - i1 for tag, i1, i2, _j1, _j2 in _opcodes(a, b) if tag != "equal")
+
+
+_KEY_LINE = re.compile(r"^( *)[^\s#-][^#]*:\s*(#.*)?$")
+_DASH_LINE = re.compile(r"^( *)- ")
+
+
+def _indent_guess(text: str) -> tuple[int, int, int]:
+    """The indentation the file uses (mapping, sequence, dash offset), from its first nested key and list."""
+    mapping = offset = None
+    prev_key = None
+    for line in text.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        d = _DASH_LINE.match(line)
+        if d and prev_key is not None and offset is None:
+            offset = len(d.group(1)) - prev_key
+        k = _KEY_LINE.match(line)
+        if mapping is None and prev_key == 0 and not d and line.startswith(" "):
+            mapping = len(line) - len(line.lstrip(" "))
+        prev_key = len(k.group(1)) if k and not d else None
+        if mapping is not None and offset is not None:
+            break
+    mapping = mapping or 2
+    offset = max(offset or 0, 0)
+    return mapping, offset + 2, offset
 
 
 def _is_trivia(line: str) -> bool:
@@ -271,7 +330,7 @@ def merge_lines(orig: str, base: str, edited: str) -> str:
     A, B, E = orig.splitlines(keepends=True), base.splitlines(keepends=True), edited.splitlines(keepends=True)
     span = _spans(A, B)
     out, pos = [], 0  # pos: next line of A not yet copied
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, B, E, autojunk=False).get_opcodes():
+    for tag, i1, i2, j1, j2 in _opcodes(B, E):
         if tag == "equal":
             continue
         start = max(span[i1][0], pos)
@@ -285,46 +344,65 @@ def merge_lines(orig: str, base: str, edited: str) -> str:
 
 
 class RoundTrip:
-    """A YAML text and its round-trip tree; ``text_for(data)`` writes data back with minimal changes."""
+    """A YAML text and its round-trip tree; ``text_for(data)`` writes data back with minimal changes.
+
+    The tree is parsed on the first edit, and then patched in place edit by edit (``cur`` is what it
+    reads as); the library's rendering of the unedited text (``base``) maps its lines to the file's."""
 
     def __init__(self, text: str):
         self.orig = text
-        self.plain = yaml.safe_load(text) if text else {}
+        self.plain = _safe_load(text) if text else {}
         self.doc = None
-        self.indent = _INDENTS[0]
+        self._loaded = False
+
+    def _load(self) -> None:
+        self._loaded, self.doc = True, None
+        if not self.orig or not isinstance(self.plain, dict):
+            return
         try:
-            doc = _yaml().load(text) if text else None
+            doc = _yaml().load(self.orig)
         except RuamelError:
             return
         if not isinstance(doc, CommentedMap):
             return
-        self.doc = doc
+        lines = self.orig.splitlines()
+        guess = _indent_guess(self.orig)
         best = None
-        for ind in _INDENTS:
+        for ind in [guess] + [i for i in _INDENTS if i != guess]:
             base = _rt_dump(doc, ind)
-            miss = _unmatched(text.splitlines(), base.splitlines())
+            miss = _unmatched(lines, base.splitlines())
             if best is None or miss < best[0]:
                 best = (miss, ind, base)
-            if miss == 0:
+            if miss <= max(3, len(lines) // 20):  # the rest (a wrapped flow list …) is mapped as blocks
                 break
+        self.doc, self.cur = doc, copy.deepcopy(self.plain)
         self.indent, self.base = best[1], best[2]
 
     def text_for(self, data) -> str | None:
         """The text that reads as ``data``, or None when it cannot be written as minimal changes."""
-        if self.doc is None or not isinstance(self.plain, dict):
+        if not self._loaded:
+            self._load()
+        if self.doc is None:
             return None
-        doc = copy.deepcopy(self.doc)
-        patch(doc, self.plain, data)
-        edited = _rt_dump(doc, self.indent)
+        try:
+            patch(self.doc, self.cur, data)
+            self.cur = copy.deepcopy(data)
+            edited = _rt_dump(self.doc, self.indent)
+        except Exception:  # noqa: BLE001 - the tree is rebuilt next time; the caller falls back
+            self._loaded = False
+            return None
         out = merge_lines(self.orig, self.base, edited)
         try:
-            if yaml.safe_load(out) == data:
+            if _safe_load(out) == data:
                 return out
-            if yaml.safe_load(edited) == data:
+            if _safe_load(edited) == data:
                 return edited
         except yaml.YAMLError:
             pass
         return None
+
+
+_WRITE_LOCK = threading.Lock()  # one writer of a round-trip tree at a time (the UI thread or a worker)
 
 
 class Candidate:
@@ -353,15 +431,30 @@ class Candidate:
 
     def text(self) -> str:
         """The candidate's text (cached per generation)."""
-        if getattr(self, "_text", (None,))[0] != self.generation:
-            if not self.dirty:
-                text = self.head_text
-            elif self.data == self._rt.plain:
-                text = self._rt.orig
-            else:
-                text = self._rt.text_for(self.data) or splice(self.head_text, self.head, self.data)
-            self._text = (self.generation, text)
-        return self._text[1]
+        return self.text_job()()
+
+    def text_job(self):
+        """``text`` as a function that may run in a worker thread: it writes the candidate as it is now
+        (a big document takes a while: ruamel.yaml's emitter is pure Python)."""
+        gen = self.generation
+        cached = getattr(self, "_text", (None,))
+        if cached[0] == gen:
+            return lambda: cached[1]
+        if not self.dirty:
+            return lambda: self.head_text
+        rt, head_text, head = self._rt, self.head_text, self.head
+        if self.data == rt.plain:
+            return lambda: rt.orig
+        data = copy.deepcopy(self.data)
+
+        def job() -> str:
+            with _WRITE_LOCK:
+                text = rt.text_for(data) or splice(head_text, head, data)
+            if self.generation == gen:
+                self._text = (gen, text)
+            return text
+
+        return job
 
     def changes(self) -> list[tuple[str, str, object, object]]:
         """The config diff by path (cached per generation: every edit goes through a method that bumps it)."""

@@ -10,7 +10,7 @@ from textual.widgets import Input
 from ..widgets import Banner, KeyBar, LiveTable, StatusLine
 
 # Actions that change the candidate or the box; absent in read-only mode.
-MUTATING = {"add", "edit", "delete", "move_up", "move_down", "commit", "discard", "rollback", "apply", "reserve", "masquerade",
+MUTATING = {"add", "edit", "delete", "move_up", "move_down", "commit", "discard", "rollback", "apply", "reserve", "masquerade", "pool",
             "confirm"}
 
 class BaseView(Screen):
@@ -75,7 +75,7 @@ class BaseView(Screen):
         if mode == "filter" and self._prompt_table is None:
             self.notify("nothing to filter here", severity="warning")
             return
-        p.placeholder = "command: dashboard interfaces firewall nat traffic changes leases trace confirm quit" if mode == "cmd" \
+        p.placeholder = "command: dashboard interfaces firewall nat traffic changes leases trace confirm edit quit" if mode == "cmd" \
             else "filter rows (esc clears)"
         p.value = self._prompt_table.filter_text if mode == "filter" else ""
         p.add_class("-shown")

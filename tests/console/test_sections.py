@@ -136,3 +136,15 @@ async def test_zone_rename_delete_and_unknown_section():
         await pilot.press("y")
         await settle(pilot)
         assert "access" not in cand.data["system"]
+
+
+@run_async
+async def test_p_on_the_leases_screen_edits_the_lease_s_dhcp_pool():
+    app = make_app(agent=FakeAgent(dhcp=True), start="leases")
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        await pilot.press("p")
+        await settle(pilot)
+        assert isinstance(app.screen, FormScreen)
+        assert app.screen.title_text.startswith("edit dhcp.") and app.screen.title_text.endswith(".ipv4")
+        assert app.screen.query_one("#f-pools").value.startswith("[")

@@ -160,6 +160,7 @@ class SectionEdit:
 
     def __init__(self, cand, parts: tuple[str, ...], shape: str, keys: list[str]):
         self.cand, self.parts, self.shape, self.keys = cand, parts, shape, keys
+        self.elsewhere: list[str] = []  # problems the last checked edit makes outside its item
 
     def entries(self) -> list[tuple[str, object]]:
         v = get_at(self.cand.data, self.parts)
@@ -217,11 +218,18 @@ class SectionEdit:
         data, prefix, errors = self.apply(entry, values)
         if errors or data is None:
             return errors, []
-        res = client.validate(dump(data))
+        problems = [p.model_dump() for p in client.validate(dump(data)).problems]
         fields = {f.key for f in self.fields(entry)}
-        by, general = map_problems([p.model_dump() for p in res.problems], prefix,
-                                   fields | {f"{k}_" for k in fields})
+        by, general = map_problems(problems, prefix, fields | {f"{k}_" for k in fields})
         by = {k.rstrip("_") if k.rstrip("_") in fields else k: v for k, v in by.items()}
+        # problems this edit makes elsewhere (a renamed zone still named by a policy) do not block the form
+        # (the next edit may fix them); they are announced when it is staged, and shown on the changes screen
+        elsewhere = [p for p in problems if p.get("severity", "error") == "error" and not (
+            p["path"] == prefix or p["path"].startswith((prefix + ".", prefix + "[")))]
+        if elsewhere:
+            before = {(p.path, p.message) for p in client.validate(dump(self.cand.data)).problems}
+            elsewhere = [p for p in elsewhere if (p["path"], p["message"]) not in before]
+        self.elsewhere = [f"{p['path']}: {p['message']}" for p in elsewhere]
         return by, general
 
     def delete(self, entry: str) -> dict:
@@ -276,6 +284,9 @@ def open_form(app, edit: SectionEdit, entry: str | None, on_done=None) -> None:
             if data is not None:
                 edit.cand.replace(data)
                 _staged(app, title.removeprefix("edit ").removeprefix("add to "))
+                if edit.elsewhere:
+                    app.notify(f"{len(edit.elsewhere)} problem(s) elsewhere, fix them before commit (6 shows "
+                               f"them): {edit.elsewhere[0]}", severity="warning", timeout=8)
         if on_done:
             on_done(values)
 

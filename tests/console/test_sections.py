@@ -148,3 +148,21 @@ async def test_p_on_the_leases_screen_edits_the_lease_s_dhcp_pool():
         assert isinstance(app.screen, FormScreen)
         assert app.screen.title_text.startswith("edit dhcp.") and app.screen.title_text.endswith(".ipv4")
         assert app.screen.query_one("#f-pools").value.startswith("[")
+
+
+@run_async
+async def test_a_zone_rename_is_staged_and_the_broken_references_are_announced():
+    app = make_app(agent=FakeAgent(text=DEMO))
+    async with app.run_test(size=(100, 40)) as pilot:
+        await settle(pilot)
+        app.run_command(":edit zones")
+        await settle(pilot)
+        await pilot.press("down", "e")  # lan
+        await settle(pilot)
+        await _fill(pilot, app, {"_key": "home"})
+        cand = app.store.candidate
+        assert list(cand.data["zones"]) == ["wan", "home", "guest", "mgmt"]  # renamed in place
+        assert _diff(DEMO, cand.text()) == ["-  lan:   {interfaces: [lan0], input: drop, forward: drop}",
+                                            "+  home: {interfaces: [lan0], input: drop, forward: drop}"]
+        notes = [n.message for n in app._notifications]
+        assert any("problem(s) elsewhere" in m and "policies" in m for m in notes), notes

@@ -246,9 +246,10 @@ def _set_items(seq, items) -> None:
     _ = old
 
 
-def _opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]:
-    """difflib opcodes, fast for the texts compared here: the common head and tail are cut off first,
-    and two texts of the same length (the library rewrote lines in place) pair line for line."""
+def _opcodes(a: list[str], b: list[str], in_place: bool = False) -> list[tuple[str, int, int, int, int]]:
+    """difflib opcodes, fast for the texts compared here: the common head and tail are cut off first;
+    with ``in_place`` (the file against the library's rendering of it, which rewrites lines where they
+    are) a middle of the same length pairs line for line when most lines agree."""
     n = 0
     while n < len(a) and n < len(b) and a[n] == b[n]:
         n += 1
@@ -256,7 +257,8 @@ def _opcodes(a: list[str], b: list[str]) -> list[tuple[str, int, int, int, int]]
     while m < len(a) - n and m < len(b) - n and a[-1 - m] == b[-1 - m]:
         m += 1
     mid_a, mid_b = a[n:len(a) - m], b[n:len(b) - m]
-    if len(mid_a) == len(mid_b):
+    if in_place and len(mid_a) == len(mid_b) and \
+            sum(x != y for x, y in zip(mid_a, mid_b, strict=True)) <= max(3, len(mid_a) // 10):
         ops, k = [], 0
         while k < len(mid_a):
             same = mid_a[k] == mid_b[k]
@@ -278,7 +280,7 @@ def _spans(a: list[str], b: list[str]) -> list[tuple[int, int]]:
     """For each line of b (and one past the end), the lines of a it stands for: itself when equal, its
     counterpart in a block rewritten line for line, the whole block otherwise."""
     span: list[tuple[int, int]] = []
-    for tag, i1, i2, j1, j2 in _opcodes(a, b):
+    for tag, i1, i2, j1, j2 in _opcodes(a, b, in_place=True):
         if tag == "equal" or (tag == "replace" and i2 - i1 == j2 - j1):
             span += [(i1 + n, i1 + n + 1) for n in range(j2 - j1)]
         elif tag == "replace":
@@ -289,7 +291,7 @@ def _spans(a: list[str], b: list[str]) -> list[tuple[int, int]]:
 
 
 def _unmatched(a: list[str], b: list[str]) -> int:
-    return sum(i2 - i1 for tag, i1, i2, _j1, _j2 in _opcodes(a, b) if tag != "equal")
+    return sum(i2 - i1 for tag, i1, i2, _j1, _j2 in _opcodes(a, b, in_place=True) if tag != "equal")
 
 
 _KEY_LINE = re.compile(r"^( *)[^\s#-][^#]*:\s*(#.*)?$")

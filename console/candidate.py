@@ -199,51 +199,48 @@ def patch(node, old, new):
     if isinstance(node, list) and isinstance(old, list) and isinstance(new, list):
         ka, kb = [_key(x) for x in old], [_key(x) for x in new]
         ops = difflib.SequenceMatcher(None, ka, kb, autojunk=False).get_opcodes()
-        removed = {}
+        removed: dict[str, list[int]] = {}
         for tag, i1, i2, _j1, _j2 in ops:
             if tag in ("delete", "replace"):
                 for i in range(i1, i2):
-                    removed.setdefault(ka[i], []).append(node[i])
-        out, taken = [], set()
+                    removed.setdefault(ka[i], []).append(i)
+        out: list[tuple[object, int | None]] = []  # (node, the index it had: its comments go with it)
+        taken: set[int] = set()
         for tag, i1, i2, j1, j2 in ops:
             if tag == "equal":
-                out += [node[i] for i in range(i1, i2)]
+                out += [(node[i], i) for i in range(i1, i2)]
                 continue
             for n, j in enumerate(range(j1, j2)):
-                reuse = removed.get(kb[j])
+                reuse = [i for i in removed.get(kb[j], []) if i not in taken]
                 if reuse:  # a moved item keeps its node (style, comments)
-                    item = reuse.pop(0)
-                    taken.add(id(item))
-                    out.append(item)
-                elif tag == "replace" and i1 + n < i2 and id(node[i1 + n]) not in taken \
+                    taken.add(reuse[0])
+                    out.append((node[reuse[0]], reuse[0]))
+                elif tag == "replace" and i1 + n < i2 and i1 + n not in taken \
                         and isinstance(node[i1 + n], (dict, list)) and type(old[i1 + n]) is type(new[j]):
-                    item = node[i1 + n]
-                    taken.add(id(item))
-                    out.append(patch(item, old[i1 + n], new[j]))
+                    taken.add(i1 + n)
+                    out.append((patch(node[i1 + n], old[i1 + n], new[j]), i1 + n))
+                elif isinstance(new[j], (dict, list)):
+                    out.append((_new(new[j], list(node)), None))
                 else:
-                    out.append(_new(new[j], list(node)) if isinstance(new[j], (dict, list))
-                               else _scalar(new[j], node[i1 + n] if tag == "replace" and i1 + n < i2 else None))
-        if [id(x) for x in out] != [id(x) for x in node] or any(a is not b for a, b in zip(out, node, strict=False)):
+                    like = node[i1 + n] if tag == "replace" and i1 + n < i2 else None
+                    out.append((_scalar(new[j], like), i1 + n if like is not None and i1 + n not in taken else None))
+        if [src for _, src in out] != list(range(len(node))):
             _set_items(node, out)
         return node
     return _new(new, [node]) if isinstance(new, (dict, list)) else _scalar(new, node)
 
 
-def _set_items(seq, items) -> None:
-    """Replace the items of a CommentedSeq, moving each kept item's comments with it."""
+def _set_items(seq, items: list[tuple[object, int | None]]) -> None:
+    """Replace the items of a sequence; each kept item takes its comments (``ca.items``) along."""
     ca = getattr(seq, "ca", None)
-    comments = {}
+    comments = dict(ca.items) if ca is not None else {}
     if ca is not None:
-        comments = {id(seq[i]): c for i, c in ca.items.items() if i < len(seq)}
         ca.items.clear()
-    # items are scalars too: pair by position for those (id() of small ints is shared)
-    old = list(seq)
     del seq[:]
-    for i, item in enumerate(items):
+    for i, (item, src) in enumerate(items):
         seq.append(item)
-        if ca is not None and isinstance(item, (dict, list)) and id(item) in comments:
-            ca.items[i] = comments[id(item)]
-    _ = old
+        if ca is not None and src is not None and src in comments:
+            ca.items[i] = comments[src]
 
 
 def _opcodes(a: list[str], b: list[str], in_place: bool = False) -> list[tuple[str, int, int, int, int]]:

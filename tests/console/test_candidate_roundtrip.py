@@ -201,3 +201,18 @@ def test_any_edit_sequence_keeps_what_it_did_not_touch(config, edits):
                 assert block.rstrip("\n") in text, key
     c.discard()
     assert c.text() == head
+
+
+def test_inline_comments_on_list_items_stay_with_their_items():
+    head = "version: 1\nntp:\n  serve:\n    - lan      # home\n    - guest    # visitors\n  enabled: true\n"
+    c = Candidate(head, "rev")
+    data = c.data
+    data["ntp"]["serve"] = ["mgmt", "lan", "guest"]
+    c.replace(data)
+    assert _diff(head, c.text()) == ([], ["    - mgmt"])
+    data = c.data
+    data["ntp"]["serve"] = ["guest", "lan"]  # mgmt gone, the two swapped: each keeps its comment
+    c.replace(data)
+    text = c.text()
+    assert "- guest    # visitors\n" in text and "- lan      # home\n" in text
+    assert text.index("guest    #") < text.index("lan      #")

@@ -75,7 +75,10 @@ def edit_until_valid(text: str, validate: Callable[[str], list[dict]],
         while True:
             with open(path, "w", encoding="utf-8") as f:
                 f.write(header + shown)
-            rc = run(path)
+            try:
+                rc = run(path)
+            except OSError as e:  # no such editor (a container without vi): say what to set
+                return None, f"cannot run the editor {' '.join(editor_command())!r}: {e.strerror or e}; set $EDITOR"
             if rc != 0:
                 return None, f"the editor exited with status {rc}: nothing changed"
             with open(path, "rb") as f:

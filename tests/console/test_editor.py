@@ -114,3 +114,10 @@ async def test_read_only_has_no_editor(tmp_path, monkeypatch):
         await pilot.press("E")
         await settle(pilot)
         assert not os.path.exists(state) and not app.store.candidate.dirty
+
+
+def test_a_missing_editor_is_named_and_nothing_changes(monkeypatch):
+    monkeypatch.delenv("VISUAL", raising=False)
+    monkeypatch.setenv("EDITOR", "/nonexistent/talgate-no-such-editor")
+    text, what = edit_until_valid("a: 1\n", lambda t: [])
+    assert text is None and "talgate-no-such-editor" in what and "$EDITOR" in what

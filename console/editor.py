@@ -120,7 +120,9 @@ def edit_in_editor(app) -> None:
         new, what = loop()
     app.refresh(layout=True, repaint=True)
     if new is None:
-        app.notify(f"$EDITOR: {what}", severity="warning" if "abandon" in what or "status" in what else "information")
+        severity = "error" if what.startswith("cannot") else "warning" if "abandon" in what or "status" in what \
+            else "information"
+        app.notify(f"$EDITOR: {what}", severity=severity, timeout=8)
         return
     cand.set_text(new)
     view = app.screen if hasattr(app.screen, "refresh_view") else None

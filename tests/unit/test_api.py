@@ -130,3 +130,9 @@ def test_query_strings_are_bounded():
     status, out = dispatch(Recorder(), "GET", "/v1/log?" + "&".join(f"x{i}=1" for i in range(60)), {},
                            m.Caller(1, 1, "u", read_only=True))
     assert status == 400 and out["code"] == "bad_request" and out["problems"][0]["path"] == "(query)"
+
+
+def test_responses_compare_equal_to_their_json():
+    p = m.Problem(path="a", message="b")
+    assert p == {"path": "a", "message": "b", "severity": "error"} and p != {"path": "a"}
+    assert m.ValidateResponse(ok=False, problems=[p]).problems == [{"path": "a", "message": "b", "severity": "error"}]

@@ -224,7 +224,7 @@ def patch(node, old, new):
                 else:
                     like = node[i1 + n] if tag == "replace" and i1 + n < i2 else None
                     out.append((_scalar(new[j], like), i1 + n if like is not None and i1 + n not in taken else None))
-        if [src for _, src in out] != list(range(len(node))):
+        if len(out) != len(node) or any(src != i or item is not node[i] for i, (item, src) in enumerate(out)):
             _set_items(node, out)
         return node
     return _new(new, [node]) if isinstance(new, (dict, list)) else _scalar(new, node)

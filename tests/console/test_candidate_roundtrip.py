@@ -149,7 +149,7 @@ def test_strings_that_yaml_1_1_reads_otherwise_are_quoted():
 # -- any sequence of console edits: the text reads as the data, untouched sections stay byte for byte --
 
 EDIT_KINDS = st.sampled_from(["add rule", "edit rule", "delete rule", "move rule", "add forward", "delete forward",
-                              "reservation", "mtu", "zone", "policy", "dns", "route"])
+                              "reservation", "mtu", "zone", "policy", "dns", "route", "pool", "interface list"])
 
 
 def _apply(c: Candidate, kind: str, n: int) -> None:
@@ -181,6 +181,14 @@ def _apply(c: Candidate, kind: str, n: int) -> None:
     elif kind == "dns":
         data = c.data
         data["dns"] = {**(data.get("dns") or {}), "cache_size": n % 4096 + 1}
+        c.replace(data)
+    elif kind == "pool" and ((c.data.get("dhcp") or {}).get("lan0") or {}).get("ipv4"):
+        data = c.data
+        data["dhcp"]["lan0"]["ipv4"]["pools"] = [f"192.168.10.{n % 100 + 100}-192.168.10.{n % 100 + 100}"]
+        c.replace(data)
+    elif kind == "interface list":  # a scalar item replaced in place in a flow list
+        data = c.data
+        data["zones"]["wan"]["interfaces"] = [f"wan{n % 3}"]
         c.replace(data)
     elif kind == "route":
         c.put("routes", None, {"name": f"rt{n}", "to": f"203.0.113.{n % 256}/32", "via": "198.51.100.1"})
@@ -216,3 +224,13 @@ def test_inline_comments_on_list_items_stay_with_their_items():
     text = c.text()
     assert "- guest    # visitors\n" in text and "- lan      # home\n" in text
     assert text.index("guest    #") < text.index("lan      #")
+
+
+def test_a_scalar_replaced_in_a_flow_list_is_written():
+    head = (LAB / "demo.yaml").read_text()
+    c = Candidate(head, "rev")
+    data = c.data
+    data["dhcp"]["lan0"]["ipv4"]["pools"] = ["192.168.10.150-192.168.10.150"]
+    c.replace(data)
+    _check(head, c, ["    ipv4: {pools: [192.168.10.100-192.168.10.199], lease_time: 3600}"],
+           ["    ipv4: {pools: [192.168.10.150-192.168.10.150], lease_time: 3600}"])

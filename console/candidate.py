@@ -406,6 +406,7 @@ _WRITE_LOCK = threading.Lock()  # one writer of a round-trip tree at a time (the
 
 class Candidate:
     def __init__(self, head_text: str = "", head_rev: str | None = None):
+        self.fallbacks = 0  # texts that could not be written as minimal changes (see text_job)
         self.reset(head_text, head_rev)
 
     def reset(self, head_text: str, head_rev: str | None) -> None:
@@ -448,7 +449,10 @@ class Candidate:
 
         def job() -> str:
             with _WRITE_LOCK:
-                text = rt.text_for(data) or splice(head_text, head, data)
+                text = rt.text_for(data)
+                # not expected: then the edited sections are written whole (still valid, not minimal)
+                self.fallbacks += text is None
+                text = text or splice(head_text, head, data)
             if self.generation == gen:
                 self._text = (gen, text)
             return text

@@ -10,8 +10,8 @@ from textual.widgets import Input
 from ..widgets import Banner, KeyBar, LiveTable, StatusLine
 
 # Actions that change the candidate or the box; absent in read-only mode.
-MUTATING = {"add", "edit", "delete", "move_up", "move_down", "commit", "discard", "rollback", "apply", "reserve", "masquerade", "pool",
-            "confirm"}
+MUTATING = {"add", "edit", "delete", "move_up", "move_down", "commit", "discard", "rollback", "apply", "reserve",
+            "confirm", "masquerade", "pool"}
 
 class BaseView(Screen):
     NAME = "base"

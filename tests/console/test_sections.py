@@ -50,7 +50,7 @@ async def test_edit_dns_form_problem_at_the_field_then_staged_as_one_line():
     app = make_app(agent=FakeAgent(text=DEMO))
     async with app.run_test(size=(100, 40)) as pilot:
         await settle(pilot)
-        app.run_command(":edit dns")
+        await pilot.press("colon", *"edit dns", "enter")  # typed at the : prompt
         await settle(pilot)
         await _fill(pilot, app, {"cache_size": "99999"})
         assert isinstance(app.screen, FormScreen)  # refused by the agent, shown at the field

@@ -57,6 +57,24 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
 }
 KEY = "_key"  # the field holding a named entry's name
 
+# what a field takes (shown as the empty field's placeholder)
+HINTS = {
+    "action": "accept | drop | reject", "input": "accept | drop | reject", "forward": "accept | drop | reject",
+    "proto": "tcp | udp (rules: also icmp, icmpv6, any)", "family": "ipv4 | ipv6 | any", "enabled": "true | false",
+    "log": "true | false", "counter": "true | false", "from": "zone, or [zones]", "to": "zone(s); a route: prefix",
+    "src": "[prefixes or set names]", "dst": "[prefixes or set names]", "sport": "[ports]", "dport": "[80, 443]",
+    "via": "gateway address", "interface": "interface name", "metric": "0", "interfaces": "[lan0]",
+    "addresses": "[192.0.2.0/24]", "out": "outbound zone", "in": "zone the connection arrives from",
+    "pools": "[192.168.10.100-192.168.10.199]", "lease_time": "seconds: 3600", "routers": "[addresses]",
+    "dns": "[addresses] (default: the router)", "ntp": "[addresses] (default: the router)", "domain": "lan.example",
+    "mac": "02:00:00:00:10:50", "duid": "00:01:…", "ipv4": "address(es)", "ipv6": "address(es)", "port": "22",
+    "hostname": "gw", "management_interface": "mgmt0", "mtu": "1500", "zones": "{lan: allow, guest: refuse}",
+    "mode": "recursive | forward", "lease_names": "true | false", "cache_size": "MB: 32", "serve": "[lan, guest]",
+    "reflect": "[lan, guest]", "address": "server address", "nts": "true | false", "pool": "true | false",
+    "tls_name": "dns.example (DNS over TLS)", "file": "/path/on/the/router", "format": "domains | hosts",
+    "prefixes": "[2001:db8:10:10::/64]", "interval": "seconds: 200", "lifetime": "seconds: 1800",
+}
+
 
 def parse_path(text: str) -> tuple[str, ...]:
     return tuple(p for p in text.strip().split(".") if p)
@@ -135,7 +153,7 @@ def parse_field(text: str):
 def form_fields(keys: list[str], item: dict, name: str | None) -> list[Field]:
     out = [Field(KEY, "name", name or "", "the entry's name")] if name is not None else []
     for k in keys + [k for k in item if k not in keys]:
-        out.append(Field(k, k, field_text(item.get(k)), ""))
+        out.append(Field(k, k, field_text(item.get(k)), HINTS.get(k, "a YAML value")))
     return out
 
 

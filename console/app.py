@@ -36,7 +36,7 @@ VIEWS = {"dashboard": DashboardView, "interfaces": InterfacesView, "firewall": F
 ALIASES = {"dash": "dashboard", "d": "dashboard", "if": "interfaces", "ifaces": "interfaces", "fw": "firewall",
            "rules": "firewall", "tr": "traffic", "log": "changes", "history": "changes", "diff": "changes",
            "dhcp": "leases", "q": "quit", "quit": "quit", "exit": "quit"}
-COMMANDS = {"trace": "trace", "confirm": "confirm"}  # :NAME → action_NAME
+COMMANDS = {"trace": "trace", "confirm": "confirm", "edit": "edit"}  # :NAME [ARG] → action_NAME([ARG])
 
 
 class TalgateApp(App):
@@ -55,6 +55,8 @@ class TalgateApp(App):
         Binding("colon", "prompt('cmd')", "cmd", key_display=":"),
         Binding("slash", "prompt('filter')", "filter", key_display="/"),
         Binding("question_mark", "help", "help", key_display="?"),
+        Binding("E", "edit_yaml", "$EDITOR", key_display="E", show=False),  # in ? help; the footer is full
+        Binding("e", "edit_yaml", "", show=False),  # e where a screen has no edit of its own
         Binding("ctrl+l", "redraw", "redraw", show=False),
         Binding("q", "quit", "quit"),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
@@ -317,6 +319,8 @@ class TalgateApp(App):
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "confirm":
             return bool(self.store.confirm_pending) and not self.store.read_only
+        if action in ("edit_yaml", "edit"):
+            return not self.store.read_only
         return True
 
     def run_command(self, text: str) -> None:
@@ -324,7 +328,8 @@ class TalgateApp(App):
         if not word:
             return
         if word in COMMANDS:
-            getattr(self, f"action_{COMMANDS[word]}")()
+            arg = text.strip().lstrip(":").partition(" ")[2].strip()
+            getattr(self, f"action_{COMMANDS[word]}")(*([arg] if arg else []))
             return
         name = ALIASES.get(word) or next((v for v in VIEWS if v.startswith(word)), None)
         if name == "quit":
@@ -389,6 +394,18 @@ class TalgateApp(App):
             self._last_trace = screen.packet
 
         self.push_screen(screen, closed)
+
+    def action_edit_yaml(self) -> None:
+        """The candidate router.yaml in $EDITOR (like `kubectl edit`); see console/editor.py."""
+        from .editor import edit_in_editor
+
+        edit_in_editor(self)
+
+    def action_edit(self, path: str = "") -> None:
+        """:edit SECTION — the form/entries editor of any part of the document (:edit alone lists them)."""
+        from .screens.sections import open_section
+
+        open_section(self, path)
 
     def action_redraw(self) -> None:
         self.refresh(layout=True, repaint=True)

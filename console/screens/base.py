@@ -11,7 +11,7 @@ from ..widgets import Banner, KeyBar, LiveTable, StatusLine
 
 # Actions that change the candidate or the box; absent in read-only mode.
 MUTATING = {"add", "edit", "delete", "move_up", "move_down", "commit", "discard", "rollback", "apply", "reserve",
-            "confirm"}
+            "confirm", "masquerade", "pool"}
 
 class BaseView(Screen):
     NAME = "base"
@@ -79,7 +79,7 @@ class BaseView(Screen):
             return
         if mode == "filter":
             self._filter_table = self._prompt_table
-        p.placeholder = "command: dashboard interfaces firewall nat traffic changes leases trace confirm quit" if mode == "cmd" \
+        p.placeholder = "command: dashboard interfaces firewall nat traffic changes leases trace confirm edit quit" if mode == "cmd" \
             else "filter rows (esc clears)"
         p.value = self._prompt_table.filter_text if mode == "filter" else ""
         p.add_class("-shown")

@@ -87,7 +87,7 @@ class ChangesView(BaseView):
             self.query_one("#pathdiff", Static).update(self._path_diff())
             if cand.dirty:
                 self.query_one("#nftdiff", Static).update(Text("rendering the nft diff …", style="dim"))
-                self._fetch_nft(cand.text(), cand.head_rev, cand.generation)
+                self._fetch_nft(cand.text_job(), cand.head_rev, cand.generation)
             else:
                 self.query_one("#nftdiff", Static).update("")
             self.refresh_bindings()
@@ -130,9 +130,9 @@ class ChangesView(BaseView):
         return t
 
     @work(thread=True, exclusive=True, group="nftdiff")
-    def _fetch_nft(self, text: str, base: str | None, gen: int) -> None:
+    def _fetch_nft(self, text, base: str | None, gen: int) -> None:
         try:
-            d = self.store.client.diff_candidate(text, base)
+            d = self.store.client.diff_candidate(text() if callable(text) else text, base)
             out = ([p.model_dump() for p in d.problems], d.nft_diff, None)
         except Exception as e:  # noqa: BLE001 - shown in the view
             out = ([], None, str(e))

@@ -243,7 +243,9 @@ class Ruleset:
         new_sets = {x.name: x for x in self.sets}
         old_sets = {x.name: x for x in prev.sets}
         cmds: list[dict] = [{"add": {"table": dict(t)}}]
-        cmds += [{"flush": {"chain": {"family": FAMILY, "table": TABLE, "name": c.name}}} for c in prev.chains]
+        keep = self._unchanged_chains(prev)  # not flushed: their rules keep their hit counters
+        cmds += [{"flush": {"chain": {"family": FAMILY, "table": TABLE, "name": c.name}}} for c in prev.chains
+                 if c.name not in keep]
         cmds += [{"delete": {"chain": {"family": FAMILY, "table": TABLE, "name": c.name}}}
                  for c in prev.chains if c.name not in new_chains or
                  (c.hook, c.type, c.prio) != (new_chains[c.name].hook, new_chains[c.name].type, new_chains[c.name].prio)]
@@ -258,9 +260,28 @@ class Ruleset:
                                                      "elem": self.elements(new)}}})
         cmds += [{"add": {"set": self._set_json(x)}} for x in self.sets
                  if x.name not in old_sets or old_sets[x.name].type != x.type]
-        cmds += [{"add": {"chain": self._chain_json(c)}} for c in self.chains]
-        cmds += [{"add": r.json()} for c in self.chains for r in c.rules]
+        cmds += [{"add": {"chain": self._chain_json(c)}} for c in self.chains if c.name not in keep]
+        cmds += [{"add": r.json()} for c in self.chains if c.name not in keep for r in c.rules]
         return cmds
+
+    def _unchanged_chains(self, prev: Ruleset) -> set[str]:
+        """Chains identical in prev and self (definition and rules) that use no set this update
+        deletes: an update leaves them alone."""
+        old = {c.name: c for c in prev.chains}
+        new_sets = {x.name: x.type for x in self.sets}
+        gone = [f'"@{x.name}"' for x in prev.sets if new_sets.get(x.name) != x.type]
+        keep = set()
+        for c in self.chains:
+            o = old.get(c.name)
+            if o is None or self._chain_json(o) != self._chain_json(c) or len(o.rules) != len(c.rules):
+                continue
+            rules = [r.json() for r in c.rules]
+            if rules != [r.json() for r in o.rules]:
+                continue
+            if gone and any(g in json.dumps(rules) for g in gone):
+                continue
+            keep.add(c.name)
+        return keep
 
     def document(self) -> dict:
         return {"nftables": self.commands()}

@@ -27,7 +27,7 @@ from .screens.leases import LeasesView
 from .screens.nat import NatView
 from .screens.traffic import TrafficView
 from .store import NEEDS, Store
-from .theme import css, plain_terminal
+from .theme import css, plain_terminal, use_plain_glyphs
 
 _BARS = (list(ScrollBarRender.VERTICAL_BARS), list(ScrollBarRender.HORIZONTAL_BARS))
 VIEWS = {"dashboard": DashboardView, "interfaces": InterfacesView, "firewall": FirewallView, "nat": NatView,
@@ -70,6 +70,7 @@ class TalgateApp(App):
         # colour only. (A class attribute in Textual: set both ways, since tests run several apps.)
         ScrollBarRender.VERTICAL_BARS = [" "] * 8 if self.plain else _BARS[0]
         ScrollBarRender.HORIZONTAL_BARS = [" "] * 8 if self.plain else _BARS[1]
+        use_plain_glyphs(self.plain)  # [x]/[ ] checkboxes, ASCII arrows, <placeholders>
         self.store = Store(client, read_only=read_only)
         self.write_client = write_client or client
         self.poll_interval = poll_interval

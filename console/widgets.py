@@ -49,6 +49,27 @@ def sparkline(values: Sequence[float], width: int, plain: bool = False, top: flo
     return "".join(out).rjust(width)
 
 
+def aligned_buckets(times: Sequence[float], values: Sequence[float], width: int) -> tuple[list[float], int]:
+    """The samples in at most ``width`` columns of ``step`` seconds each (the peak of each), where a
+    column is a fixed stretch of wall-clock time (``t // step``): a sample stays in its column from
+    one redraw to the next instead of shifting between buckets. Returns (columns, step)."""
+    if width <= 0 or not values:
+        return [], 1
+    n = min(len(times), len(values))
+    times, values = list(times)[-n:], list(values)[-n:]
+    if n <= width:
+        return values, 1
+    span = max(times[-1] - times[0], n - 1) if times else n
+    step = max(1, -(-int(span + 1) // width))
+    cols: dict[int, float] = {}
+    for t, v in zip(times, values, strict=True):
+        b = int(t // step)
+        if v > cols.get(b, -1.0):
+            cols[b] = v
+    last = int(times[-1] // step)
+    return [cols.get(b, 0.0) for b in range(last - width + 1, last + 1) if b >= int(times[0] // step)], step
+
+
 def _subsequence(small: list, big: list) -> bool:
     it = iter(big)
     return all(k in it for k in small)

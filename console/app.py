@@ -21,6 +21,7 @@ from .dialogs import TraceScreen
 from .forms import TextScreen
 from .screens.changes import ChangesView
 from .screens.dashboard import DashboardView
+from .screens.events import EventsView
 from .screens.firewall import FirewallView
 from .screens.interfaces import InterfacesView
 from .screens.leases import LeasesView
@@ -31,10 +32,10 @@ from .theme import css, plain_terminal, use_plain_glyphs
 
 _BARS = (list(ScrollBarRender.VERTICAL_BARS), list(ScrollBarRender.HORIZONTAL_BARS))
 VIEWS = {"dashboard": DashboardView, "interfaces": InterfacesView, "firewall": FirewallView, "nat": NatView,
-         "traffic": TrafficView, "changes": ChangesView, "leases": LeasesView}
+         "traffic": TrafficView, "changes": ChangesView, "leases": LeasesView, "events": EventsView}
 ALIASES = {"dash": "dashboard", "d": "dashboard", "if": "interfaces", "ifaces": "interfaces", "fw": "firewall",
            "rules": "firewall", "tr": "traffic", "log": "changes", "history": "changes", "diff": "changes",
-           "dhcp": "leases", "q": "quit", "quit": "quit", "exit": "quit"}
+           "dhcp": "leases", "audit": "events", "ev": "events", "q": "quit", "quit": "quit", "exit": "quit"}
 COMMANDS = {"trace": "trace", "confirm": "confirm"}  # :NAME → action_NAME
 
 
@@ -50,6 +51,7 @@ class TalgateApp(App):
         Binding("5", "view('traffic')", "traffic"),
         Binding("6", "view('changes')", "changes"),
         Binding("7", "view('leases')", "leases"),
+        Binding("8", "view('events')", "events"),
         Binding("C", "confirm", "CONFIRM", key_display="C"),
         Binding("colon", "prompt('cmd')", "cmd", key_display=":"),
         Binding("slash", "prompt('filter')", "filter", key_display="/"),
@@ -94,7 +96,8 @@ class TalgateApp(App):
 
     def screen_shown(self, view) -> None:
         view.update_frame()
-        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases"})
+        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases",
+                           "audit"})
         self.poll_soon()
 
     def poll_soon(self) -> None:

@@ -211,9 +211,13 @@ class FakeAgent(InProcessAgent):
         confirm timer rolls back, a refused stale commit and a drift repair (times then fixed)."""
         import json
 
-        rule = "rules:\n  - {name: web-test, from: wan, to: self, proto: tcp, dport: 8080, action: accept}\n"
+        import yaml
+
+        data = yaml.safe_load(text)
+        data["rules"].insert(0, {"name": "web-test", "from": "wan", "to": "self", "proto": "tcp", "dport": 8080,
+                                 "action": "accept"})
         first = self.head
-        self.client.commit(text.replace("rules:\n", rule), "open 8080 for a test", base=first, confirm=60)
+        self.client.commit(yaml.safe_dump(data, sort_keys=False), "open 8080 for a test", base=first, confirm=60)
         self.client.confirm()
         self.client.commit(text, "close 8080 again", base=self.head, confirm=47)
         clock = self.pipeline.clock

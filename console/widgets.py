@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from rich.text import Text
 from textual.widgets import DataTable, Static
@@ -192,11 +192,14 @@ class LiveTable(DataTable):
         self.filter_text = text
         self.sync(self._rows)
 
-    def _visible(self, rows: Iterable[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
+    def _visible(self, rows: list[tuple[str, tuple]]) -> list[tuple[str, tuple]]:
         f = self.filter_text.lower()
         if not f:
             return list(rows)
-        return [(k, c) for k, c in rows if any(f in str(x).lower() for x in c)]
+        if getattr(self, "_search_of", None) is not rows:  # lower-cased row text, once per sync
+            self._search_of = rows
+            self._search = ["\0".join(str(x).lower() for x in c) for _k, c in rows]
+        return [r for r, text in zip(rows, self._search, strict=True) if f in text]
 
     def sync(self, rows: list[tuple[str, tuple]]) -> None:
         grew = rows is not self._rows
@@ -217,7 +220,13 @@ class LiveTable(DataTable):
     def _apply(self, want: list[tuple[str, tuple]], cur: str | None) -> None:
         keys = [k for k, _ in want]
         with self.app.batch_update():
-            if len(keys) < len(self._shown) and self._shown[: len(keys)] == keys:
+            if len(keys) < len(self._shown) - len(keys) or (keys and len(self._shown) - len(keys) > 200):
+                # Most rows go (a filter typed into a big table): removing rows one by one costs
+                # O(rows) each in DataTable; a rebuild with the few that stay is cheaper.
+                self.clear()
+                self._cells = {}
+                self._shown = []
+            elif len(keys) < len(self._shown) and self._shown[: len(keys)] == keys:
                 for k in self._shown[len(keys):]:  # rows went away at the end
                     self.remove_row(k)
                     del self._cells[k]

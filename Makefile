@@ -9,9 +9,9 @@ STAMPS := .stamps
 # lab, iperf3/ping/conntrack for lab tests and benchmarks, tmux for driving the console by hand).
 DEB_PACKAGES := nftables libnftables1 iproute2 iperf3 iputils-ping conntrack procps tmux git
 # LAN services: the daemons (run by the lab's supervisor inside tg-router, never in the root
-# namespace) and the real clients the lab tests use (dhclient, dig, rdisc6).
+# namespace) and the real clients the lab tests use (dhclient, dig, rdisc6; tcpdump captures).
 DEB_PACKAGES += kea-dhcp4-server kea-dhcp6-server unbound radvd chrony avahi-daemon openssl \
-                isc-dhcp-client bind9-dnsutils ndisc6
+                isc-dhcp-client bind9-dnsutils ndisc6 tcpdump
 
 .PHONY: install deps venv test test-unit test-lab lint demo demo-down bench screenshots image clean
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)

@@ -10,6 +10,11 @@ from pathlib import Path
 
 from . import __version__
 
+# `talgate commit` exits with this when the answer does not say how the commit ended yet (it is
+# still running, or no answer came in time): not a failure — `talgate status` tells.
+EXIT_RUNNING = 3
+COMMIT_WAIT = 45.0  # seconds the agent may take before answering "still running" (< the socket's 60)
+
 
 def _client(args):
     from .client import AgentClient
@@ -17,7 +22,8 @@ def _client(args):
     return AgentClient(getattr(args, "socket", None))
 
 
-def _print_problems(problems, out=sys.stderr) -> None:
+def _print_problems(problems, out=None) -> None:
+    out = out or sys.stderr  # looked up now: a redirected stderr (tests, wrappers) gets them too
     for p in problems:
         p = p if isinstance(p, dict) else p.model_dump()
         tag = "" if p.get("severity", "error") == "error" else "warning: "
@@ -100,14 +106,13 @@ def _candidate(args, client, need_base: bool = True) -> tuple[str, str, str | No
     status = client.status()
     if not path:
         path = str(Path(status.repo or ".") / "router.yaml")
+    from .model import ConfigError
+    from .model.load import read_document
+
     try:
-        raw = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
-    except OSError as e:
-        raise SystemExit(f"talgate: cannot read {path}: {e.strerror}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise SystemExit(f"talgate: {path}: not UTF-8 text (byte {e.start}: {raw[e.start:e.start + 1]!r})") from None
+        text = read_document(path)  # bounded; not UTF-8 -> "PATH: not UTF-8 text: byte 0x.. at line L, column C"
+    except ConfigError as e:
+        raise SystemExit(f"talgate: {e}") from None
     base = getattr(args, "base", None)
     if base is None:
         if not getattr(args, "file", None):
@@ -126,13 +131,14 @@ def _candidate(args, client, need_base: bool = True) -> tuple[str, str, str | No
 
 
 def cmd_validate(args) -> int:
-    from .model import validate_text
+    from .model import ConfigError, validate_text
+    from .model.load import read_document
 
     path = args.file or "router.yaml"
     try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-    except OSError as e:
-        print(f"{path}: cannot read: {e.strerror}", file=sys.stderr)
+        text = read_document(path)
+    except ConfigError as e:
+        _print_problems([p.to_dict() for p in e.problems])
         return 1
     cfg, problems = validate_text(text, source=path)
     _print_problems([p.to_dict() for p in problems])
@@ -186,9 +192,22 @@ def cmd_diff(args) -> int:
 
 
 def cmd_commit(args) -> int:
+    from .client import AgentUnreachable
+
     c = _client(args)
     path, text, base = _candidate(args, c)
-    r = c.commit(text, args.message, base=base, confirm=args.confirm, force=args.force)
+    wait = float(os.environ.get("TALGATE_COMMIT_WAIT") or COMMIT_WAIT)
+    try:
+        r = c.commit(text, args.message, base=base, confirm=args.confirm, force=args.force, wait=wait)
+    except AgentUnreachable as e:
+        if not e.timed_out:
+            raise
+        print(f"talgate: no answer from the agent within {wait:.0f} s: the commit may still land; "
+              "see `talgate status` (head, last error) before committing again", file=sys.stderr)
+        return EXIT_RUNNING
+    if r.state == "running":
+        print(f"still running, rev {(r.rev or '(not created yet)')[:12]} — see `talgate status` (job {r.job})")
+        return EXIT_RUNNING
     if args.file and args.file not in STDIN_PATHS and _sidecar(args.file).exists() and r.rev:
         _sidecar(args.file).write_text(r.rev + "\n")  # the file now equals the new HEAD
     _print_problems(r.warnings)
@@ -198,6 +217,8 @@ def cmd_commit(args) -> int:
     print(f"committed {r.rev[:12]} and applied it: {r.changes} change(s) in {(r.seconds or 0) * 1000:.0f} ms")
     for cut in r.lockout_overridden or []:
         print(f"warning: forced past the lockout check: {cut}", file=sys.stderr)
+    for note in [*r.notes, *(r.get("service_warnings") or [])]:
+        print(f"warning: {note}", file=sys.stderr)
     if r.confirm:
         print(f"waiting for confirmation: run `talgate confirm` within {r.confirm.seconds} s, "
               "or it is rolled back automatically")
@@ -354,10 +375,15 @@ def cmd_lab(args) -> int:
 
 
 def cmd_talos_render(args) -> int:
-    from .model import validate_text
+    from .model import ConfigError, validate_text
+    from .model.load import read_document
     from .render.talos import render_talos_links
 
-    text = Path(args.file).read_text() if args.file else _client(args).config().text
+    try:
+        text = read_document(args.file) if args.file else _client(args).config().text
+    except ConfigError as e:
+        _print_problems([p.to_dict() for p in e.problems])
+        return 1
     cfg, problems = validate_text(text)
     if cfg is None:
         _print_problems([p.to_dict() for p in problems])

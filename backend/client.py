@@ -47,6 +47,12 @@ class AgentError(Exception):
 class AgentUnreachable(AgentError):
     def __init__(self, path: str, err: Exception):
         super().__init__(0, {"code": "unreachable", "message": f"cannot reach the agent at {path}: {err}"})
+        self.cause = err
+
+    @property
+    def timed_out(self) -> bool:
+        """The request may have been sent and acted on: no answer came in time."""
+        return isinstance(self.cause, TimeoutError)
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -83,14 +89,16 @@ class AgentClient:
 
     # -- the wire ----------------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, data: bytes | None, headers: dict) -> tuple[int, bytes]:
+    def _send(self, method: str, url: str, data: bytes | None, headers: dict,
+              timeout: float | None = None) -> tuple[int, bytes]:
         if self.transport is not None:
             return self.transport(method, url, data, headers)
+        timeout = timeout or self.timeout
         try:
             if self.socket_path.startswith("http://"):
-                conn = http.client.HTTPConnection(self.socket_path[7:].rstrip("/"), timeout=self.timeout)
+                conn = http.client.HTTPConnection(self.socket_path[7:].rstrip("/"), timeout=timeout)
             else:
-                conn = _UnixConnection(self.socket_path, self.timeout)
+                conn = _UnixConnection(self.socket_path, timeout)
             conn.request(method, url, body=data, headers=headers)
             resp = conn.getresponse()
             raw = resp.read()
@@ -99,7 +107,8 @@ class AgentClient:
             raise AgentUnreachable(self.socket_path, e) from None
         return resp.status, raw
 
-    def request(self, method: str, path: str, body: dict | None = None, **query) -> dict:
+    def request(self, method: str, path: str, body: dict | None = None, *, timeout: float | None = None,
+                **query) -> dict:
         """A raw call (path under /v1): the JSON answer, or AgentError with the agent's code."""
         q = {k: v for k, v in query.items() if v is not None}
         url = PREFIX + path + (("?" + urlencode(q)) if q else "")
@@ -107,7 +116,7 @@ class AgentClient:
         headers = {"Content-Type": "application/json"} if data is not None else {}
         if os.environ.get("TALGATE_TOKEN"):
             headers["Authorization"] = f"Bearer {os.environ['TALGATE_TOKEN']}"
-        status, raw = self._send(method, url, data, headers)
+        status, raw = self._send(method, url, data, headers, timeout)
         try:
             payload = json.loads(raw) if raw else {}
         except ValueError:
@@ -118,7 +127,7 @@ class AgentClient:
             raise AgentError(status, payload)
         return payload
 
-    def call(self, handler: str, **params) -> BaseModel:
+    def call(self, handler: str, *, timeout: float | None = None, **params) -> BaseModel:
         """Call the route whose service method is ``handler``: the request is checked against
         its model here (``bad_request`` before anything is sent), the answer against its response."""
         route = BY_HANDLER[handler]
@@ -133,9 +142,9 @@ class AgentClient:
                 raise AgentError(400, {"code": "bad_request", "problems": probs, "detail": {}, "message": "; ".join(
                     f"{p['path']}: {p['message']}" for p in probs[:3])}) from None
         if route.method == "GET":
-            payload = self.request("GET", route.path, None, **data)
+            payload = self.request("GET", route.path, None, timeout=timeout, **data)
         else:
-            payload = self.request(route.method, route.path, data)
+            payload = self.request(route.method, route.path, data, timeout=timeout)
         try:
             return route.response.model_validate(payload)
         except ValidationError as e:
@@ -202,9 +211,18 @@ class AgentClient:
     # -- writes ------------------------------------------------------------------------------
 
     def commit(self, text: str, message: str, base: str | None = "HEAD", confirm: int | None = None,
-               force: bool = False) -> m.CommitResponse:
-        return self.call("commit", config=text, message=message, base=base, confirm=confirm, force=force,
-                         **self._who())
+               force: bool = False, wait: float | None = None) -> m.CommitResponse:
+        """With ``wait``, the agent answers within that many seconds: the outcome, or ``state ==
+        "running"`` with a ``job`` id (see :meth:`job`); the socket waits a little longer."""
+        extra = {} if wait is None else {"wait": wait}
+        return self.call("commit", timeout=None if wait is None else max(self.timeout, wait + 10), config=text,
+                         message=message, base=base, confirm=confirm, force=force, **extra, **self._who())
+
+    def job(self, job_id: str) -> m.Job:
+        return self.call("jobs", id=job_id).job
+
+    def jobs(self) -> list[m.Job]:
+        return self.call("jobs").jobs or []
 
     def confirm(self) -> m.ConfirmResponse:
         return self.call("confirm", **self._who())

@@ -30,6 +30,7 @@ from . import lockout
 from .audit import Audit
 
 _parsed: dict[str, tuple] = {}
+MAX_LISTED = 100  # changes listed by name in an apply's result (and status.last_apply); the count is exact
 
 
 def validate_text(text: str):
@@ -48,15 +49,57 @@ def validate_text(text: str):
 class Refused(Exception):
     """The candidate was not committed; nothing changed."""
 
-    def __init__(self, problems: list[Problem], status: int = 422, code: str = "invalid", detail: dict | None = None):
+    def __init__(self, problems: list[Problem], status: int = 422, code: str | None = None,
+                 detail: dict | None = None):
         self.problems = problems
         self.status = status
-        self.code, self.detail = code, detail or {}  # the API error code (backend/api/errors.py)
+        self.code = code  # the API error code (backend/api/errors.py); None: invalid
+        self.detail = detail or {}
         super().__init__("; ".join(str(p) for p in problems))
 
 
 class ApplyFailed(Exception):
-    """Applying failed; the previous state was put back and HEAD did not move."""
+    """Applying failed; the previous state was put back and HEAD did not move. ``detail``: the
+    stage (applier) that failed, the revision restored (None when restoring failed too), and
+    what failed while restoring."""
+
+    code = "apply_failed"
+
+    def __init__(self, message: str, detail: dict | None = None):
+        self.detail = detail or {}
+        super().__init__(message)
+
+
+# A lock file in the config repo younger than this may belong to a git process at work (the
+# commit is refused up front); an older one was left by a killed writer and is removed.
+STALE_LOCK_SECONDS = 30.0
+
+
+def _fault_file(path: str | None):
+    """Fault injection for tests (the lab's agent runs in its own process): TALGATE_FAULTS names a
+    JSON file {stage: action}, read at every stage, so a test can make one stage fail. Stages: each
+    applier's name (after it applied), its group ("net", "nft", "services"), "<daemon>.write",
+    "<daemon>.reload", "chrony.cert", "advance". Actions: "raise", "sleep:SECONDS", "touch:PATH".
+    Unset: no faults, no reads."""
+    if not path:
+        return None
+
+    def fault(stage: str) -> None:
+        try:
+            with open(path) as f:
+                action = json.load(f).get(stage)
+        except (OSError, ValueError, AttributeError):
+            return
+        if not isinstance(action, str):
+            return
+        if action == "raise":
+            raise RuntimeError(f"injected fault at {stage}")
+        if action.startswith("sleep:"):
+            time.sleep(float(action[6:]))
+        elif action.startswith("touch:"):
+            Path(action[6:]).touch()
+
+    return fault
 
 
 @dataclass
@@ -77,8 +120,14 @@ class _Services:
                 return a.leases()
         return []
 
+    def blocklists(self, cfg: RouterConfig, files: bool = True) -> tuple[dict[str, str], list[Problem]]:
+        from ..host.daemons.unbound import blocklists
+
+        return blocklists(cfg, files)
+
     def status(self) -> dict:
-        return {a.name: a.status() for a in self.appliers}
+        """{daemon: status}; daemons with nothing to say (no rendered folder) left out."""
+        return {a.name: st for a in self.appliers if (st := a.status())}
 
 
 class Pipeline:
@@ -107,6 +156,10 @@ class Pipeline:
         self.generation = 0  # bumped by every apply: a drift result from before one is stale
         self._current: Desired | None = None  # the desired state last applied
         self.audit = Audit(self.state_dir / "audit.jsonl")
+        self.faults = _fault_file(os.environ.get("TALGATE_FAULTS"))
+        for a in self.appliers:
+            if hasattr(a, "fault"):
+                a.fault = self._fault
         self.repo.clear_stale_locks()
         self.pending: dict | None = self._load_pending()
 
@@ -134,12 +187,16 @@ class Pipeline:
         """Config + the current facts (+ render products, computed once and shared)."""
         return Desired(cfg, self.facts, rev)
 
-    def _desired_of(self, rev: str | None) -> Desired | None:
-        """The desired state of a revision, reusing the last applied one's render products."""
+    def _desired_of(self, rev: str | None, fresh: bool = False) -> Desired | None:
+        """The desired state of a revision, reusing the last applied one's render products. With
+        fresh (an explicit apply), only the ruleset is reused (a pure function of the config): the
+        daemons' configs are rendered again (a blocklist file may have changed on disk)."""
         if rev is None:
             return None
         cur = self._current
         if cur is not None and cur.rev == rev:
+            if fresh:
+                return Desired(cur.cfg, self.facts, rev, ruleset=cur.ruleset)
             if cur.facts != self.facts:
                 self._current = cur = cur.with_facts(self.facts)
             return cur
@@ -157,11 +214,17 @@ class Pipeline:
 
     # -- checks --------------------------------------------------------------------------
 
-    def _check(self, text: str, rev: str | None = None) -> tuple[Desired, list[Problem]]:
+    def _check(self, text: str, rev: str | None = None, files: bool = True) -> tuple[Desired, list[Problem]]:
+        """files=False (the read-only socket): no file the document names is opened."""
         cfg, problems = validate_text(text)
         if cfg is None:
             raise Refused(problems)
         d = self.desired(cfg, rev)
+        d.files = files
+        try:
+            d.ruleset  # noqa: B018 - rendered once here, shared by the lockout proof, nft -c and the load
+        except ValueError as e:  # the renderer's own name guard (backend/render/nft.py Ruleset)
+            raise Refused([Problem("(ruleset)", str(e))]) from None
         kernel: list[Problem] = []
         groups: set[str] = set()
         for a in self.appliers:
@@ -174,9 +237,10 @@ class Pipeline:
             raise Refused(kernel, code="invalid" if groups <= {"net"} else "kernel_refused")
         return d, problems
 
-    def check_text(self, text: str) -> tuple[RouterConfig, Ruleset, list[Problem]]:
-        """Model + semantic + every applier's checks. Raises Refused; returns warnings otherwise."""
-        d, problems = self._check(text)
+    def check_text(self, text: str, files: bool = True) -> tuple[RouterConfig, Ruleset, list[Problem]]:
+        """Model + semantic + every applier's checks. Raises Refused; returns warnings otherwise. files=False
+        (the read-only socket): no file the document names is opened."""
+        d, problems = self._check(text, files=files)
         return d.cfg, d.ruleset, problems
 
     def plan(self, text: str) -> dict[str, list[str]]:
@@ -186,50 +250,117 @@ class Pipeline:
 
     # -- the kernel ----------------------------------------------------------------------
 
+    def _fault(self, stage: str) -> None:
+        if self.faults is not None:
+            self.faults(stage)
+
     def _converge(self, d: Desired) -> dict:
-        """Every applier, in order, to d; returns what changed. Raises _Failed(applier, error)."""
+        """Every applier, in order, to d; returns what changed. Raises _Failed(stage, error)."""
         t0 = time.monotonic()
         counts = {"net": 0, "nft": 0, "services": 0}
         changes: list[str] = []
         self.generation += 1
-        for a in self.appliers:
+        for i, a in enumerate(self.appliers):
             try:
                 out = a.apply(d)
+                counts[a.group] = counts.get(a.group, 0) + len(out)
+                changes += out
+                # Fault injection (tests): after each applier changed things, and after the last
+                # applier of each group ("net", "nft", "services").
+                self._fault(a.name)
+                if i + 1 == len(self.appliers) or self.appliers[i + 1].group != a.group:
+                    self._fault(a.group)
             except Exception as e:  # noqa: BLE001 - any failure: all or nothing
                 raise _Failed(a.name, e) from e
-            counts[a.group] = counts.get(a.group, 0) + len(out)
-            changes += out
         self._current = d
-        return {"changes": len(changes), **counts, "applied": changes,
-                "seconds": round(time.monotonic() - t0, 4)}
+        shown = changes[:MAX_LISTED] + ([f"… and {len(changes) - MAX_LISTED} more"] if len(changes) > MAX_LISTED else [])
+        out = {"changes": len(changes), **counts, "applied": shown, "seconds": round(time.monotonic() - t0, 4)}
+        warnings = [w for a in self.appliers for w in getattr(a, "warnings", ())]
+        if warnings:
+            out["service_warnings"] = warnings
+        return out
 
-    def _converge_or_restore(self, d: Desired, previous: Desired | None) -> dict:
-        """_converge, and when any applier fails put every applier back to previous."""
+    def _transaction(self, d: Desired, previous: Desired | None, then=None) -> dict:
+        """Converge every applier to d, then run ``then`` (moving HEAD); when anything fails,
+        put every applier back to previous — by its journal (``undo``: the daemons' files byte
+        for byte) or by applying previous (the kernel) — record last_error, raise ApplyFailed."""
+        for a in self.appliers:
+            if hasattr(a, "begin"):
+                a.begin()
         try:
-            return self._converge(d)
-        except _Failed as f:
-            self.last_error = f"apply of {short(d.rev)} failed in {f.applier}: {f.error}"
-            if previous is None:
-                self.last_error += "; nothing to restore to"
-            else:
-                errors = []
-                self.generation += 1
-                for a in self.appliers:
-                    try:
-                        a.apply(previous)
-                    except Exception as e2:  # noqa: BLE001 - report every failure, restore the rest
-                        errors.append(f"{a.name}: {e2}")
-                self._current = previous if not errors else None
-                self.last_error += f"; restored {short(previous.rev)}"
-                if errors:
-                    self.last_error += f"; restoring failed too: {'; '.join(errors)}"
-            raise ApplyFailed(self.last_error) from None
+            try:
+                result = self._converge(d)
+                if then is not None:
+                    then()
+            except Exception as e:  # noqa: BLE001 - whatever failed, every applier goes back
+                f = e if isinstance(e, _Failed) else _Failed("commit", e)
+                detail = self._restore(d, previous, f)
+                raise ApplyFailed(self.last_error, detail) from None
+        finally:
+            for a in self.appliers:
+                if hasattr(a, "end"):
+                    a.end()
+        return result
+
+    def _restore(self, d: Desired, previous: Desired | None, f: _Failed) -> dict:
+        e = f.error
+        what = e if type(e).__name__.endswith("Error") and str(e) else f"{type(e).__name__}: {e}"
+        self.last_error = f"apply of {short(d.rev)} failed in {f.stage}: {what}"
+        errors: list[str] = []
+        self.generation += 1
+        for a in self.appliers:
+            try:
+                if hasattr(a, "undo"):
+                    errors += a.undo()
+                elif previous is not None:
+                    a.apply(previous)
+            except Exception as e2:  # noqa: BLE001 - report every failure, restore the rest
+                errors.append(f"{a.name}: {e2}")
+        self._current = previous if not errors else None
+        if previous is None:
+            self.last_error += "; the daemons' files were put back; there is no previous revision for the kernel"
+        else:
+            self.last_error += f"; restored {short(previous.rev)}"
+        if errors:
+            self.last_error += f"; restoring failed too: {'; '.join(errors)}"
+        return {"stage": f.stage, "restored": None if errors or previous is None else previous.rev,
+                "restore_errors": errors}
+
+    def _repo_preflight(self) -> list[str]:
+        """Lock files would make the ref move (or the working-tree write) fail after the kernel
+        changed: check them before anything changes. A fresh one may be a git process at work:
+        refused. An old one was left by a killed writer: removed (and said so)."""
+        notes = []
+        for lock in self.repo.lock_files():
+            try:
+                age = time.time() - lock.stat().st_mtime
+            except OSError:
+                continue
+            if age < STALE_LOCK_SECONDS:
+                raise Refused([Problem("(repo)", f"{lock} exists: a git process is writing the config repo "
+                                                 f"(or one was killed less than {STALE_LOCK_SECONDS:.0f} s ago); "
+                                                 "nothing was changed, try again")], status=503, code="repo_busy")
+            try:
+                lock.unlink()
+            except FileNotFoundError:
+                continue
+            notes.append(f"removed a stale lock file {lock} ({age:.0f} s old)")
+        return notes
+
+    def _record(self, result: dict | None, action: str, who: dict | None, **detail) -> None:
+        """Audit an outcome that already happened: a full disk must not turn a landed commit (or
+        a refusal) into a different answer; it becomes a note in the result instead."""
+        try:
+            self.audit.record(action, who, **detail)
+        except OSError as e:
+            if result is not None:
+                result.setdefault("notes", []).append(f"the audit log could not be written: {e.strerror or e}")
 
     # -- operations ----------------------------------------------------------------------
 
     def commit(self, text: str, message: str, author: str, base: str | None = "HEAD", *,
                confirm: int | None = None, force: bool = False, ssh: str | None = None,
-               who: dict | None = None, conn_kind: str = "SSH") -> dict:
+               who: dict | None = None, conn_kind: str = "SSH", on_rev=None) -> dict:
         """Validate, check lockout, commit and apply text; with confirm, arm the rollback timer."""
         who = who or {"user": author}
         try:
@@ -261,32 +392,56 @@ class Pipeline:
                                                           "--force --confirm SECONDS (rolled back unless confirmed)")],
                                   status=409, code="would_cut",
                                   detail={"cuts": [{"path": c.path, "verdict": c.verdict, "rule": c.rule} for c in cut]})
-                result = self._commit_locked(d, text, message, author, head, confirm)
+                result = self._commit_locked(d, text, message, author, head, confirm, on_rev=on_rev)
         except (Refused, Conflict, ApplyFailed) as e:
-            self.audit.record("refused", who, message=message, reason=str(e), ssh=ssh)
+            self._record(None, "refused", who, message=message, reason=str(e), ssh=ssh)
             raise
-        self.audit.record("commit", who, rev=result["rev"], message=message, confirm=confirm,
-                          forced=bool(force and cut) or None, ssh=ssh, changes=result["changes"])
+        self._record(result, "commit", who, rev=result["rev"], message=message, confirm=confirm,
+                     forced=bool(force and cut) or None, ssh=ssh, changes=result["changes"])
         return {**result, "warnings": [w.to_dict() for w in warnings],
                 "lockout_overridden": [str(c) for c in cut] if force and cut else None}
 
-    def _commit_locked(self, d: Desired, text, message, author, head, confirm) -> dict:
+    def _commit_locked(self, d: Desired, text, message, author, head, confirm, *, on_rev=None) -> dict:
+        """Commit text on top of head and make every applier equal it, all or nothing: any
+        failure before HEAD moves puts every applier back to head and raises ApplyFailed; once
+        HEAD moved the commit has landed and what fails later is a note in the result."""
+        notes = self._repo_preflight()
         oid = self.repo.create_commit(text, message, author, None, head)
+        if on_rev is not None:
+            on_rev(oid)
         d.rev = oid
         previous = self._desired_of(head)
-        result = self._converge_or_restore(d, previous)
-        if confirm:
-            # Persist the timer before HEAD moves: a crash in between leaves a timer for a commit
-            # that never landed (discarded at start), never a landed commit without its timer.
-            self._set_pending({"rev": oid, "previous": head, "seconds": confirm,
-                               "deadline": self.clock() + confirm})
-        self.repo.advance(oid, head)
-        self.repo.write_worktree(text)
+
+        def land():
+            if confirm:
+                # Persist the timer before HEAD moves: a crash in between leaves a timer for a commit
+                # that never landed (discarded at start), never a landed commit without its timer.
+                self._set_pending({"rev": oid, "previous": head, "seconds": confirm,
+                                   "deadline": self.clock() + confirm})
+            try:
+                self._fault("advance")
+                self.repo.advance(oid, head)
+            except BaseException:
+                if self.pending is not None and self.pending.get("rev") == oid:
+                    self._set_pending(None)
+                raise
+
+        result = self._transaction(d, previous, land)
+        # HEAD moved: the commit landed. Nothing below may turn it into a reported failure.
+        try:
+            self.repo.write_worktree(text)
+        except Exception as e:  # noqa: BLE001 - the working tree is a convenience copy
+            notes.append(f"committed, but the working tree ({self.repo.path / 'router.yaml'}) was not fully updated: {e}")
         self.applied.rev, self.applied.time = oid, self.clock()
-        self._save_applied()
+        try:
+            self._save_applied()
+        except OSError as e:
+            notes.append(f"cannot record the applied revision in {self.state_dir}: {e.strerror}")
         self.last_error = None
         self.last_apply = result
         out = {"rev": oid, **result}
+        if notes:
+            out["notes"] = notes
         if confirm:
             out["confirm"] = self.confirm_status()
         return out
@@ -298,8 +453,8 @@ class Pipeline:
             cfg, problems = validate_text(self.repo.read(target))
             if cfg is None:
                 raise Refused(problems)
-            d = self._desired_of(target)
-            result = self._converge_or_restore(d, self._desired_of(self.applied.rev))
+            d = self._desired_of(target, fresh=True)
+            result = self._transaction(d, self._desired_of(self.applied.rev))
             self.applied.rev, self.applied.time = target, self.clock()
             self._save_applied()
             self.last_error = None
@@ -331,7 +486,7 @@ class Pipeline:
             d, _ = self._check(text)
             self._set_pending(None)
             result = self._commit_locked(d, text, message, author, head, None)
-        self.audit.record("rollback", who, rev=result["rev"], target=target, message=message)
+        self._record(result, "rollback", who, rev=result["rev"], target=target, message=message)
         return result
 
     # -- commit-confirm ------------------------------------------------------------------
@@ -381,18 +536,47 @@ class Pipeline:
         return {"rev": rev, "confirmed": True}
 
     def tick(self) -> dict | None:
-        """Roll back an unconfirmed commit whose deadline passed (called by the agent's timer)."""
+        """Roll back an unconfirmed commit whose deadline passed (called by the agent's timer).
+
+        The rollback goes back to a revision that was applied before, so checks that only guard
+        new input (blocklist files readable, the daemons' checkers, links present) do not stop
+        it; a daemon whose previous config cannot be rendered keeps its last good one. Whatever
+        happens, the pending state is cleared (no "0 s left" forever) and the audit says what."""
         with self.lock:
             if self.pending is None or self.pending_remaining() > 0:
                 return None
             p = self.pending
             msg = f"auto-rollback of {short(p['rev'])}: not confirmed within {p['seconds']} s"
-            if p["previous"] is None:
-                self._set_pending(None)
-                self.last_error = f"{msg}; it was the first commit, nothing to roll back to"
+            who = {"user": "agent", "via": "confirm-timer"}
+            try:
+                if p["previous"] is None:
+                    self.last_error = f"{msg}; it was the first commit, nothing to roll back to"
+                    self._record(None, "rollback-failed", who, rev=p["rev"], message=self.last_error)
+                    return None
+                result = self._timer_rollback(p, msg)
+            except Exception as e:  # noqa: BLE001 - the timer must end, whatever happened
+                self.last_error = (f"{msg}; the rollback failed: {e}; {short(p['rev'])} stays applied — "
+                                   "run `talgate rollback`")
+                self._record(None, "rollback-failed", who, rev=p["rev"], target=p["previous"], message=self.last_error)
                 return None
-            return self.rollback(p["previous"], "talgate-agent", who={"user": "agent", "via": "confirm-timer"},
-                                 message=msg)
+            finally:
+                self._set_pending(None)
+        self._record(result, "rollback", who, rev=result["rev"], target=p["previous"], message=msg,
+                     warnings=result.get("service_warnings"))
+        return result
+
+    def _timer_rollback(self, p: dict, msg: str) -> dict:
+        head = self.repo.head()
+        if head != p["rev"]:
+            raise RepoError(f"HEAD is {short(head)}, not the unconfirmed {short(p['rev'])}")
+        text = self.repo.read(p["previous"])
+        cfg, problems = validate_text(text)
+        if cfg is None:
+            raise RepoError(f"revision {short(p['previous'])} does not validate any more: "
+                            + "; ".join(str(x) for x in problems[:3]))
+        d = self.desired(cfg)
+        d.tolerant = True
+        return self._commit_locked(d, text, msg, "talgate-agent", head, None)
 
     # -- drift ---------------------------------------------------------------------------
 
@@ -448,6 +632,6 @@ class Pipeline:
 
 
 class _Failed(Exception):
-    def __init__(self, applier: str, error: BaseException):
-        self.applier, self.error = applier, error
-        super().__init__(f"{applier}: {error}")
+    def __init__(self, stage: str, error: BaseException):
+        self.stage, self.error = stage, error
+        super().__init__(f"{stage}: {error}")

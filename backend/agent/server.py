@@ -2,6 +2,14 @@
 remote clients, TCP with a bearer token. Transport only: parse, identify the caller, hand the
 request to :func:`backend.api.dispatch.dispatch` (route table → request model → service layer),
 serialize. Read-only enforcement lives in one place: the route table's ``write`` flag.
+
+Every request is bounded before the service sees it (the read-only socket is world-writable): a body
+of at most ``Limits.body`` bytes with a valid Content-Length, read within ``READ_DEADLINE`` seconds;
+UTF-8 JSON, an object at most 16 deep (``backend.api.dispatch.parse_body``), then the route's request
+model (types, lengths, ranges; integer query parameters clamped); at most ``Limits.connections``
+connections per listener (more get 503 ``busy`` at once) and ``Limits.workers`` requests being worked
+on (the read-only socket parses documents for anyone: two at a time). Every error body is
+``{code, message, problems, detail}`` (backend/api/errors.py).
 """
 
 from __future__ import annotations
@@ -16,16 +24,72 @@ import socketserver
 import struct
 import threading
 import time
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
 
-from ..api.dispatch import dispatch, encode, parse_body
+from ..api.dispatch import MAX_JSON_DEPTH, dispatch, encode, parse_body
 from ..api.errors import ApiError
 from ..api.models import Caller
 from ..gitops import RepoError
+from ..model.load import MAX_DOCUMENT_BYTES
+from ..model.problem import shorten
 from .pipeline import ApplyFailed, Pipeline, Refused
 from .service import Service
 
 log = logging.getLogger("talgate.agent")
+
+IDLE_TIMEOUT = 10.0     # seconds a connection may stay silent (between bytes, or between requests)
+READ_DEADLINE = 60.0    # seconds to send one request's line, headers and body (slow drip included)
+WORK_WAIT = 30.0        # seconds a request waits for a worker before 503
+MAX_ERROR = 2000        # characters of an error message in a response
+__all__ = ["MAX_JSON_DEPTH", "Agent", "Limits", "read_body", "run_agent"]
+
+
+@dataclass(frozen=True)
+class Limits:
+    body: int           # bytes of one request body
+    connections: int    # concurrent connections on the listener
+    workers: int | None  # concurrent requests being handled (None: as many as connections)
+
+
+# Read-write (and token TCP): the document limit with room for JSON escaping (\uXXXX can triple
+# non-ASCII text); the loader holds the document itself to MAX_DOCUMENT_BYTES. Read-only: 4 MiB
+# (a ~170,000-prefix document: ~150 MB and a few seconds to validate; two at once peaked at 360 MB
+# RSS under test) and two requests worked on at once, so
+# unprivileged users together can hold at most ~16 x 4 MiB of bodies plus two parses.
+RW_LIMITS = Limits(body=3 * MAX_DOCUMENT_BYTES, connections=32, workers=None)
+RO_LIMITS = Limits(body=4 * 1024 * 1024, connections=16, workers=2)
+
+
+def _bad(message: str) -> ApiError:
+    return ApiError("bad_request", message, [{"path": "(request)", "message": message, "severity": "error"}])
+
+
+def read_body(headers, read, limit: int, method: str) -> dict:
+    """The request body as a JSON object, or ApiError (bad_request / too_large) naming the problem.
+    read(n) reads exactly n bytes (fewer: the client went away → ConnectionError)."""
+    if headers.get("Transfer-Encoding"):
+        raise _bad("Transfer-Encoding is not supported: send a Content-Length")
+    cl = headers.get_all("Content-Length") or []
+    if len(cl) > 1:
+        raise _bad("more than one Content-Length header")
+    if not cl:
+        if method == "POST":
+            raise _bad("POST needs a Content-Length header")
+        return {}
+    v = cl[0].strip()
+    if not (v.isascii() and v.isdigit() and len(v) <= 18):
+        raise _bad(f"Content-Length must be a non-negative whole number, not {shorten(cl[0], 40)!r}")
+    length = int(v)
+    if length > limit:
+        raise ApiError("too_large", f"request body is {length} bytes, the limit on this socket is {limit} bytes",
+                       detail={"limit": limit})
+    if length == 0:
+        return {}
+    raw = read(length)
+    if len(raw) < length:
+        raise ConnectionError("the client sent less than its Content-Length")
+    return parse_body(raw)
 
 
 def _peer(sock: socket.socket) -> tuple[int | None, int | None]:
@@ -66,49 +130,112 @@ class Agent:
     def dispatch(self, method: str, path: str, caller: Caller, body: dict) -> tuple[int, dict]:
         return dispatch(self.service, method, path, body, caller)
 
+    @property
+    def jobs(self):
+        """Background commits (the service's)."""
+        return self.service.background
+
     # -- sockets -------------------------------------------------------------------------
 
-    def _handler(self, read_only: bool, token: str | None = None):
+    def _handler(self, read_only: bool, token: str | None = None, limits: Limits = RW_LIMITS):
         """The HTTP handler class for one listener. Unix sockets: the peer is vouched for by the
-        kernel (SO_PEERCRED). TCP: a bearer token is required and the TCP peer is the caller's
-        connection for the lockout check."""
+        kernel (SO_PEERCRED). TCP: a bearer token is required (checked before the body is read) and
+        the TCP peer is the caller's connection for the lockout check."""
         agent = self
+        workers = threading.BoundedSemaphore(limits.workers) if limits.workers else None
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = IDLE_TIMEOUT  # socket timeout: a silent client is dropped (reads and writes)
 
             def log_message(self, fmt, *args):
-                log.debug("%s", fmt % args)
+                log.debug("%s", shorten(fmt % args, 300))
 
-            def _caller(self) -> Caller | None:
+            def handle_one_request(self):
+                # A client dripping bytes resets the idle timeout; the whole request (line, headers,
+                # body) must still arrive within READ_DEADLINE or the connection is shut down.
+                self._reading = threading.Lock()
+                self._expired = False
+                timer = threading.Timer(READ_DEADLINE, self._expire)
+                timer.daemon = True
+                self._timer = timer
+                timer.start()
+                try:
+                    super().handle_one_request()
+                finally:
+                    timer.cancel()
+
+            def _expire(self):
+                with self._reading:
+                    if self._timer is None:
+                        return  # the request was read in time
+                    self._expired = True
+                    try:
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+            def _read_done(self) -> bool:
+                with self._reading:
+                    self._timer.cancel()
+                    self._timer = None
+                    return not self._expired
+
+            def _caller(self) -> Caller:
                 if token is None:
                     uid, pid = _peer(self.connection)
                     return Caller(uid, pid, _username(uid), read_only)
-                got = self.headers.get("Authorization", "")
-                if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
-                    return None
                 peer, local = self.connection.getpeername(), self.connection.getsockname()
                 conn = f"{_host(peer[0])} {peer[1]} {_host(local[0])} {local[1]}"
                 return Caller(None, None, "api", read_only, conn, tcp_peer=_host(peer[0]))
 
             def _handle(self, method):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                caller = self._caller()
+                if token is not None and not hmac.compare_digest(
+                        self.headers.get("Authorization", "").encode(errors="replace"), f"Bearer {token}".encode()):
+                    # Before reading the body: an unauthenticated peer gets nothing buffered.
+                    self.close_connection = True
+                    if self._read_done():
+                        self._send(401, ApiError("unauthorized", "missing or wrong API token").to_dict())
+                    return
                 try:
-                    if caller is None:
-                        raise ApiError("unauthorized", "missing or wrong API token")
-                    body = parse_body(raw) if method != "GET" else {}
+                    body = read_body(self.headers, self.rfile.read, limits.body, method)
                 except ApiError as e:
-                    status, out = e.status, e.to_dict()
+                    # The body was not (fully) read: answer and close, never read the rest.
+                    self.close_connection = True
+                    if self._read_done():
+                        self._send(e.status, e.to_dict())
+                    return
+                except (ConnectionError, OSError):
+                    self.close_connection = True
+                    return
+                if not self._read_done():
+                    self.close_connection = True
+                    return
+                if workers is not None and not workers.acquire(timeout=WORK_WAIT):
+                    status, out = 503, ApiError("busy", "the agent is busy on this socket: try again").to_dict()
                 else:
-                    status, out = agent.dispatch(method, self.path, caller, body)
+                    try:
+                        status, out = agent.dispatch(method, self.path, self._caller(), body)
+                    finally:
+                        if workers is not None:
+                            workers.release()
+                    del body
+                self._send(status, out)
+
+            def _send(self, status: int, out: dict):
+                if status >= 400 and isinstance(out.get("message"), str):
+                    out["message"] = shorten(out["message"], MAX_ERROR)
                 data = encode(out)
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
+                if self.close_connection:
+                    self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(data)
+                # In pieces: the socket timeout then bounds each piece, not the whole answer.
+                view = memoryview(data)
+                for i in range(0, len(view), 1 << 18):
+                    self.wfile.write(view[i:i + (1 << 18)])
 
             def do_GET(self):  # noqa: N802
                 self._handle("GET")
@@ -116,12 +243,18 @@ class Agent:
             def do_POST(self):  # noqa: N802
                 self._handle("POST")
 
+            def do_PUT(self):  # noqa: N802 - no such endpoints: a JSON 404 rather than http.server's 501 page
+                self._handle("PUT")
+
+            def do_DELETE(self):  # noqa: N802
+                self._handle("DELETE")
+
         return Handler
 
     def _make_server(self, path: str, read_only: bool):
-        class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
-            daemon_threads = True
+        limits = RO_LIMITS if read_only else RW_LIMITS
 
+        class Server(_Bounded, socketserver.UnixStreamServer):
             def get_request(self):
                 conn, _ = self.socket.accept()
                 return conn, ("unix", 0)
@@ -129,7 +262,8 @@ class Agent:
         if os.path.exists(path):
             os.unlink(path)
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-        srv = Server(path, self._handler(read_only))
+        srv = Server(path, self._handler(read_only, limits=limits))
+        srv.slots = threading.BoundedSemaphore(limits.connections)
         if self.socket_group is not None:
             os.chown(path, 0, self.socket_group)
         os.chmod(path, 0o666 if read_only else 0o660)
@@ -139,12 +273,13 @@ class Agent:
         host, _, port = listen.rpartition(":")
         host = host.strip("[]") or "::"
 
-        class Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-            daemon_threads = True
+        class Server(_Bounded, socketserver.TCPServer):
             allow_reuse_address = True
             address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
 
-        return Server((host, int(port)), self._handler(False, token))
+        srv = Server((host, int(port)), self._handler(False, token, RW_LIMITS))
+        srv.slots = threading.BoundedSemaphore(RW_LIMITS.connections)
+        return srv
 
     def serve(self) -> None:
         self.servers.append(self._make_server(self.socket_path, read_only=False))
@@ -191,6 +326,42 @@ class Agent:
         for path in (self.socket_path, self.ro_socket_path):
             if path and os.path.exists(path):
                 os.unlink(path)
+
+
+class _Bounded(socketserver.ThreadingMixIn):
+    """A thread per connection, at most ``slots`` of them: one more is answered 503 by the accepting
+    thread without reading anything, and closed."""
+    daemon_threads = True
+    block_on_close = False
+    slots: threading.BoundedSemaphore
+
+    def process_request(self, request, client_address):
+        if not self.slots.acquire(blocking=False):
+            _refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address):
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+
+def _refuse_busy(conn: socket.socket) -> None:
+    data = encode(ApiError("busy", "too many connections to the agent on this socket: try again").to_dict())
+    head = (f"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n").encode()
+    try:
+        conn.setblocking(False)
+        conn.send(head + data)
+    except OSError:
+        pass
 
 
 def _host(addr: str) -> str:

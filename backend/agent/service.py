@@ -17,6 +17,7 @@ from ..api.errors import ApiError, problem
 from ..api.models import Caller
 from ..gitops import Conflict, RepoError
 from ..render.nft import render
+from .jobs import Jobs
 from .pipeline import ApplyFailed, Pipeline, Refused, validate_text
 
 log = logging.getLogger("talgate.agent")
@@ -94,17 +95,28 @@ def _problems(ps) -> list[dict]:
     return [p.to_dict() for p in ps]
 
 
-def _error(e: Exception) -> ApiError:
+def _error(e: BaseException) -> ApiError:
     """A pipeline/repo exception → the API error with its code (never decided from message text)."""
+    if isinstance(e, ApiError):
+        return e
     if isinstance(e, Refused):
-        return ApiError(e.code, "refused: nothing was changed", _problems(e.problems), e.detail)
+        return ApiError(e.code or "invalid", "refused: nothing was changed", _problems(e.problems),
+                        getattr(e, "detail", None))
     if isinstance(e, Conflict):
         return ApiError("conflict", str(e), [problem("base", str(e))], {"head": e.head, "base": e.base})
     if isinstance(e, ApplyFailed):
-        return ApiError("apply_failed", str(e))
+        return ApiError(getattr(e, "code", None) or "apply_failed", str(e), detail=getattr(e, "detail", None))
     if isinstance(e, RepoError):
-        return ApiError(getattr(e, "code", "bad_request"), str(e))
+        return ApiError(getattr(e, "code", None) or "bad_request", str(e))
     raise e
+
+
+def _code(e: BaseException) -> str:
+    """The stable code of a failed job's error (the same the synchronous answer carries)."""
+    try:
+        return _error(e).code
+    except BaseException:  # noqa: BLE001 - anything else is a bug
+        return "internal"
 
 
 class Service:
@@ -114,6 +126,7 @@ class Service:
         self.readers = readers if readers is not None else KernelReaders(pipeline)
         self.sockets = sockets
         self.pid = pid if pid is not None else os.getpid()
+        self.background = Jobs()  # commits that outlive their request
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -125,11 +138,19 @@ class Service:
         except Exception:  # noqa: BLE001 - status must always answer
             hostname = None
         return m.StatusResponse(**st, sockets=m.Sockets(rw=self.sockets[0], ro=self.sockets[1]),
-                                read_only=caller.read_only, pid=self.pid, hostname=hostname)
+                                read_only=caller.read_only, pid=self.pid, hostname=hostname,
+                                jobs=[j.to_dict() for j in self.background.all()])
+
+    def _resolve(self, rev: str | None, path: str) -> str:
+        """A revision from the request (RepoError → its code, with the parameter's path)."""
+        try:
+            return self.p.repo.resolve(rev)
+        except RepoError as e:
+            raise ApiError(e.code or "bad_request", str(e), [problem(path, str(e))]) from None
 
     def config(self, req: m.RevQuery, caller: Caller) -> m.ConfigResponse:
+        r = self._resolve(req.rev, "rev")
         try:
-            r = self.p.repo.resolve(req.rev)
             return m.ConfigResponse(rev=r, text=self.p.repo.read(r))
         except RepoError as e:
             raise _error(e) from None
@@ -138,16 +159,15 @@ class Service:
         return m.LogResponse(entries=[e.to_dict() for e in self.p.repo.log(req.n)])
 
     def diff(self, req: m.DiffQuery, caller: Caller) -> m.DiffResponse:
-        a, b = req.a or "HEAD~1", req.b or "HEAD"
+        a, b = self._resolve(req.a or "HEAD~1", "a"), self._resolve(req.b or "HEAD", "b")
         try:
-            return m.DiffResponse(a=self.p.repo.resolve(a), b=self.p.repo.resolve(b), diff=self.p.repo.diff(a, b))
+            return m.DiffResponse(a=a, b=b, diff=self.p.repo.diff(a, b))
         except RepoError as e:
             raise _error(e) from None
 
     def diff_candidate(self, req: m.CandidateDiffRequest, caller: Caller) -> m.CandidateDiffResponse:
-        base = req.base or "HEAD"
+        rev = self._resolve(req.base or "HEAD", "base")
         try:
-            rev = self.p.repo.resolve(base)
             out = m.CandidateDiffResponse(base=rev, diff=self.p.repo.diff(rev, text_b=req.config))
             old_text = self.p.repo.read(rev)
         except RepoError as e:
@@ -162,8 +182,8 @@ class Service:
         return out
 
     def render(self, req: m.RevQuery, caller: Caller) -> m.RenderResponse:
+        r = self._resolve(req.rev, "rev")
         try:
-            r = self.p.repo.resolve(req.rev)
             text = self.p.repo.read(r)
         except RepoError as e:
             raise _error(e) from None
@@ -174,9 +194,13 @@ class Service:
 
     def validate(self, req: m.ValidateRequest, caller: Caller) -> m.ValidateResponse:
         try:
-            _cfg, _rs, warnings = self.p.check_text(req.config)
+            # The read-only socket never makes the agent open a path from the request (no reads of
+            # root's files, no blocking on a FIFO, no existence oracle): file-backed checks are skipped.
+            cfg, _rs, warnings = self.p.check_text(req.config, files=not caller.read_only)
         except Refused as e:
             return m.ValidateResponse(ok=False, problems=_problems(e.problems))
+        if caller.read_only and getattr(self.p, "services", None) is not None:
+            warnings = [*warnings, *self.p.services.blocklists(cfg, files=False)[1]]
         return m.ValidateResponse(ok=True, problems=_problems(warnings))
 
     def trace(self, req: m.TraceRequest, caller: Caller) -> m.TraceResponse:
@@ -231,16 +255,31 @@ class Service:
 
     # -- writes (the transport refuses them on the read-only socket: Route.write) -------------
 
-    def commit(self, req: m.CommitRequest, caller: Caller) -> m.CommitResponse:
+    def commit(self, req: m.CommitRequest, caller: Caller):
+        """Commit and apply. With ``wait`` (seconds) the answer comes within that time: the
+        outcome, or (202) ``state: running`` with a job id while the commit goes on in the
+        background (``GET /v1/jobs?id=`` and ``status.jobs`` tell how it ended)."""
         author = req.author or caller.user
         log.info("commit by %s (uid %s pid %s): %s", author, caller.uid, caller.pid, req.message)
-        try:
-            r = self.p.commit(req.config, req.message, author, base=req.base, confirm=req.confirm,
-                              force=req.force, ssh=_ssh(caller, req), who=_who(caller, req),
-                              conn_kind="API" if caller.tcp_peer else "SSH")
-        except (Refused, Conflict, ApplyFailed, RepoError) as e:
-            raise _error(e) from None
-        return m.CommitResponse(**r)
+        who, ssh, kind = _who(caller, req), _ssh(caller, req), "API" if caller.tcp_peer else "SSH"
+        job = self.background.start("commit", lambda job: self.p.commit(
+            req.config, req.message, author, base=req.base, confirm=req.confirm, force=req.force, ssh=ssh,
+            who=who, conn_kind=kind, on_rev=job.set_rev), code_of=_code)
+        if not job.done.wait(req.wait):
+            return 202, m.CommitResponse(rev=job.rev, state="running", job=job.id,
+                                         message="the commit is still running; `talgate status` shows how it ends")
+        if job.exc is not None:
+            raise _error(job.exc) from None
+        return m.CommitResponse(**{**job.result, "state": "landed", "job": job.id})
+
+    def jobs(self, req: m.JobsQuery, caller: Caller) -> m.JobsResponse:
+        if req.id is None:
+            return m.JobsResponse(jobs=[j.to_dict() for j in self.background.all()])
+        job = self.background.get(req.id)
+        if job is None:
+            raise ApiError("not_found", f"no job {req.id!r} (the agent keeps the last {self.background.keep})",
+                           [problem("id", "no such job")])
+        return m.JobsResponse(job=job.to_dict())
 
     def apply(self, req: m.ApplyRequest, caller: Caller) -> m.ApplyResponse:
         try:

@@ -109,9 +109,12 @@ def call(service, method: str, target: str, body: dict, caller: Caller) -> tuple
         req = _request(route, u.query, body)
         fn = getattr(service, route.handler)
         out = fn(caller) if route.request is None else fn(req, caller)
+        status = 200
+        if isinstance(out, tuple):  # (202, answer): accepted, still running
+            status, out = out
         if not isinstance(out, route.response):
             out = route.response.model_validate(out)
-        return 200, out
+        return status, out
     except ApiError as e:
         return e.status, e
     except (MemoryError, RecursionError) as e:

@@ -24,7 +24,9 @@ CODES: dict[str, tuple[int, str]] = {
     "too_large": (413, "the request body is larger than the agent accepts"),
     "timeout": (408, "the request was not received in time"),
     "busy": (503, "too many requests at once; try again"),
-    "apply_failed": (500, "applying failed; the previous state was restored and HEAD did not move"),
+    "repo_busy": (503, "the config repository is locked by another writer (a git process); nothing changed"),
+    "apply_failed": (500, "applying failed; every applier was put back (detail.restored: the revision, None "
+                          "if restoring failed too; detail.stage: what failed) and HEAD did not move"),
     "internal": (500, "an unexpected error in the agent (logged); nothing is assumed to have changed"),
 }
 

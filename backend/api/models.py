@@ -135,6 +135,9 @@ class CommitRequest(Who):
     confirm: int | None = Field(default=None, ge=1, le=86400,
                                 description="seconds until an automatic rollback unless confirmed")
     force: bool = Field(default=False, description="apply past the lockout check (needs confirm)")
+    wait: float | None = Field(default=None, ge=0, le=86400,
+                               description="answer within this many seconds: the outcome, or 202 with "
+                                           "state running and a job id while the commit goes on")
 
 
 class ApplyRequest(Who):
@@ -148,6 +151,10 @@ class RollbackRequest(Who):
 
 class ConfirmRequest(Who):
     pass
+
+
+class JobsQuery(Query):
+    id: str | None = Field(default=None, max_length=64, description="one job; all kept jobs when absent")
 
 
 # -- responses -------------------------------------------------------------------------------
@@ -222,6 +229,7 @@ class StatusResponse(Out):
     read_only: bool = False
     pid: int | None = None
     hostname: str | None = None
+    jobs: list[Job] = []
 
 
 class ConfigResponse(Out):
@@ -301,9 +309,31 @@ class CommitResponse(Out):
     changes: int = 0
     seconds: float | None = None
     warnings: list[Problem] = []
-    message: str | None = Field(default=None, description="set when nothing was committed (no change)")
+    message: str | None = Field(default=None, description="set when nothing was committed (no change), "
+                                                          "or while it still runs")
     confirm: ConfirmState | None = None
     lockout_overridden: list[str] | None = None
+    state: Literal["landed", "running"] | None = Field(
+        default=None, description="with wait: running (HTTP 202) while the commit goes on in the background")
+    job: str | None = Field(default=None, description="the job id (GET /v1/jobs?id=, status.jobs)")
+    notes: list[str] = []
+
+
+class Job(Out):
+    id: str
+    kind: str
+    state: Literal["running", "landed", "failed"]
+    rev: str | None = None
+    started: float
+    finished: float | None = None
+    error: str | None = None
+    code: str | None = Field(default=None, description="the error code a failed job's request would have had")
+    changes: int | None = None
+
+
+class JobsResponse(Out):
+    jobs: list[Job] | None = None
+    job: Job | None = None
 
 
 class ApplyResponse(Out):

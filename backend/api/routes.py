@@ -45,6 +45,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/confirm", "confirm", m.ConfirmRequest, m.ConfirmResponse,
           "keep the commit waiting for confirmation", write=True),
     Route("GET", "/audit", "audit", m.AuditQuery, m.AuditResponse, "the audit trail, newest last"),
+    Route("GET", "/jobs", "jobs", m.JobsQuery, m.JobsResponse,
+          "background commits (one with ?id=): running, landed or failed with its code"),
     Route("GET", "/interfaces", "interfaces", None, m.InterfacesResponse, "links: state, addresses, counters, rates"),
     Route("GET", "/neighbours", "neighbours", None, m.NeighboursResponse, "the neighbour table"),
     Route("GET", "/conntrack/top", "conntrack_top", m.ConntrackQuery, m.ConntrackTopResponse,

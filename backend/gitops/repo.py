@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
+import stat
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,6 +22,9 @@ BRANCH = "refs/heads/main"
 # In the git dir: the revision whose text was last written to the working tree (the base an edit
 # of the working tree starts from; the CLI sends it so a stale edit is a conflict, not a lost update).
 WORKTREE_BASE = "talgate-worktree-base"
+# What a client may name: a (possibly abbreviated) commit id, HEAD or main, with ~N / ^ suffixes.
+# Anything else (HEAD:router.yaml, @{-1}, :/regex, ^{tree}) is refused before libgit2 sees it.
+_REV = re.compile(r"(HEAD|main|[0-9a-fA-F]{4,40})([~^][0-9]{0,6})*")
 
 
 class RepoError(Exception):
@@ -91,13 +96,17 @@ class ConfigRepo:
 
     def clear_stale_locks(self) -> list[str]:
         """Remove lock files a killed writer left behind (call only while no writer runs)."""
-        gitdir = Path(self.repo.path)
         removed = []
-        for lock in [gitdir / "index.lock", gitdir / "HEAD.lock", *gitdir.glob("refs/heads/*.lock")]:
-            if lock.exists():
-                lock.unlink()
-                removed.append(str(lock))
+        for lock in self.lock_files():
+            lock.unlink(missing_ok=True)
+            removed.append(str(lock))
         return removed
+
+    def lock_files(self) -> list[Path]:
+        """Git lock files present now (index, HEAD, branch refs, packed refs)."""
+        gitdir = Path(self.repo.path)
+        return [lock for lock in [gitdir / "index.lock", gitdir / "HEAD.lock", gitdir / "packed-refs.lock",
+                                  *gitdir.glob("refs/heads/*.lock")] if lock.exists()]
 
     # -- reading -------------------------------------------------------------------------
 
@@ -114,11 +123,14 @@ class ConfigRepo:
             if h is None:
                 raise RepoError("the repository has no commits", code="not_found")
             return h
+        shown = repr(rev[:60] + ("…" if len(rev) > 60 else "")) if isinstance(rev, str) else repr(type(rev).__name__)
+        if not isinstance(rev, str) or len(rev) > 100 or not _REV.fullmatch(rev):
+            raise RepoError(f"revision {shown}: not a revision (a commit id, HEAD, main, HEAD~N)")
         try:
             obj = self.repo.revparse_single(rev)
+            commit = obj.peel(pygit2.Commit)
         except (KeyError, ValueError, pygit2.GitError):
-            raise RepoError(f"unknown revision {rev!r}", code="not_found") from None
-        commit = obj.peel(pygit2.Commit)
+            raise RepoError(f"unknown revision {shown}", code="not_found") from None
         return str(commit.id)
 
     def read(self, rev: str | None = None) -> str:
@@ -127,10 +139,27 @@ class ConfigRepo:
             blob = commit.tree[CONFIG_FILE]
         except KeyError:
             raise RepoError(f"revision {short(str(commit.id))} has no {CONFIG_FILE}") from None
-        return blob.data.decode()
+        return _decode(blob.data, f"{CONFIG_FILE} at {short(str(commit.id))}")
 
     def working_text(self) -> str:
-        return (self.path / CONFIG_FILE).read_text()
+        """The working tree's router.yaml: a regular file (never blocks on a FIFO), bounded, UTF-8;
+        RepoError saying what is wrong otherwise (FileNotFoundError when there is none)."""
+        return _decode(self._working_bytes(), CONFIG_FILE)
+
+    def _working_bytes(self, expect_size: int | None = None) -> bytes | None:
+        from ..model.load import MAX_DOCUMENT_BYTES
+
+        fd = os.open(self.path / CONFIG_FILE, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise RepoError(f"{CONFIG_FILE}: not a regular file")
+            if expect_size is not None and st.st_size != expect_size:
+                return None
+            if st.st_size > MAX_DOCUMENT_BYTES:
+                raise RepoError(f"{CONFIG_FILE}: document is {st.st_size} bytes, the limit is "
+                                f"{MAX_DOCUMENT_BYTES} bytes ({MAX_DOCUMENT_BYTES >> 20} MiB)")
+            return f.read(MAX_DOCUMENT_BYTES + 1)
 
     def log(self, limit: int = 50, rev: str | None = None) -> list[LogEntry]:
         h = self.head()
@@ -220,8 +249,12 @@ class ConfigRepo:
 
     def worktree_base(self) -> str | None:
         """The revision the working tree was last written from (None when unknown)."""
-        try:
-            rev = (Path(self.repo.path) / WORKTREE_BASE).read_text(errors="replace").strip()
+        try:  # bounded and non-blocking: status (read-only socket too) calls this on every poll
+            fd = os.open(Path(self.repo.path) / WORKTREE_BASE, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            with os.fdopen(fd, "rb") as f:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    return None
+                rev = f.read(100).decode(errors="replace").strip()
         except OSError:
             return None
         try:
@@ -230,7 +263,20 @@ class ConfigRepo:
             return None
 
     def worktree_dirty(self) -> bool:
+        """Compares bytes (a non-UTF-8 working tree is dirty, not an error), reading the file only
+        when its size equals HEAD's."""
         try:
-            return self.working_text() != self.read()
-        except (FileNotFoundError, RepoError):
+            blob = self.repo[self.resolve(None)].tree[CONFIG_FILE]
+            data = self._working_bytes(expect_size=blob.size)
+            return data is None or data != blob.data
+        except (OSError, KeyError, RepoError):
             return True
+
+
+def _decode(data: bytes, source: str) -> str:
+    from ..model.load import ConfigError, decode_document
+
+    try:
+        return decode_document(data, source)
+    except ConfigError as e:
+        raise RepoError(str(e)) from None

@@ -17,8 +17,13 @@ lockout proof (the nft ruleset is rendered once per commit). Desired state is th
 function of the config alone: a WAN marked unhealthy withdraws its routes from the desired state,
 so the drift loop keeps a failover instead of "repairing" it away.
 
-All or nothing: when any applier's ``apply`` raises, the pipeline applies the previous revision's
-desired state through every applier, in order, and HEAD does not move.
+All or nothing: when any applier's ``apply`` raises (or HEAD cannot move), the pipeline puts every
+applier back to the previous revision, in order, and HEAD does not move. An applier that keeps a
+journal implements the optional transaction hooks ``begin()``, ``undo() -> list[str]`` (errors)
+and ``end()``: it is put back by ``undo`` (the daemons: every file byte for byte); the others by
+``apply(previous desired)`` (the kernel appliers: idempotent, so the ones that never ran do
+nothing). Optional attributes: ``warnings`` (what a tolerant apply kept as it was) and ``fault``
+(the pipeline's fault-injection hook, for tests).
 
 Adding a daemon or a kernel subsystem = one module with an applier class + one ``register`` line in
 :func:`builtin` below.
@@ -94,12 +99,18 @@ class Desired:
     """
 
     def __init__(self, cfg: RouterConfig, facts: Facts | None = None, rev: str | None = None,
-                 ruleset: Any = None):
+                 ruleset: Any = None, tolerant: bool = False, files: bool = True):
         self.cfg = cfg
         self.facts = facts or Facts()
         self.rev = rev
+        # tolerant: going back to a revision applied before (the confirm timer's rollback); an
+        # applier that cannot reach it keeps its current state and says so in `warnings`.
+        self.tolerant = tolerant
+        # files=False: a check on the read-only socket; no file the document names is opened
+        # (blocklists), and such a desired state is never applied.
+        self.files = files
         self._products: dict[str, Any] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a product may use another (a daemon's config the ruleset)
         if ruleset is not None:
             self._products["nft"] = ruleset
 

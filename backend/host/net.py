@@ -3,7 +3,9 @@
 The agent owns: the state and MTU of links named in the config, their permanent non-link-local
 addresses, routes in the main table with protocol RTPROT_TALGATE, and the forwarding sysctls.
 Everything else in the namespace (the management link on Talos, kernel and DHCP routes,
-SLAAC addresses) is left alone.
+SLAAC addresses) is left alone. Links the document may never own (the loopback, CNI and pod
+links: backend.model.links) are never touched, even when a state names them. Whatever the
+kernel refuses, or a link that vanished, is an ApplyError naming the config path.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..model.config import RouterConfig
+from ..model.links import foreign_link
 
 RTPROT_TALGATE = 250  # "proto 250" in `ip route`; ours alone
 MAIN_TABLE = 254
@@ -83,8 +86,10 @@ class NetApplier:
     # -- observation ---------------------------------------------------------------------
 
     def missing_links(self, st: NetState) -> list[str]:
+        """Links st names (its links and its routes' interfaces) that do not exist."""
+        names = list(st.links) + [r["oif"] for r in st.routes.values() if r.get("oif") and r["oif"] not in st.links]
         with IPRoute() as ipr:
-            return [n for n in st.links if not ipr.link_lookup(ifname=n)]
+            return [n for n in dict.fromkeys(names) if not ipr.link_lookup(ifname=n)]
 
     def observe(self, owned: set[str]) -> NetState:
         st = NetState()
@@ -124,7 +129,7 @@ class NetApplier:
 
     def plan(self, want: NetState, owned_before: set[str] = frozenset()) -> list[tuple]:
         """The operations that turn the observed state into want (empty when converged)."""
-        owned = set(want.links) | set(owned_before)
+        owned = {n for n in set(want.links) | set(owned_before) if not foreign_link(n)}
         have = self.observe(owned)
         ops: list[tuple] = []
         for k, v in want.sysctls.items():
@@ -134,7 +139,7 @@ class NetApplier:
                 ops.append(("sysctl", k, v))
         for name, lw in want.links.items():
             lh = have.links.get(name)
-            if lh is None:
+            if lh is None or name not in owned:
                 continue
             mtu = lw["mtu"]
             if mtu:
@@ -173,9 +178,20 @@ class NetApplier:
             for op in ops:
                 try:
                     self._one(ipr, op)
+                except ApplyError:
+                    raise
                 except NetlinkError as e:
                     raise ApplyError(_op_path(op), f"kernel refused {op[0]} {op[1]}: {e.args[1] if len(e.args) > 1 else e}") from None
+                except (OSError, ValueError, LookupError) as e:
+                    raise ApplyError(_op_path(op), f"could not {op[0]} {op[1]}: {e}") from None
         return len(ops)
+
+    @staticmethod
+    def _index(ipr: IPRoute, name: str, op: tuple) -> int:
+        found = ipr.link_lookup(ifname=name)
+        if not found:
+            raise ApplyError(_op_path(op), f"no such link {name!r} in the router's network namespace")
+        return found[0]
 
     def _one(self, ipr: IPRoute, op: tuple) -> None:
         kind = op[0]
@@ -183,7 +199,9 @@ class NetApplier:
             (self.proc_sys / op[1]).write_text(op[2] + "\n")
             return
         if kind.startswith("link") or kind.startswith("addr"):
-            idx = ipr.link_lookup(ifname=op[1])[0]
+            if foreign_link(op[1]):
+                raise ApplyError(_op_path(op), f"refusing to {kind} on {op[1]!r}: {foreign_link(op[1])}")
+            idx = self._index(ipr, op[1], op)
         if kind == "link-mtu":
             ipr.link("set", index=idx, mtu=op[2])
         elif kind == "link-state":
@@ -212,11 +230,15 @@ class NetApplier:
             if rw.get("gateway"):
                 kw["gateway"] = rw["gateway"]
             if rw.get("oif"):
-                kw["oif"] = ipr.link_lookup(ifname=rw["oif"])[0]
+                kw["oif"] = self._index(ipr, rw["oif"], op)
             ipr.route("replace" if kind == "route-replace" else "add", **kw)
 
     def apply(self, want: NetState, owned_before: set[str] = frozenset()) -> int:
-        return self.execute(self.plan(want, owned_before))
+        try:
+            ops = self.plan(want, owned_before)
+        except (NetlinkError, OSError) as e:
+            raise ApplyError("interfaces", f"could not read the kernel's links, addresses and routes: {e}") from None
+        return self.execute(ops)
 
 
 def _op_path(op: tuple) -> str:

@@ -92,24 +92,30 @@ class NetworkApplier:
     # -- the protocol -----------------------------------------------------------------------------
 
     def check(self, d: Desired) -> list[Problem]:
-        want = config_state(d.cfg)
+        """Every link the config names (its interfaces, its routes' interfaces) exists."""
+        cfg = d.cfg
+        want = config_state(cfg)
         if d.facts.links is not None:
-            missing = [n for n in want.links if n not in d.facts.links]
+            names = [*want.links, *(r.interface for r in cfg.routes if r.interface)]
+            missing = {n for n in names if n not in d.facts.links}
         else:
-            missing = self.net.missing_links(want)
-        return [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
-                for n in missing if d.cfg.interfaces[n].enabled]
+            missing = set(self.net.missing_links(want))
+        return ([Problem(f"interfaces.{n}", "no such link in the router's network namespace")
+                 for n, itf in cfg.interfaces.items() if n in missing and itf.enabled]
+                + [Problem(f"routes[{i}].interface", f"no such link {r.interface!r} in the router's network namespace")
+                   for i, r in enumerate(cfg.routes) if r.interface in missing])
 
-    def _ops(self, d: Desired) -> list[tuple]:
-        """Planned operations without touching the remembered MTUs."""
-        saved = dict(self.net.original_mtu)
-        try:
-            return self.net.plan(desired_state(d), set(self.owned) | set(d.cfg.interfaces))
-        finally:
-            self.net.original_mtu = saved
+    def _ops(self, d: Desired, owned: set[str]) -> list[tuple]:
+        """Planned operations, without touching the remembered MTUs (plan() records them)."""
+        with self._lock:
+            saved = dict(self.net.original_mtu)
+            try:
+                return self.net.plan(desired_state(d), owned)
+            finally:
+                self.net.original_mtu = saved
 
     def plan(self, d: Desired) -> list[str]:
-        return [describe(op) for op in self._ops(d)]
+        return [describe(op) for op in self._ops(d, set(self.owned) | set(d.cfg.interfaces))]
 
     def apply(self, d: Desired) -> list[str]:
         with self._lock:
@@ -123,11 +129,7 @@ class NetworkApplier:
             return [describe(op) for op in ops]
 
     def drift(self, d: Desired) -> list[str]:
-        saved = dict(self.net.original_mtu)
-        try:
-            return [describe(op) for op in self.net.plan(desired_state(d), set(self.owned))]
-        finally:
-            self.net.original_mtu = saved
+        return [describe(op) for op in self._ops(d, set(self.owned))]
 
     def status(self) -> dict:
         return {"owned": list(self.owned)}

@@ -16,6 +16,7 @@ import threading
 
 import nftables
 
+from ..model.names import LOG_PREFIX_MAX, NFT_COMMENT_MAX, NFT_NAME_MAX
 from ..render.nft import FAMILY, TABLE, Ruleset
 
 _lock = threading.Lock()
@@ -37,7 +38,54 @@ def _nft(dry_run: bool = False) -> nftables.Nftables:
     return n
 
 
+def _strings(x, what: str = ""):
+    """(what, string, limit) for every name, comment and log prefix in a rule's expressions."""
+    if isinstance(x, dict):
+        for k, v in x.items():
+            if k == "log" and isinstance(v, dict) and "prefix" in v:
+                yield "log prefix", v["prefix"], LOG_PREFIX_MAX
+            elif k in ("jump", "goto") and isinstance(v, dict) and "target" in v:
+                yield "chain name", v["target"], NFT_NAME_MAX
+            else:
+                yield from _strings(v)
+    elif isinstance(x, list):
+        for v in x:
+            yield from _strings(v)
+    elif isinstance(x, str) and x.startswith("@"):
+        yield "set name", x[1:], NFT_NAME_MAX
+
+
+def over_limit(commands: list[dict]) -> str | None:
+    """Why libnftables must not see these commands, or None. It returns an error for a log prefix of
+    128-136 bytes and smashes its stack (aborting this process) from 137; a comment over 253 bytes
+    makes it exit the process ("Memory allocation failure"). Set elements are not walked."""
+    for cmd in commands:
+        for obj in cmd.values() if isinstance(cmd, dict) else ():
+            for kind, body in obj.items() if isinstance(obj, dict) else ():
+                if not isinstance(body, dict):
+                    continue
+                items = []
+                if "name" in body:
+                    items.append((f"{kind} name", body["name"], NFT_NAME_MAX))
+                if kind == "rule":
+                    items.append(("chain name", body.get("chain", ""), NFT_NAME_MAX))
+                    if "comment" in body:
+                        items.append(("rule comment", body["comment"], NFT_COMMENT_MAX))
+                    items += _strings(body.get("expr", []))
+                for what, value, limit in items:
+                    if not isinstance(value, str):
+                        return f"{what} is not a string: {type(value).__name__}"
+                    n = len(value.encode())
+                    if n > limit or "\0" in value:
+                        return (f"{what} of {n} bytes (the kernel takes at most {limit}, no NUL): "
+                                f"{value[:60]!r}{'…' if len(value) > 60 else ''}")
+    return None
+
+
 def run(commands: list[dict], check_only: bool = False) -> None:
+    why = over_limit(commands)
+    if why:
+        raise NftError(f"not handed to libnftables: {why}")
     n = _nft(dry_run=check_only)
     with _lock:
         rc, _out, err = n.json_cmd({"nftables": commands})

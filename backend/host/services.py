@@ -33,12 +33,20 @@ from ..model import Problem
 from ..model.config import RouterConfig
 from ..model.services import ServicePaths
 from .applier import DAEMONS, Desired, HostContext, builtin
-from .daemons.base import TALOS_RENDERED, DaemonApplier, DaemonContext, ServiceError, bump_generation
+from .daemons.base import (
+    TALOS_RENDERED,
+    DaemonApplier,
+    DaemonContext,
+    ServiceError,
+    bump_generation,
+    read_bounded_file,
+)
 from .daemons.kea import kea_command, read_leases, subnet_interfaces
-from .daemons.unbound import LeaseSync, unbound_control
+from .daemons.unbound import MAX_BLOCKLIST_BYTES, LeaseSync, blocklists, unbound_control
 
-__all__ = ["SERVICES", "TALOS_RENDERED", "LeaseSync", "ServiceApplier", "ServiceError", "bump_generation",
-           "daemon_appliers", "kea_command", "unbound_control"]
+__all__ = ["MAX_BLOCKLIST_BYTES", "SERVICES", "TALOS_RENDERED", "LeaseSync", "ServiceApplier", "ServiceError",
+           "blocklists", "bump_generation", "daemon_appliers", "kea_command", "read_bounded_file",
+           "unbound_control"]
 
 
 def daemon_appliers(d: DaemonContext) -> list[DaemonApplier]:
@@ -70,13 +78,19 @@ class ServiceApplier:
     def host_path(self, daemon_path: str) -> Path:
         return self.d.host_path(daemon_path)
 
-    def check(self, cfg: RouterConfig) -> list[Problem]:
-        d = Desired(cfg)
+    def blocklists(self, cfg: RouterConfig, files: bool = True) -> tuple[dict[str, str], list[Problem]]:
+        return blocklists(cfg, files)
+
+    def check(self, cfg: RouterConfig, files: bool = True) -> list[Problem]:
+        """files=False: no file named in the document is opened (the read-only socket)."""
+        d = Desired(cfg, files=files)
         if self.d.rendered_dir is None:
             return []
-        # Render problems (an unreadable blocklist) first: no daemon checker runs then.
+        # Render errors (an unreadable blocklist) first: no daemon checker runs then.
         problems = [p for a in self.appliers for p in a.rendered(d)[1]]
-        return problems or [p for a in self.appliers for p in a.check(d)]
+        if any(p.severity == "error" for p in problems):
+            return problems
+        return [p for a in self.appliers for p in a.check(d)]
 
     def apply(self, cfg: RouterConfig) -> int:
         d = Desired(cfg)

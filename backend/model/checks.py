@@ -12,6 +12,7 @@ from collections import Counter
 from . import prefix
 from .config import RouterConfig, Rule
 from .kubernetes import kubernetes_problems
+from .names import check_names
 from .problem import Problem
 
 SELF = "self"
@@ -226,10 +227,44 @@ def check(cfg: RouterConfig) -> list[Problem]:
                                                 f"routes[{seen_dst[key]}]"))
         seen_dst.setdefault(key, i)
 
+    p += link_problems(cfg)
+
     # LAN services (DHCP, RA, DNS, NTP, mDNS).
     from .services import check_services
 
     p += check_services(cfg)
+    p += check_names(cfg)
+    return p
+
+
+def link_problems(cfg: RouterConfig) -> list[Problem]:
+    """Links the document may not own (the loopback, CNI and pod links), and routes the kernel
+    would refuse half-way through an apply: on a disabled link, or via a gateway that only a
+    disabled interface's subnet reaches."""
+    from .links import foreign_link
+
+    p = []
+    for name in cfg.interfaces:
+        why = foreign_link(name)
+        if why:
+            p.append(Problem(f"interfaces.{name}", f"{name!r} cannot be configured: {why}"))
+    mgmt = cfg.interfaces.get(cfg.system.management_interface or "")
+    if mgmt is not None and not mgmt.enabled:
+        p.append(Problem(f"interfaces.{cfg.system.management_interface}.enabled",
+                         "the management interface cannot be disabled (Talos reaches the box through it)"))
+    for i, r in enumerate(cfg.routes):
+        itf = cfg.interfaces.get(r.interface) if r.interface else None
+        if itf is not None and not itf.enabled:
+            p.append(Problem(f"routes[{i}].interface", f"interface {r.interface!r} is disabled; the kernel "
+                                                       "refuses a route over a link that is down"))
+        elif r.via is not None:
+            reach = [n for n, net, _ in interface_networks(cfg) if net.version == r.via.version and r.via in net]
+            if not r.interface and reach and not any(cfg.interfaces[n].enabled for n in reach):
+                p.append(Problem(f"routes[{i}].via", f"gateway {r.via} is only on the subnet of disabled "
+                                                     f"interface {reach[0]!r}"))
+            elif r.interface and reach and r.interface not in reach:
+                p.append(Problem(f"routes[{i}].via", f"gateway {r.via} is on the subnet of interface {reach[0]!r}, "
+                                                     f"not of {r.interface!r}"))
     return p
 
 
@@ -251,45 +286,73 @@ def _port_ranges(ports: list[str]) -> list[tuple[int, int]]:
     return out
 
 
-def _ports_cover(outer: list[str], inner: list[str]) -> bool:
-    if not outer:
+def _addrs_cover(outer: list | None, inner: list | None) -> bool:
+    """outer/inner: resolved networks, or None for "any address"."""
+    if outer is None:
         return True
-    if not inner:
+    if inner is None:
         return False
-    o = _port_ranges(outer)
-    return all(any(a <= lo and hi <= b for a, b in o) for lo, hi in _port_ranges(inner))
+    return all(any(n.version == x.version and n.subnet_of(x) for x in outer) for n in inner)
 
 
-def _addrs_cover(cfg, outer: list[str], inner: list[str]) -> bool:
-    if not outer:
-        return True
-    if not inner:
-        return False
-    o = resolve_addresses(cfg, outer)
-    return all(any(n.version == x.version and n.subnet_of(x) for x in o) for n in resolve_addresses(cfg, inner))
+class _Match:
+    """What a rule matches, resolved once (not once per pair of rules)."""
+
+    __slots__ = ("fams", "proto", "icmp", "sport", "dport", "src", "dst")
+
+    def __init__(self, cfg: RouterConfig, r: Rule):
+        self.fams = rule_families(cfg, r)
+        self.proto = r.proto
+        self.icmp = frozenset(r.icmp_types) if r.icmp_types else None
+        self.sport = _port_ranges(r.sport) if r.sport else None
+        self.dport = _port_ranges(r.dport) if r.dport else None
+        self.src = resolve_addresses(cfg, r.src) if r.src else None
+        self.dst = resolve_addresses(cfg, r.dst) if r.dst else None
 
 
-def _covers(cfg: RouterConfig, a: Rule, b: Rule) -> bool:
+def _covers(a: _Match, b: _Match) -> bool:
     """With b's zones within a's (checked by the caller): does a match every packet b matches?"""
-    if not rule_families(cfg, b) <= rule_families(cfg, a):
+    if not b.fams <= a.fams:
         return False
     if a.proto != "any" and a.proto != b.proto:
         return False
-    if a.icmp_types and not (b.icmp_types and set(b.icmp_types) <= set(a.icmp_types)):
+    if a.icmp and not (b.icmp and b.icmp <= a.icmp):
         return False
-    return (_ports_cover(a.sport, b.sport) and _ports_cover(a.dport, b.dport)
-            and _addrs_cover(cfg, a.src, b.src) and _addrs_cover(cfg, a.dst, b.dst))
+    return (_ranges_cover(a.dport, b.dport) and _ranges_cover(a.sport, b.sport)
+            and _addrs_cover(a.src, b.src) and _addrs_cover(a.dst, b.dst))
+
+
+def _ranges_cover(outer: list | None, inner: list | None) -> bool:
+    if outer is None:
+        return True
+    if inner is None:
+        return False
+    return all(any(a <= lo and hi <= b for a, b in outer) for lo, hi in inner)
 
 
 def shadowed_rules(cfg: RouterConfig) -> list[Problem]:
+    """Rules an earlier rule with the same or wider zones fully covers. Earlier rules are grouped
+    by their zones, so a rule is compared only with those whose zones contain its own."""
     out = []
-    active = [(i, r, frozenset(r.from_), frozenset(r.to)) for i, r in enumerate(cfg.rules) if r.enabled]
-    for k, (i, r, rf, rt) in enumerate(active):
-        for j, earlier, ef, et in active[:k]:
-            if rf <= ef and rt <= et and _covers(cfg, earlier, r):
-                verb = "same action" if earlier.action == r.action else f"{earlier.action}s it first"
-                out.append(Problem(f"rules[{i}]", f"rule {r.name!r} is shadowed by rules[{j}] "
-                                                  f"({earlier.name!r}, {verb}); it never matches",
-                                   severity="warning"))
-                break
+    groups: dict[tuple[frozenset, frozenset], list[tuple[int, Rule, _Match]]] = {}
+    for i, r in enumerate(cfg.rules):
+        if not r.enabled:
+            continue
+        rf, rt, m = frozenset(r.from_), frozenset(r.to), _Match(cfg, r)
+        first = None
+        for (ef, et), earlier in groups.items():
+            if rf <= ef and rt <= et:
+                for j, e, em in earlier:
+                    if first is not None and j >= first[0]:
+                        break
+                    if _covers(em, m):
+                        first = (j, e)
+                        break
+        if first is not None:
+            j, earlier = first
+            verb = "same action" if earlier.action == r.action else f"{earlier.action}s it first"
+            out.append(Problem(f"rules[{i}]", f"rule {r.name!r} is shadowed by rules[{j}] "
+                                              f"({earlier.name!r}, {verb}); it never matches",
+                               severity="warning"))
+        groups.setdefault((rf, rt), []).append((i, r, m))
     return out

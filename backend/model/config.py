@@ -143,12 +143,25 @@ class System(Strict):
                     "a commit that would drop one is refused unless forced with a confirm timer.")
 
 
+def _yaml_off(v):
+    """YAML 1.1 reads a bare `off` as false (and `on` as true): take them as the words meant."""
+    return {False: "off", True: "strict"}.get(v, v) if isinstance(v, bool) else v
+
+
 class Interface(Strict):
     description: str | None = None
     enabled: bool = True
     mtu: int | None = Field(None, ge=576, le=65535, description="Link MTU (IPv6 needs >= 1280).")
     ipv4: list[ipaddress.IPv4Interface] = Field(default_factory=list, description="Static IPv4 addresses (CIDR).")
     ipv6: list[ipaddress.IPv6Interface] = Field(default_factory=list, description="Static IPv6 addresses (CIDR).")
+    rp_filter: Annotated[Literal["strict", "loose", "off"], BeforeValidator(_yaml_off)] = Field(
+        "strict",
+        description="Anti-spoofing: a reverse-path check in nftables before conntrack (chain antispoof, rule "
+                    "'antispoof IFNAME', counted). strict (default) drops a packet arriving here unless the route "
+                    "back to its source leaves through this interface; loose only needs some route back (for "
+                    "asymmetric routing); off disables the check on this link. strict and loose also drop "
+                    "packets whose source is one of the router's own addresses. DHCPv4 discovery from 0.0.0.0 "
+                    "and IPv6 link-local/unspecified sources (ND, DAD, DHCPv6) always pass.")
 
     @field_validator("ipv4", "ipv6", mode="before")
     @classmethod

@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import yaml
 from pydantic import ValidationError
 
 from .config import RouterConfig
-from .problem import ConfigError, Problem
+from .problem import MAX_MESSAGE, MAX_PATH, ConfigError, Problem, shorten  # noqa: F401 - re-exported
 
-__all__ = ["ConfigError", "Problem", "load_config", "validate_text", "dump_config", "json_schema", "parse_yaml"]
+__all__ = ["ConfigError", "Problem", "load_config", "validate_text", "dump_config", "json_schema", "parse_yaml",
+           "read_document", "decode_document", "shorten"]
+
+# Input bounds (issue 11). A document is parsed by the agent for anyone who can reach a socket, so
+# its cost must be bounded by these, not by what the sender chose:
+# - 16 MiB: ~4x the biggest real configs we measured (a 400,000-prefix address set is 9 MB and
+#   validates in ~6 s using ~250 MB); the agent's request body cap is derived from it.
+# - 1,000,000 nodes, counted with aliases expanded: the YAML graph is shared, but pydantic and the
+#   checks walk it as a tree, so an alias bomb (561 bytes -> billions of nodes) is refused while
+#   parsing events, before anything is built. 1 M is 2.5x the 400k-prefix document.
+# - 64 levels: the schema needs about 6; deep nesting only feeds recursion in the libraries.
+# Problem messages and paths are capped in .problem (MAX_MESSAGE, MAX_PATH).
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
+MAX_NODES = 1_000_000
+MAX_DEPTH = 64
+MAX_PROBLEMS = 200     # problems reported for one document; the rest are counted
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when available
@@ -43,7 +60,120 @@ def loc_to_path(loc) -> str:
     return out or "(document)"
 
 
+def _where(source: str, mark) -> str:
+    return f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+
+
+def check_size(text: str, source: str = "router.yaml") -> None:
+    """Refuse text that is not UTF-8-encodable or is over MAX_DOCUMENT_BYTES (raises ConfigError)."""
+    try:
+        size = len(text.encode("utf-8"))
+    except UnicodeEncodeError as e:
+        raise ConfigError([Problem(source, f"not UTF-8 text: an unpaired surrogate at character {e.start}")]) from None
+    if size > MAX_DOCUMENT_BYTES:
+        raise ConfigError([Problem(source, f"document is {size} bytes, the limit is {MAX_DOCUMENT_BYTES} bytes "
+                                           f"({MAX_DOCUMENT_BYTES >> 20} MiB)")])
+
+
+def decode_document(data: bytes, source: str = "router.yaml") -> str:
+    """UTF-8 text from bytes (a file, a git blob), or ConfigError naming where the first bad byte is."""
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise ConfigError([Problem(source, f"document is {len(data)} bytes, the limit is {MAX_DOCUMENT_BYTES} "
+                                           f"bytes ({MAX_DOCUMENT_BYTES >> 20} MiB)")])
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ConfigError([Problem(source, f"not UTF-8 text: byte 0x{data[e.start]:02x} at line {line}, "
+                                           f"column {col}")]) from None
+
+
+def read_document(path: str, source: str | None = None) -> str:
+    """Read a document file the user named (the CLI): at most MAX_DOCUMENT_BYTES (a regular file is
+    refused by its size before reading; a pipe or /dev/stdin is read up to the limit), UTF-8.
+    ``-`` is stdin. Raises ConfigError. (The agent never reads paths from requests.)"""
+    import sys
+
+    source = source or path
+    if path == "-":
+        return decode_document(sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1), source)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode) and st.st_size > MAX_DOCUMENT_BYTES:
+                raise ConfigError([Problem(source, f"document is {st.st_size} bytes, the limit is "
+                                                   f"{MAX_DOCUMENT_BYTES} bytes ({MAX_DOCUMENT_BYTES >> 20} MiB)")])
+            data = f.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as e:
+        raise ConfigError([Problem(source, f"cannot read: {e.strerror or e}")]) from None
+    return decode_document(data, source)
+
+
+_OPEN = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
+_CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+def check_shape(text: str, source: str = "router.yaml", loader=None) -> None:
+    """Walk the YAML event stream (libyaml's or PyYAML's parser: iterative, nothing is built) and
+    refuse documents deeper than MAX_DEPTH or with more than MAX_NODES nodes once aliases are
+    expanded. Syntax errors are left to the loader, which reports them with a position."""
+    closed: dict[str, tuple[int, int]] = {}    # anchor -> (expanded nodes, depth below it)
+    stack: list[list] = []                     # [anchor, nodes, depth below]
+    total = 0
+
+    def too_many(mark):
+        return ConfigError([Problem(_where(source, mark), f"the document has more than {MAX_NODES} nodes once "
+                                                          "aliases are expanded (an alias bomb?)")])
+
+    try:
+        for ev in yaml.parse(text, Loader=loader or _UniqueKeyLoader):
+            if isinstance(ev, _OPEN):
+                stack.append([ev.anchor, 1, 0])
+                total += 1
+                if len(stack) > MAX_DEPTH:
+                    raise ConfigError([Problem(_where(source, ev.start_mark),
+                                               f"nested more than {MAX_DEPTH} levels deep")])
+                continue
+            if isinstance(ev, _CLOSE):
+                anchor, n, d = stack.pop()
+                if anchor is not None:
+                    closed[anchor] = (n, d + 1)
+                if stack:
+                    stack[-1][1] += n
+                    stack[-1][2] = max(stack[-1][2], d + 1)
+                continue
+            if isinstance(ev, yaml.ScalarEvent):
+                n, d = 1, 0
+                if ev.anchor is not None:
+                    closed[ev.anchor] = (1, 0)
+            elif isinstance(ev, yaml.AliasEvent):
+                if ev.anchor not in closed:
+                    if any(f[0] == ev.anchor for f in stack):
+                        raise ConfigError([Problem(_where(source, ev.start_mark),
+                                                   f"alias *{shorten(ev.anchor, 50)} refers to a node that "
+                                                   "contains it (a recursive document)")])
+                    continue  # undefined: the loader reports it with its position
+                n, d = closed[ev.anchor]
+                if len(stack) + d > MAX_DEPTH:
+                    raise ConfigError([Problem(_where(source, ev.start_mark),
+                                               f"nested more than {MAX_DEPTH} levels deep (through an alias)")])
+            else:
+                continue
+            total += n
+            if total > MAX_NODES:
+                raise too_many(ev.start_mark)
+            if stack:
+                stack[-1][1] += n
+                stack[-1][2] = max(stack[-1][2], d)
+    except yaml.YAMLError:
+        return  # the loader reports it
+
+
 def parse_yaml(text: str, source: str = "router.yaml"):
+    check_size(text, source)
+    check_shape(text, source)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.MarkedYAMLError as e:
@@ -53,6 +183,8 @@ def parse_yaml(text: str, source: str = "router.yaml"):
         raise ConfigError([Problem(where, f"YAML syntax: {msg}")]) from None
     except yaml.YAMLError as e:
         raise ConfigError([Problem(source, f"YAML: {e}")]) from None
+    except RecursionError:  # check_shape bounds depth; kept as a last guard
+        raise ConfigError([Problem(source, "nested too deeply")]) from None
 
 
 def _clean_msg(err: dict) -> str:
@@ -63,6 +195,8 @@ def _clean_msg(err: dict) -> str:
     if err["type"] == "extra_forbidden":
         return "unknown key"
     got = err.get("input")
+    if isinstance(got, str) and len(got) > 100:
+        got = shorten(got, 100)
     if isinstance(got, (str, int, float, bool)) and str(got) not in msg:
         msg += f" (got {json.dumps(got)})"
     return msg
@@ -81,7 +215,18 @@ def _pydantic_problems(e: ValidationError) -> list[Problem]:
         if p.path not in seen:
             seen.add(p.path)
             unique.append(p)
-    return unique
+    return cap_problems(unique)
+
+
+def cap_problems(problems: list[Problem]) -> list[Problem]:
+    """At most MAX_PROBLEMS problems, the rest counted in a last one."""
+    if len(problems) <= MAX_PROBLEMS:
+        return problems
+    rest = problems[MAX_PROBLEMS - 1:]
+    errors = sum(p.severity == "error" for p in rest)
+    return problems[:MAX_PROBLEMS - 1] + [Problem("(document)", f"… and {len(rest)} more problems "
+                                                                f"({errors} errors) not shown",
+                                                  "error" if errors else "warning")]
 
 
 def load_config(text: str, source: str = "router.yaml") -> RouterConfig:
@@ -105,7 +250,7 @@ def validate_text(text: str, source: str = "router.yaml") -> tuple[RouterConfig 
         cfg = load_config(text, source)
     except ConfigError as e:
         return None, e.problems
-    problems = check(cfg)
+    problems = cap_problems(check(cfg))
     if any(p.severity == "error" for p in problems):
         return None, problems
     return cfg, problems

@@ -204,7 +204,11 @@ class Dns(Strict):
     forwarders: list[Forwarder] = Field(default_factory=list)
     blocklists: list[Blocklist] = Field(default_factory=list)
     hosts: list[LocalHost] = Field(default_factory=list, description="Extra names in the LAN domain.")
-    lease_names: bool = Field(True, description="Names from live DHCP leases in the LAN domain.")
+    lease_names: bool = Field(
+        True, description="Names from live DHCP leases, each in the domain its own DHCP scope hands out (default: "
+                          "the LAN domain). A client's name is sanitised to one label [a-z0-9-] and never published "
+                          "when reserved: the router's host name, wpad, isatap, localhost, … or a name of dns.hosts "
+                          "or a reservation.")
     cache_size: int = Field(32, ge=1, le=4096, description="Message cache size in MB.")
 
     @model_validator(mode="after")
@@ -346,13 +350,9 @@ def check_services(cfg) -> list:
                     if lo <= b and a <= hi:
                         p.append(Problem(path, f"{pool} overlaps {base}.{fam}.pools[{j}]"))
                 ranges.append((lo, hi))
-        names = Counter(r.name.lower() for r in scope.reservations)
         seen_ip: dict = {}
         for i, r in enumerate(scope.reservations):
-            path = f"{base}.reservations[{i}]"
-            if names[r.name.lower()] > 1:
-                p.append(Problem(f"{path}.name", f"duplicate reservation name {r.name!r}"))
-                names[r.name.lower()] = 1
+            path = f"{base}.reservations[{i}]"  # names: backend.model.names (DNS names, all scopes)
             for fam, ver, addr in (("ipv4", 4, r.ipv4), ("ipv6", 6, r.ipv6)):
                 if addr is None:
                     continue
@@ -408,11 +408,7 @@ def check_services(cfg) -> list:
                 seen[b.name] = 1
             if not b.file.startswith("/"):
                 p.append(Problem(f"dns.blocklists[{i}].file", f"{b.file!r} is not an absolute path"))
-        hn = Counter(h.name.lower() for h in cfg.dns.hosts)
-        res = {r.name.lower() for s in cfg.dhcp.values() for r in s.reservations}
-        for i, h in enumerate(cfg.dns.hosts):
-            if hn[h.name.lower()] > 1 or h.name.lower() in res:
-                p.append(Problem(f"dns.hosts[{i}].name", f"name {h.name!r} is defined twice"))
+        # Host and reservation names colliding as DNS names: backend.model.names.check_names.
         if (cfg.dns.hosts or any(s.reservations for s in cfg.dhcp.values())) and not lan_domain(cfg):
             p.append(Problem("dns.domain", "no LAN domain (dns.domain or system.domain): reservation names "
                                            "are not published", severity="warning"))
@@ -484,13 +480,58 @@ def serves(cfg, service: str, ifname: str) -> bool:
     return False
 
 
-def sanitize_label(name: str | None) -> str | None:
-    """A DHCP client's host name → one DNS label, or None."""
+# Names a DHCP client may never claim: they steer other clients (WPAD/ISATAP proxy and tunnel
+# discovery) or name the router and the host itself. Plus, per config: reserved_lease_names().
+RESERVED_LABELS = frozenset({"wpad", "isatap", "localhost", "localdomain", "local", "broadcasthost",
+                             "ip6-localhost", "ip6-loopback"})
+MAX_HOSTNAME_INPUT = 255  # DHCP option 12 / DHCPv6 FQDN are at most 255 bytes
+
+
+def sanitize_label(name: str | bytes | None) -> str | None:
+    """A DHCP client's host name → one DNS label ([a-z0-9-], 1–63, no '-' at either end), or None
+    when nothing usable is left. The first dot-separated part is used; spaces and '_' become '-'
+    (as Kea does), anything else outside ASCII letters, digits and '-' refuses the name (no IDN,
+    punycode or control bytes), as do '_'-names (service labels) and all-digit labels."""
     if not name:
         return None
+    if isinstance(name, bytes):
+        try:
+            name = name.decode("ascii")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(name, str) or len(name) > MAX_HOSTNAME_INPUT or name.startswith("_"):
+        return None
     label = name.split(".")[0].strip().lower()
-    label = re.sub(r"[^a-z0-9-]", "-", label).strip("-")[:63]
-    return label if re.fullmatch(LABEL_RE, label) else None
+    label = re.sub(r"[ _]", "-", label)
+    if not re.fullmatch(r"[a-z0-9-]+", label, flags=re.ASCII):
+        return None
+    label = label.strip("-")[:63].rstrip("-")
+    if not label or label.isdigit() or label.startswith("xn--") or not re.fullmatch(LABEL_RE, label):
+        return None
+    return label
+
+
+def reserved_lease_names(cfg) -> set[str]:
+    """Labels no DHCP client gets published under: RESERVED_LABELS, the router's host name (and
+    its first label), and the names the document itself gives (dns.hosts, DHCP reservations)."""
+    out = set(RESERVED_LABELS)
+    host = cfg.system.hostname.lower()
+    out |= {host, host.split(".")[0]}
+    if cfg.dns is not None:
+        out |= {h.name.lower() for h in cfg.dns.hosts}
+    for scope in cfg.dhcp.values():
+        out |= {r.name.lower() for r in scope.reservations}
+    return out
+
+
+def lease_domain(cfg, interface: str | None, family: int) -> str | None:
+    """The domain a lease's name is published in: the domain its own DHCP scope hands out
+    (dhcp.IFACE.ipv4/ipv6.domain), by default the LAN domain. A client never lands in another
+    scope's domain; sharing the LAN domain across zones is what the default configures."""
+    scope = cfg.dhcp.get(interface) if interface else None
+    sub = (scope.ipv4 if family == 4 else scope.ipv6) if scope else None
+    d = sub.domain if sub is not None and sub.domain else lan_domain(cfg)
+    return d.rstrip(".").lower() if d else None
 
 
 def openings(cfg, zone: str) -> list[tuple[str, list[str], str, int, str | None]]:

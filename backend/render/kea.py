@@ -8,14 +8,14 @@ and ``backend/observe/leases.py`` read.
 from __future__ import annotations
 
 import json
-import zlib
 
 from ..model.config import RouterConfig
+from ..model.names import kea_subnet_id
 from ..model.services import ServicePaths, dhcp_interfaces, kea_state_dir, lan_domain, parse_pool, serves
 
 
 def subnet_id(ifname: str, subnet: str) -> int:
-    return (zlib.crc32(f"{ifname} {subnet}".encode()) & 0x7FFFFFFF) or 1
+    return kea_subnet_id(ifname, subnet)
 
 
 def lease_file(paths: ServicePaths, version: int) -> str:

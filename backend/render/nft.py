@@ -17,6 +17,7 @@ import json
 import re
 from dataclasses import dataclass, field
 
+from ..model import names
 from ..model.checks import SELF, resolve_addresses, rule_families, set_prefixes, target_zone
 from ..model.config import ICMP_TYPES, ICMPV6_TYPES, RouterConfig, Rule
 from ..model.kubernetes import CNI_LINKS
@@ -134,6 +135,8 @@ DROP = E({"drop": None}, "drop")
 
 
 def log(prefix: str) -> E:
+    if len(prefix.encode()) > names.LOG_PREFIX_MAX:  # never reaches libnftables (it aborts past 136)
+        raise ValueError(f"log prefix of {len(prefix.encode())} bytes; the kernel takes {names.LOG_PREFIX_MAX}")
     return E({"log": {"prefix": prefix}}, f"log prefix {_q(prefix)}")
 
 
@@ -197,6 +200,21 @@ class Ruleset:
     chains: list[NChain]
     sets: list[NSet]
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        """Behind validate's check_names: never two kernel objects under one name (the kernel would
+        merge them and disagree with the tracer), never a name or comment over the kernel's limit."""
+        for kind, objs in (("chain", self.chains), ("set", self.sets)):
+            dup = names.duplicates([o.name for o in objs])
+            if dup:
+                raise ValueError(f"render: {kind} name(s) {', '.join(dup)[:200]} rendered twice")
+            long = [o.name for o in objs if len(o.name.encode()) > names.NFT_NAME_MAX]
+            if long:
+                raise ValueError(f"render: {kind} name {long[0][:80]!r}… longer than {names.NFT_NAME_MAX} bytes")
+        for c in self.chains:
+            for r in c.rules:
+                if len(r.comment.encode()) > names.NFT_COMMENT_MAX:
+                    raise ValueError(f"render: comment {r.comment[:80]!r}… longer than {names.NFT_COMMENT_MAX} bytes")
 
     def commands(self) -> list[dict]:
         """The JSON command list: replace the whole table in one transaction."""
@@ -308,11 +326,12 @@ class Ruleset:
 
 
 def chain_id(*parts: str) -> str:
+    """Not injective ('a-b' and 'a_b' fold): document-derived names come from backend.model.names."""
     return "_".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts)
 
 
 def set_name(name: str, fam: int) -> str:
-    return chain_id("set", name, f"v{fam}")
+    return names.set_ident(name, fam)
 
 
 def _verdict(action: str, tcp_only: bool = False) -> list[list[E]]:
@@ -331,7 +350,7 @@ def _default_rules(chain: str, action: str, comment: str, do_log: bool) -> list[
     for tail in _verdict(action):
         exprs = [COUNTER]
         if do_log and action != "accept":
-            exprs.append(log(f"tg {comment}: "))
+            exprs.append(log(names.log_prefix(comment)))
         rules.append(NRule(chain, tail[:-1] + exprs + tail[-1:], comment))
     return rules
 
@@ -368,7 +387,7 @@ def _side(cfg: RouterConfig, items: list[str], fam: int, side: str) -> E | None:
 
 def render_rule(cfg: RouterConfig, r: Rule, chain: str) -> list[NRule]:
     fams = sorted(rule_families(cfg, r))
-    comment = f"rule {r.name}"
+    comment = names.rule_comment(r.name)
     # One nft rule per family only when something family-specific must be said.
     split = bool(r.src or r.dst) or r.proto in ("icmp", "icmpv6") or fams != [4, 6]
     parts = [(f, True) for f in fams] if split else [(0, False)]
@@ -385,7 +404,7 @@ def render_rule(cfg: RouterConfig, r: Rule, chain: str) -> list[NRule]:
         if r.counter:
             ex.append(COUNTER)
         if r.log:
-            ex.append(log(f"tg {r.name}: "))
+            ex.append(log(names.log_prefix(r.name)))
         for tail in _verdict(r.action, tcp_only=r.proto == "tcp"):
             out.append(NRule(chain, ex + tail, comment))
     return out
@@ -402,7 +421,6 @@ def _base(chain: str) -> list[NRule]:
 
 def render(cfg: RouterConfig) -> Ruleset:
     zones = list(cfg.zones)
-    zchain = {z: chain_id("zone", z) for z in zones}
 
     sets = []
     for sname in cfg.sets:
@@ -436,12 +454,12 @@ def render(cfg: RouterConfig) -> Ruleset:
     # input: per-zone chains with rules to self, then the zone's default.
     in_entries = []
     for z in zones:
-        c = NChain(chain_id(zchain[z], "in"))
+        c = NChain(names.zone_in_chain(z))
         for r in cfg.rules:
             if r.enabled and z in r.from_ and SELF in r.to:
                 c.rules += render_rule(cfg, r, c.name)
         c.rules += _service_rules(cfg, z, c.name)
-        c.rules += _default_rules(c.name, cfg.zones[z].input, f"zone {z} input", cfg.zones[z].log)
+        c.rules += _default_rules(c.name, cfg.zones[z].input, names.zone_comment(z, "input"), cfg.zones[z].log)
         chains.append(c)
         in_entries += [([i], c.name) for i in cfg.zones[z].interfaces]
     if in_entries:
@@ -453,7 +471,7 @@ def render(cfg: RouterConfig) -> Ruleset:
     fwd_entries = []
     for a in zones:
         for b in zones:
-            c = NChain(chain_id(zchain[a], "to", b))
+            c = NChain(names.zone_pair_chain(a, b))
             for f in cfg.nat.forwards:
                 if f.in_ == a and target_zone(cfg, f.target_addr) == b:
                     c.rules += _forward_accept(cfg, f, c.name)
@@ -462,9 +480,10 @@ def render(cfg: RouterConfig) -> Ruleset:
                     c.rules += render_rule(cfg, r, c.name)
             pol = policies.get((a, b))
             if pol:
-                c.rules += _default_rules(c.name, pol.action, f"policy {pol.key}", pol.log)
+                c.rules += _default_rules(c.name, pol.action, names.policy_comment(pol.key), pol.log)
             else:
-                c.rules += _default_rules(c.name, cfg.zones[a].forward, f"zone {a} forward", cfg.zones[a].log)
+                c.rules += _default_rules(c.name, cfg.zones[a].forward, names.zone_comment(a, "forward"),
+                                          cfg.zones[a].log)
             chains.append(c)
             for i in cfg.zones[a].interfaces:
                 for o in cfg.zones[b].interfaces:
@@ -474,9 +493,45 @@ def render(cfg: RouterConfig) -> Ruleset:
     fwd.rules += _default_rules("forward", "drop", "builtin unzoned-forward", False)
 
     chains += _nat_chains(cfg)
+    chains += _antispoof_chains(cfg)
     return Ruleset(chains, sets)
 
 
+# -- anti-spoofing -------------------------------------------------------------------------
+
+ANTISPOOF_CHAIN = "antispoof"
+ANTISPOOF_PRIO = -300  # "raw": before conntrack (-200) and DNAT (-100), so a spoofed packet leaves no state
+
+
+def fib_saddr_oif_missing(strict: bool) -> E:
+    """``fib saddr [. iif] oif missing``: no route back to the source (through the arrival
+    interface when strict). The router's own addresses resolve to local routes, which fib reports
+    as missing too."""
+    flags = ["saddr", "iif"] if strict else ["saddr"]
+    return E({"match": {"op": "==", "left": {"fib": {"result": "oif", "flags": flags}}, "right": False}},
+             f"fib {' . '.join(flags)} oif missing")
+
+
+def _antispoof_chains(cfg: RouterConfig) -> list[NChain]:
+    """Strict (or loose) reverse-path filtering per interface (``interfaces.X.rp_filter``), in a
+    prerouting chain at raw priority. What must pass without a route back comes first: DHCPv4
+    discovery from 0.0.0.0 and IPv6 from the unspecified or a link-local source (DAD, ND, MLD,
+    DHCPv6 — the kernel never forwards link-local sources). Each interface's drop rule is
+    counted and commented "antispoof IFNAME"."""
+    checks = [(name, itf.rp_filter) for name, itf in cfg.interfaces.items()
+              if itf.enabled and itf.rp_filter != "off"]
+    if not checks:
+        return []
+    c = NChain(ANTISPOOF_CHAIN, hook="prerouting", prio=ANTISPOOF_PRIO, policy="accept")
+    c.rules.append(NRule(c.name, [payload("ip", "saddr", "0.0.0.0"), meta("l4proto", "udp"),
+                                  payload("udp", "sport", 68), payload("udp", "dport", 67), ACCEPT],
+                         "antispoof dhcpv4-discovery"))
+    c.rules.append(NRule(c.name, [payload("ip6", "saddr", ["::", {"prefix": {"addr": "fe80::", "len": 10}}]), ACCEPT],
+                         "antispoof ipv6-link-local"))
+    for name, mode in checks:
+        c.rules.append(NRule(c.name, [meta("iifname", name), fib_saddr_oif_missing(mode == "strict"), COUNTER, DROP],
+                             f"antispoof {name}"))
+    return [c]
 
 
 def _kubernetes_rules(chain: str, pod_cidrs: list[str], links: bool) -> list[NRule]:
@@ -518,8 +573,8 @@ def _forward_accept(cfg, f, chain) -> list[NRule]:
     ex = [payload("ip" if fam == 4 else "ip6", "daddr", str(f.target_addr)),
           meta("l4proto", f.proto), payload(f.proto, "dport", dport), ct_status("dnat"), COUNTER]
     if f.log:
-        ex.append(log(f"tg forward {f.name}: "))
-    return [NRule(chain, ex + [ACCEPT], f"forward {f.name}")]
+        ex.append(log(names.log_prefix(names.forward_comment(f.name))))
+    return [NRule(chain, ex + [ACCEPT], names.forward_comment(f.name))]
 
 
 def _nat_chains(cfg: RouterConfig) -> list[NChain]:
@@ -542,7 +597,7 @@ def _nat_chains(cfg: RouterConfig) -> list[NChain]:
             dn["port"] = f.target_port
             tgt += f":{f.target_port}"
         ex += [COUNTER, E({"dnat": dn}, f"dnat {dn['family']} to {tgt}")]
-        pre.rules.append(NRule(pre.name, ex, f"forward {f.name}"))
+        pre.rules.append(NRule(pre.name, ex, names.forward_comment(f.name)))
     for s in cfg.nat.snat:
         if not cfg.zones[s.out].interfaces:
             continue
@@ -553,14 +608,14 @@ def _nat_chains(cfg: RouterConfig) -> list[NChain]:
             ex.append(m)
         fam_s = "ip" if fam == 4 else "ip6"
         ex += [COUNTER, E({"snat": {"family": fam_s, "addr": str(s.to)}}, f"snat {fam_s} to {s.to}")]
-        post.rules.append(NRule(post.name, ex, f"snat {s.name}"))
+        post.rules.append(NRule(post.name, ex, names.snat_comment(s.name)))
     for m in cfg.nat.masquerade:
         if not cfg.zones[m.out].interfaces:
             continue
         fams = {"ipv4": ["ipv4"], "ipv6": ["ipv6"], "any": ["ipv4", "ipv6"]}[m.family]
         for fam in fams:
             post.rules.append(NRule(post.name, [_zone_ifaces(cfg, m.out, "oifname"), meta("nfproto", fam), COUNTER,
-                                                E({"masquerade": None}, "masquerade")], f"masquerade {m.key}"))
+                                                E({"masquerade": None}, "masquerade")], names.masquerade_comment(m.key)))
     return [pre, post]
 
 

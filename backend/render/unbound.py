@@ -13,7 +13,16 @@ import re
 from dataclasses import dataclass
 
 from ..model.config import RouterConfig
-from ..model.services import DOMAIN_RE, ServicePaths, dns_zones, lan_domain, sanitize_label, zone_interfaces
+from ..model.services import (
+    DOMAIN_RE,
+    ServicePaths,
+    dns_zones,
+    lan_domain,
+    lease_domain,
+    reserved_lease_names,
+    sanitize_label,
+    zone_interfaces,
+)
 
 
 @dataclass(frozen=True)
@@ -22,6 +31,7 @@ class LeaseName:
 
     hostname: str
     address: str
+    interface: str | None = None  # the DHCP scope's interface: which domain the name goes to
 
 
 def control_socket(paths: ServicePaths) -> str:
@@ -44,7 +54,7 @@ def parse_blocklist(text: str, fmt: str) -> list[str]:
                 continue
             if n.startswith("*."):
                 n = n[2:]
-            if re.fullmatch(DOMAIN_RE, n) and "." in n:
+            if len(n) <= 253 and re.fullmatch(DOMAIN_RE, n) and "." in n:  # longer: unbound refuses the config
                 out.append(n)
     return out
 
@@ -74,10 +84,16 @@ def host_records(cfg: RouterConfig, leases: list[LeaseName] = ()) -> list[tuple[
             claimed.add(r.name.lower())
     if cfg.dns is None or cfg.dns.lease_names:
         seen_addr = {a for _, a in out}
-        for lease in sorted(leases, key=lambda x: (x.hostname, x.address)):
+        reserved = claimed | reserved_lease_names(cfg)
+        for lease in sorted(leases, key=lambda x: (x.hostname, x.address, x.interface or "")):
             label = sanitize_label(lease.hostname)
-            if label and label not in claimed and lease.address not in seen_addr:
-                out.append((f"{label}.{domain}", lease.address))
+            try:
+                fam = ipaddress.ip_address(lease.address).version
+            except ValueError:
+                continue
+            dom = lease_domain(cfg, lease.interface, fam)
+            if label and dom and label not in reserved and lease.address not in seen_addr:
+                out.append((f"{label}.{dom}", lease.address))
                 seen_addr.add(lease.address)
     return out
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from ..model import prefix
 from ..model.config import RouterConfig
 from ..model.prefix import RangeSet
-from ..render.nft import NChain, Ruleset, render
+from ..render.nft import ANTISPOOF_CHAIN, NChain, Ruleset, render
 
 L4_NAMES = {"tcp": "tcp", "udp": "udp", "icmp": "icmp", "icmpv6": "ipv6-icmp", "ipv6-icmp": "ipv6-icmp"}
 
@@ -73,7 +73,7 @@ class Step:
 class TraceResult:
     verdict: str                       # accept | drop | reject | no-route
     rule: str | None                   # config name of the deciding rule ("rule x", "policy a-b", …)
-    hook: str                          # input | forward
+    hook: str                          # prerouting (antispoof) | input | forward
     ingress_zone: str | None
     egress: str | None                 # interface, "self" for the router, None when dropped before routing
     egress_zone: str | None
@@ -136,6 +136,11 @@ class Tracer:
             return tuple(sorted(set(pkt.tcp_flags) & mask))
         if "concat" in left:
             return tuple(self._value(pkt, x, ctx) for x in left["concat"])
+        if "fib" in left:
+            flags = set(left["fib"]["flags"])
+            if left["fib"]["result"] != "oif" or flags - {"saddr", "iif"} or "saddr" not in flags:
+                raise NotImplementedError(f"tracer: unknown fib expression {left}")
+            return self.fib_saddr_oif(pkt, ctx, strict="iif" in flags)
         raise NotImplementedError(f"tracer: unknown expression {left}")
 
     def _elem_match(self, v, e) -> bool:
@@ -164,6 +169,9 @@ class Tracer:
             return False
         right = m["right"]
         op = m["op"]
+        if "fib" in m["left"]:  # fib … oif exists (true) / missing (false)
+            hit = (v is not None) == bool(right)
+            return not hit if op == "!=" else hit
         if "&" in m["left"]:
             want = tuple(sorted(right if isinstance(right, list) else [right]))
             return (v != want) if op == "!=" else (v == want)
@@ -267,6 +275,28 @@ class Tracer:
                 cands.append((net.prefixlen, -(r.metric or (1024 if net.version == 6 else 1)), oif))
         return max(cands, key=lambda c: (c[0], c[1]))[2] if cands else None
 
+    def fib_saddr_oif(self, pkt: Packet, ctx: dict, strict: bool) -> str | None:
+        """What the kernel's ``fib saddr [. iif] oif`` yields in prerouting: the interface the
+        route back to the source leaves through (only if it is the arrival interface when strict),
+        None ("missing") when there is no such route or the source is local (the router's own or
+        a loopback address, or IPv6 subnet-router anycast)."""
+        src = ctx["src"]
+        if src.version == 4 and int(src) == 0 and (ctx["dst"] == ipaddress.IPv4Address("255.255.255.255")
+                                                   or ctx["dst"] in ipaddress.IPv4Network("224.0.0.0/24")):
+            return pkt.iif  # nft_fib4: a zeronet source to a local broadcast/multicast is the iif's
+        if src.version == 6 and src.is_link_local:
+            itf = self.cfg.interfaces.get(pkt.iif)  # looked up on the arrival link (fe80::/64 on every link)
+            return pkt.iif if itf is None or itf.enabled else None
+        if src in self.router_addresses() or src.is_loopback:
+            return None
+        if src.version == 6 and any(a.network.prefixlen < 127 and src == a.network.network_address
+                                    for itf in self.cfg.interfaces.values() if itf.enabled for a in itf.ipv6):
+            return None  # RTF_ANYCAST
+        oif = self.route(src)
+        if oif is None or (strict and oif != pkt.iif):
+            return None
+        return oif
+
     def _primary(self, ifname: str, family: int):
         itf = self.cfg.interfaces.get(ifname)
         addrs = [a.ip for a in (itf.ipv4 if family == 4 else itf.ipv6)] if itf else []
@@ -279,6 +309,14 @@ class Tracer:
         nat: list[dict] = []
         ctx = {"src": pkt.src_ip, "dst": pkt.dst_ip, "dport": pkt.dport, "oif": None}
         zone_in = self.cfg.zone_of(pkt.iif)
+        pdict = {k: v for k, v in asdict(pkt).items()}
+
+        if ANTISPOOF_CHAIN in self.chains:  # prerouting at raw priority: before conntrack and DNAT
+            try:
+                self._run_chain(self.chains[ANTISPOOF_CHAIN], pkt, ctx, steps)
+            except _Verdict as v:
+                if v.verdict != "accept":  # accept only ends this base chain
+                    return TraceResult(v.verdict, v.comment, "prerouting", zone_in, None, None, nat, steps, pdict)
 
         if pkt.ct_state == "new":
             hit = self._nat("prerouting_nat", pkt, ctx, steps)
@@ -293,13 +331,16 @@ class Tracer:
                     nat.append({"type": "dnat", "rule": hit[0], "to": _hostport(new_dst, new_port)})
 
         local = self.router_addresses()
-        pdict = {k: v for k, v in asdict(pkt).items()}
+        if pkt.family == 4 and (ctx["src"] in local or ctx["src"].is_loopback):
+            # The kernel's routing refuses an IPv4 source that is its own (a martian; accept_local=0).
+            return TraceResult("no-route", None, "prerouting", zone_in, None, None, nat, steps, pdict)
         if ctx["dst"] in local or ctx["dst"].is_loopback:
             verdict, rule = self._base("input", pkt, ctx, steps)
             return TraceResult(verdict, rule, "input", zone_in, "self" if verdict == "accept" else None,
                                "self", nat, steps, pdict)
         oif = self.route(ctx["dst"])
-        if oif is None:
+        if oif is None or (pkt.family == 6 and ctx["src"].is_link_local and oif != pkt.iif):
+            # ip6_forward drops a link-local source unless it leaves where it came in (a redirect case)
             return TraceResult("no-route", None, "forward", zone_in, None, None, nat, steps, pdict)
         ctx["oif"] = oif
         verdict, rule = self._base("forward", pkt, ctx, steps)

@@ -115,7 +115,7 @@ def test_half_way_failure_restores_previous_state(lab):
     """The route's gateway is not on lan0's subnet: checks cannot know (it names an interface),
     the kernel refuses it after the address change was made; the agent must undo that."""
     before, head = lab.kernel_state(), lab.head()
-    text = example_config().replace("192.168.99.1/24", "192.168.98.1/24").replace(
+    text = example_config().replace("ipv4: [192.168.20.1/24]", "ipv4: [192.168.20.1/24, 10.20.0.1/24]").replace(
         "  - {name: default-v6", "  - {name: broken, to: 10.66.0.0/16, via: 172.31.0.1, interface: lan0}\n"
         "  - {name: default-v6")
     c = lab.cli("commit", "-m", "half-way", "--base", "HEAD", "-f", "/dev/stdin", input=text)

@@ -260,27 +260,45 @@ def test_rendered_configs_pass_each_daemons_checker(svc):
     assert "service" not in wan
 
 
+def leases4(svc) -> tuple[str, str]:
+    """(pool address, reserved address) of lan's DHCPv4 leases, taken once per lab (so every test
+    that needs live leases also passes alone)."""
+    if getattr(svc, "pool4", None) is None:
+        svc.pool4 = svc.dhclient(4, "pool")
+        mac = svc.lab.run("lan", ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
+        svc.lab.run("lan", ["ip", "link", "set", "eth0", "address", RESERVED_MAC], check=True)
+        try:
+            svc.reserved4 = svc.dhclient(4, "reserved")
+        finally:
+            svc.lab.run("lan", ["ip", "link", "set", "eth0", "address", mac], check=True)
+    return svc.pool4, svc.reserved4
+
+
+def leases6(svc) -> tuple[str, str]:
+    """(pool address, DUID-reserved address) of lan's DHCPv6 leases, taken once per lab."""
+    if getattr(svc, "pool6", None) is None:
+        svc.pool6 = svc.dhclient(6, "v6")
+        svc.reserved6 = svc.dhclient(6, "v6-reserved", duid="00:03:00:01:02:00:00:00:10:50")
+    return svc.pool6, svc.reserved6
+
+
 def test_dhcpv4_pool_and_reservation(svc):
-    addr = ipaddress.ip_address(svc.dhclient(4, "pool"))
-    assert ipaddress.ip_address("192.168.10.100") <= addr <= ipaddress.ip_address("192.168.10.199")
-    svc.pool4 = str(addr)
-    mac = svc.lab.run("lan", ["cat", "/sys/class/net/eth0/address"]).stdout.strip()
-    svc.lab.run("lan", ["ip", "link", "set", "eth0", "address", RESERVED_MAC], check=True)
-    try:
-        assert svc.dhclient(4, "reserved") == "192.168.10.50"
-    finally:
-        svc.lab.run("lan", ["ip", "link", "set", "eth0", "address", mac], check=True)
+    pool, reserved = leases4(svc)
+    assert ipaddress.ip_address("192.168.10.100") <= ipaddress.ip_address(pool) <= ipaddress.ip_address("192.168.10.199")
+    assert reserved == "192.168.10.50"
 
 
 def test_dhcpv6_gives_an_address(svc):
-    addr = ipaddress.ip_address(svc.dhclient(6, "v6"))
-    assert ipaddress.ip_address("2001:db8:10:10::1000") <= addr <= ipaddress.ip_address("2001:db8:10:10::1fff")
-    svc.pool6 = str(addr)
+    pool, reserved = leases6(svc)
+    assert ipaddress.ip_address("2001:db8:10:10::1000") <= ipaddress.ip_address(pool) <= \
+        ipaddress.ip_address("2001:db8:10:10::1fff")
     # The reservation by DUID gets its fixed address.
-    assert svc.dhclient(6, "v6-reserved", duid="00:03:00:01:02:00:00:00:10:50") == "2001:db8:10:10::50"
+    assert reserved == "2001:db8:10:10::50"
 
 
 def test_leases_are_listed(svc):
+    leases4(svc)
+    leases6(svc)
     leases = svc.wait(lambda: [x for x in svc_leases(svc) if x["hostname"] == "laptop"], 10)
     fams = {x["family"] for x in leases}
     assert fams == {4, 6}, leases
@@ -314,6 +332,8 @@ def _subnet_ids(svc) -> dict[int, str]:
 
 
 def test_dns_names_blocklists_and_zone_access(svc):
+    leases4(svc)
+    leases6(svc)
     r = "192.168.10.1"
     # A reservation: A, AAAA and PTR for both.
     assert svc.short("lan", r, "printer.lan.example", "A") == ["192.168.10.50"]
@@ -442,6 +462,7 @@ def test_bad_service_input_is_refused_and_services_keep_serving(svc, case):
 
 
 def test_killed_daemons_are_restarted_and_serve_again(svc):
+    leases4(svc)
     before = svc.lab.services()
     for name in ("unbound", "kea-dhcp4", "chrony"):
         os.kill(before[name]["pid"], signal.SIGKILL)

@@ -116,7 +116,9 @@ def test_a_failure_in_any_applier_restores_every_applier_and_head(tmp_path, fail
     text = example_config().replace("192.168.20.1/24", "192.168.21.1/24").replace("dport: 8443", "dport: 8444")
     with pytest.raises(ApplyFailed) as e:
         p.commit(text, "second", "t")
-    assert f"failed in {failing}" in str(e.value) and "restored" in str(e.value)
+    # every other applier was put back; the failing one fails its restore too (its fault is still set)
+    assert e.value.detail["stage"] == failing
+    assert [x.split(":")[0] for x in e.value.detail["restore_errors"]] == [failing]
     bad.fail.clear()
     assert {a.name: a.kernel for a in p.appliers} == before
     assert p.repo.head() == first["rev"]
@@ -134,7 +136,8 @@ def test_a_failed_restore_is_reported(tmp_path):
     p.appliers[1].fail["apply"] = RuntimeError("boom")
     with pytest.raises(ApplyFailed) as e:
         p.commit(example_config().replace("dport: 8443", "dport: 8444"), "second", "t")
-    assert "failed in nftables: boom" in str(e.value) and "restoring failed too: nftables: boom" in str(e.value)
+    assert e.value.detail["stage"] == "nftables" and e.value.detail["restored"] is None
+    assert [x.split(":")[0] for x in e.value.detail["restore_errors"]] == ["nftables"]
 
 
 def test_facts_change_the_desired_state_and_drift_keeps_a_failover(tmp_path):
@@ -184,3 +187,16 @@ def test_the_ruleset_is_rendered_once_per_commit(tmp_path, monkeypatch):
     p.drift()
     p.apply()
     assert len(calls) == 1
+
+
+def test_the_listed_changes_are_bounded_the_count_is_exact(tmp_path):
+    class Many(FakeApplier):
+        def apply(self, d):
+            super().apply(d)
+            return [f"many: {i}" for i in range(250)]
+
+    p = _pipeline(tmp_path, [*fake_appliers(LINKS), Many("many")])
+    res = p.commit(example_config(), "first", "t")
+    assert res["changes"] == res["net"] + res["nft"] + res["services"] and res["services"] >= 250
+    assert len(res["applied"]) == 101 and res["applied"][-1].endswith("more")
+    assert p.status()["last_apply"]["applied"] == res["applied"]

@@ -32,7 +32,9 @@ LINKS = ("wan0", "lan0", "guest0", "mgmt0")
 def _text(tmp_path: Path) -> str:
     bl = tmp_path / "ads.txt"
     bl.write_text("ads.example\n")
-    return example_config() + SVC.replace("/nonexistent/ads.txt", str(bl))
+    return example_config() + SVC.replace("/nonexistent/ads.txt", str(bl)).replace(
+        "  servers: [{address: time.example.net, nts: true}]\n",
+        "  servers: [{address: time.example.net, nts: true}]\n  nts_server: true\n")
 
 
 # A second revision that changes the firewall and every daemon's config.
@@ -59,10 +61,10 @@ def _pipeline(tmp_path: Path) -> Pipeline:
     return Pipeline(tmp_path / "repo", tmp_path / "state", rendered, appliers=appliers)
 
 
-def _configs(p: Pipeline) -> dict[str, str]:
-    root = p.services.appliers[0].d.rendered_dir
-    return {str(f.relative_to(root)): f.read_text() for f in sorted(root.rglob("*"))
-            if f.is_file() and f.name != ".generation"}
+def _configs(p: Pipeline) -> dict[str, bytes]:
+    """Every file under the rendered folder and the state folder's CA (configs, .generation, keys)."""
+    root = p.services.appliers[0].d.rendered_dir.parent
+    return {str(f.relative_to(root)): f.read_bytes() for f in sorted(root.rglob("*")) if f.is_file()}
 
 
 @pytest.fixture(autouse=True)
@@ -86,12 +88,46 @@ def test_drift_and_repair_cover_daemon_configs(tmp_path):
     gen = (conf.parent / ".generation").read_text()
     conf.write_text(good + "# half-written\n")
     (tmp_path / "svc/rendered/radvd/radvd.conf").unlink()
-    assert sorted(p.drift()) == ["radvd: write radvd.conf", "unbound: rewrite unbound.conf"]
+    assert sorted(p.drift()) == ["service radvd: radvd.conf is missing", "service unbound: unbound.conf was changed"]
+    assert sorted(p.plan(text)["unbound"] + p.plan(text)["radvd"]) == ["radvd: write radvd.conf",
+                                                                       "unbound: rewrite unbound.conf"]
     assert conf.read_text().endswith("# half-written\n")  # drift changed nothing
     out = p.repair()
     assert out["repaired"] == 2
     assert conf.read_text() == good and int((conf.parent / ".generation").read_text()) == int(gen) + 1
     assert p.drift() == []
+
+
+STAGES = (["network", "nftables", *_daemon_names(), "net", "nft", "services", "chrony.cert", "advance"]
+          + [f"{n}.{what}" for n in _daemon_names() for what in ("write", "reload")])
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_a_failure_at_any_stage_restores_every_file_byte_for_byte(tmp_path, stage):
+    p = _pipeline(tmp_path)
+    text = _text(tmp_path)
+    first = p.commit(text, "services", "t")
+    before, kernel = _configs(p), {a.name: dict(a.kernel) for a in p.appliers[:2]}
+    hits = []
+
+    def fault(s):
+        hits.append(s)
+        if s == stage:
+            raise RuntimeError(f"injected fault at {s}")
+
+    p.faults = fault
+    new = _changed(text)
+    with pytest.raises(ApplyFailed) as e:
+        p.commit(new, "firewall + every daemon", "t")
+    assert stage in hits and f"injected fault at {stage}" in str(e.value), hits
+    assert e.value.detail["restored"] is not None and e.value.detail["restore_errors"] == []
+    assert _configs(p) == before  # configs, .generation, the NTS key and certificate, the CA
+    assert {a.name: a.kernel for a in p.appliers[:2]} == kernel
+    assert p.repo.head() == first["rev"] == p.status()["applied"] and p.pending is None
+    p.faults = None
+    assert p.drift() == []
+    res = p.commit(new, "firewall + every daemon", "t")
+    assert res["services"] == 6 and res["nft"] == 1
 
 
 @pytest.mark.parametrize("failing", _daemon_names())
@@ -111,7 +147,7 @@ def test_a_daemon_write_failure_restores_every_applier_and_head(tmp_path, monkey
     new = _changed(text)
     with pytest.raises(ApplyFailed) as e:
         p.commit(new, "firewall + every daemon", "t")
-    assert f"failed in {failing}" in str(e.value) and "Permission denied" in str(e.value)
+    assert e.value.detail["stage"] == failing and "Permission denied" in str(e.value)
     monkeypatch.setattr(base, "write_atomic", real)
     assert _configs(p) == before
     assert {a.name: a.kernel for a in p.appliers[:2]} == kernel
@@ -150,7 +186,7 @@ def test_an_unreachable_daemon_is_not_a_failure(tmp_path):
     sock.write_text("")  # a stale socket file: connecting is refused
     p.commit(text, "services", "t")
     st = p.status()["services"]["unbound"]["last_reload"]
-    assert st["ok"] is False and st["unreachable"] and "control socket" in st["detail"]
+    assert st["ok"] is None and "not answering" in st["detail"]
 
 
 # ---- the box PKI ------------------------------------------------------------------------------
@@ -188,8 +224,8 @@ def test_pki_refuses_a_damaged_ca(tmp_path):
 
 def test_nts_key_comes_from_the_pki_and_stays_out_of_status(tmp_path):
     p = _pipeline(tmp_path)
-    text = _text(tmp_path).replace("  servers: [{address: time.example.net, nts: true}]\n",
-                                   "  servers: [{address: time.example.net, nts: true}]\n  nts_server: true\n")
+    text = _text(tmp_path)
+    assert "nts_server: true" in text
     p.commit(text, "nts", "t")
     key = tmp_path / "svc/rendered/chrony/nts.key"
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
@@ -197,7 +233,7 @@ def test_nts_key_comes_from_the_pki_and_stays_out_of_status(tmp_path):
     assert "PRIVATE" not in st and key.read_text().splitlines()[1] not in st
     assert p.status()["services"]["chrony"]["nts_ca"]["present"] is True
     key.unlink()
-    assert p.drift() == ["chrony: NTS key/certificate missing or issued for other names"]
+    assert p.drift() == ["service chrony: the NTS key/certificate is missing or names other hosts"]
     p.repair()
     assert key.exists() and p.drift() == []
 
@@ -260,3 +296,15 @@ def test_desired_shares_daemon_renders_between_check_and_apply(tmp_path, monkeyp
     assert len(calls) == 1
     p.drift()
     assert len(calls) == 1
+
+
+def test_an_explicit_apply_reads_a_changed_blocklist_again(tmp_path):
+    p = _pipeline(tmp_path)
+    text = _text(tmp_path)
+    p.commit(text, "services", "t")
+    conf = tmp_path / "svc/rendered/unbound/unbound.conf"
+    assert "tracker.example" not in conf.read_text()
+    (tmp_path / "ads.txt").write_text("ads.example\ntracker.example\n")
+    res = p.apply()
+    assert res["services"] == 1 and "tracker.example" in conf.read_text()
+    assert p.apply()["changes"] == 0

@@ -121,3 +121,12 @@ def test_schema_is_json_schema_with_the_sections():
 def test_gateway_cannot_be_our_own_address():
     got = problems(EX.replace("via: 198.51.100.1}", "via: 198.51.100.2}"))
     assert "routes[0].via: gateway 198.51.100.2 is one of the router's own addresses" in got
+
+
+def test_rp_filter_off_survives_yaml_booleans():
+    """`rp_filter: off` is what an admin writes; YAML 1.1 reads it as false."""
+    for word, want in (("off", "off"), ("'off'", "off"), ("loose", "loose"), ("on", "strict")):
+        cfg, probs = validate_text(EX.replace("  mgmt0:\n", f"  mgmt0:\n    rp_filter: {word}\n"))
+        assert cfg is not None and cfg.interfaces["mgmt0"].rp_filter == want, probs
+    _, probs = validate_text(EX.replace("  mgmt0:\n", "  mgmt0:\n    rp_filter: 3\n"))
+    assert [p.path for p in probs] == ["interfaces.mgmt0.rp_filter"]

@@ -32,7 +32,8 @@ def test_deterministic_and_only_our_table():
 def test_every_rule_names_its_origin():
     for chain in render(EX).chains:
         for r in chain.rules:
-            assert r.comment.split()[0] in {"builtin", "rule", "policy", "zone", "forward", "masquerade", "snat"}
+            assert r.comment.split()[0] in {"builtin", "rule", "policy", "zone", "forward", "masquerade", "snat",
+                                            "antispoof"}
     comments = {r.comment for c in render(EX).chains for r in c.rules}
     assert {"rule ssh-from-mgmt", "rule ping-router", "forward web", "policy lan-wan",
             "zone wan input", "masquerade masquerade-wan"} <= comments

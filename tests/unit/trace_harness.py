@@ -61,7 +61,12 @@ def l4(p: dict, src, dst, sport: int) -> tuple[int, bytes]:
     return 58, hdr[:2] + struct.pack("!H", csum(pseudo(58, len(hdr)) + hdr)) + hdr[4:]
 
 
-def frame(p: dict, dst_mac: bytes, sport: int) -> bytes:
+def src_mac(k: int) -> bytes:
+    """A source MAC unique to packet k: its trace is told apart from late lines of earlier ones."""
+    return b"\x02\x00" + struct.pack("!I", k + 1)
+
+
+def frame(p: dict, dst_mac: bytes, sport: int, k: int = 0) -> bytes:
     src, dst = ipaddress.ip_address(p["src"]), ipaddress.ip_address(p["dst"])
     proto, payload = l4(p, src, dst, sport)
     if src.version == 4:
@@ -72,58 +77,34 @@ def frame(p: dict, dst_mac: bytes, sport: int) -> bytes:
     else:
         ip = struct.pack("!IHBB", 6 << 28, len(payload), proto, 64) + src.packed + dst.packed
         ethertype = 0x86DD
-    return dst_mac + b"\x02\x00\x00\x00\x00\x01" + struct.pack("!H", ethertype) + ip + payload
+    return dst_mac + src_mac(k) + struct.pack("!H", ethertype) + ip + payload
 
 
 TRACE = re.compile(r"trace id (\w+) inet talgate (\S+) (rule .*\(verdict (\w+)[^)]*\)|policy (\w+))")
-PACKET = re.compile(r"trace id (\w+) inet tgtrace pre packet: (.*)")
 
 
-def packet_key(line: str) -> tuple[str, int] | None:
-    """(trace id, the source port the harness gave the packet): IPv4's IP id, else the L4 source
-    port, else the ICMPv6 echo id (nft prints it inside 'parameter-problem' as id << 16 | seq)."""
-    m = PACKET.search(line)
-    if not m:
-        return None
-    body = m.group(2)
-    for pat, shift in ((r"\bip id (\d+)", 0), (r"\bsport (\d+)", 0), (r"\bicmpv6 id (\d+)", 0),
-                       (r"\bparameter-problem (\d+)", 16)):
-        k = re.search(pat, body)
-        if k:
-            return m.group(1), int(k.group(1)) >> shift
-    return None
-
-
-def decide(lines: list[str]) -> dict:
-    """The verdict of one packet's trace (lines of its trace id only)."""
+def decide(lines: list[str], k: int) -> dict | None:
+    """Packet k's fate, or None while its trace is incomplete."""
+    # Its trace id: its packet line carries its own source MAC (the kernel's own MLD/ND traffic
+    # and late lines of earlier packets are traced in between).
+    mac = "ether saddr " + ":".join(f"{b:02x}" for b in src_mac(k)) + " "
+    first = next((m.group(1) for line in lines if mac in line
+                  and (m := re.search(r"trace id (\w+) ", line))), None)
     for line in lines:
         m = TRACE.search(line)
         if not m:
             continue
-        chain = m.group(2)
-        if chain.endswith("_nat") or chain == "output":
+        tid, chain = m.group(1), m.group(2)
+        if tid != first or chain.endswith("_nat") or chain == "output":
             continue
+        if chain == "antispoof" and "drop" not in (m.group(4), m.group(5)):
+            continue  # accept in this prerouting chain is not final: input/forward follow
         if m.group(5):
             return {"verdict": m.group(5), "rule": f"{chain} policy"}
         if m.group(4) in ("accept", "drop"):
             c = re.search(r'comment "([^"]*)"', line)
             return {"verdict": m.group(4), "rule": c.group(1) if c else None}
-    return {"verdict": "no-route", "rule": None}
-
-
-def by_packet(seen: list[str], sports: list[int]) -> list[dict]:
-    """Each packet's verdict from its own trace id (found by its source port / ICMP id), so a
-    slow monitor cannot attribute one packet's trace lines to the next."""
-    tid_of: dict[int, str] = {}
-    lines: dict[str, list[str]] = {}
-    for line in seen:
-        k = packet_key(line)
-        if k and k[1] in sports and k[1] not in tid_of:
-            tid_of[k[1]] = k[0]
-        t = re.search(r"trace id (\w+) ", line)
-        if t:
-            lines.setdefault(t.group(1), []).append(line)
-    return [decide(lines.get(tid_of.get(sp, ""), [])) for sp in sports]
+    return None
 
 
 def main() -> None:
@@ -149,30 +130,34 @@ def main() -> None:
     seen: list[str] = []
     threading.Thread(target=lambda: seen.extend(iter(mon.stdout.readline, "")), daemon=True).start()
     time.sleep(0.3)
-    sports = []
+    out: list[dict | None] = []
     for k, p in enumerate(job["packets"]):
         mac, peer = macs[p["iif"]]
+        start = len(seen)
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         s.bind((peer, 0))
-        s.send(frame(p, mac, 20000 + k))
-        sports.append(20000 + k)
+        s.send(frame(p, mac, 20000 + k, k))
         s.close()
-        time.sleep(0.03)
-    # A marker packet last: once its trace line is read, every earlier packet's lines were too
-    # (one netlink socket delivers in order).
-    marker = 20000 + len(sports)
+        deadline = time.monotonic() + 0.5  # a routed packet is decided in well under that, even on a busy box
+        while (res := decide(seen[start:], k)) is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        out.append(res)
+    # A marker packet last: once its trace is read, every earlier packet's lines were too (one
+    # netlink socket delivers in order), so a packet undecided after 0.5 s on a very busy box is
+    # looked up again in the whole trace before it is called not routed.
     if job["packets"]:
+        k = len(job["packets"])
         p0 = dict(job["packets"][0], proto="udp", dport=9)
         mac, peer = macs[p0["iif"]]
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
         s.bind((peer, 0))
-        s.send(frame(p0, mac, marker))
+        s.send(frame(p0, mac, 20000 + k, k))
         s.close()
+        marker = "ether saddr " + ":".join(f"{b:02x}" for b in src_mac(k)) + " "
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not any(
-                (k := packet_key(x)) and k[1] == marker for x in list(seen)):
+        while time.monotonic() < deadline and not any(marker in x for x in list(seen)):
             time.sleep(0.02)
-    out = by_packet(list(seen), sports)
+    out = [r or decide(list(seen), k) or {"verdict": "no-route", "rule": None} for k, r in enumerate(out)]
     mon.terminate()
     json.dump(out, sys.stdout)
 

@@ -56,7 +56,11 @@ class ChronyApplier(DaemonApplier):
         key, crt, stamp, names = nts
         if key.exists() and crt.exists() and read(stamp) == names:
             return False
-        self.ca.issue_server(key, crt, names.split(), desired.cfg.system.hostname)
+        self._fault("chrony.cert")
+        ca = self.ca
+        for f in (key, crt, stamp, ca.key_path, ca.crt_path):
+            self.remember(f)
+        ca.issue_server(key, crt, names.split(), desired.cfg.system.hostname)
         write_atomic(stamp, names)
         return True
 
@@ -67,7 +71,7 @@ class ChronyApplier(DaemonApplier):
         key, crt, stamp, names = nts
         if key.exists() and crt.exists() and read(stamp) == names:
             return []
-        return ["chrony: NTS key/certificate missing or issued for other names"]
+        return ["service chrony: the NTS key/certificate is missing or names other hosts"]
 
     def status_extra(self) -> dict:
         nts = self._nts(self.d.cfg) if self.d.cfg is not None else None

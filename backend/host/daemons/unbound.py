@@ -14,7 +14,9 @@ from ...model.services import dhcp_interfaces
 from ...render import unbound as r_unbound
 from ..applier import Desired
 from . import kea
-from .base import DaemonApplier
+from .base import DaemonApplier, read_bounded_file
+
+MAX_ANSWER = 64 << 20  # unbound-control answers read at most (list_local_data of many leases is large)
 
 
 def unbound_control(sock_path: str, command: str, data: list[str] | None = None, timeout: float = 5.0) -> str:
@@ -28,26 +30,37 @@ def unbound_control(sock_path: str, command: str, data: list[str] | None = None,
             payload += "".join(line + "\n" for line in data) + "\x04\x0a"
         s.sendall(payload.encode())
         out = b""
-        while True:
+        while len(out) < MAX_ANSWER:
             chunk = s.recv(65536)
             if not chunk:
                 break
             out += chunk
-    return out.decode(errors="replace")
+    return out[:MAX_ANSWER].decode(errors="replace")
 
 
-def blocklists(cfg) -> tuple[dict[str, str], list[Problem]]:
+# A blocklist file is read whole and rendered into unbound.conf: the biggest public lists (hosts
+# format, ~1 M names) are ~30 MB; more than 64 MiB is refused rather than risk the agent's memory.
+MAX_BLOCKLIST_BYTES = 64 * 1024 * 1024
+
+
+def blocklists(cfg, files: bool = True) -> tuple[dict[str, str], list[Problem]]:
+    """{name: text} of the enabled blocklists. files=False (requests on the read-only socket)
+    reads none and says so in a warning per list: the agent never opens a path for them."""
     texts, problems = {}, []
     if cfg.dns is None:
         return texts, problems
     for i, b in enumerate(cfg.dns.blocklists):
         if not b.enabled:
             continue
+        if not files:
+            problems.append(Problem(f"dns.blocklists[{i}].file", "not read on the read-only socket "
+                                    "(checked when committed)", "warning"))
+            continue
         try:
-            with open(b.file, encoding="utf-8", errors="replace") as f:
-                texts[b.name] = f.read()
-        except OSError as e:
-            problems.append(Problem(f"dns.blocklists[{i}].file", f"cannot read {b.file}: {e.strerror or e}"))
+            texts[b.name] = read_bounded_file(b.file, MAX_BLOCKLIST_BYTES)
+        except (OSError, ValueError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            problems.append(Problem(f"dns.blocklists[{i}].file", f"cannot read {b.file}: {why}"))
     return texts, problems
 
 
@@ -61,7 +74,7 @@ class UnboundApplier(DaemonApplier):
         self.sync: LeaseSync | None = None
 
     def render(self, desired: Desired) -> tuple[str | None, list[Problem]]:
-        texts, problems = blocklists(desired.cfg)
+        texts, problems = blocklists(desired.cfg, desired.files)
         return r_unbound.render_unbound(desired.cfg, self.d.paths, texts), problems
 
     def check_command(self, f: Path) -> list[str]:
@@ -148,7 +161,8 @@ class LeaseSync(threading.Thread):
         cfg = self.a.d.cfg
         if cfg is None or cfg.dns is None or not cfg.dns.enabled or not cfg.dns.lease_names:
             return set()
-        leases = [r_unbound.LeaseName(x["hostname"], x["address"]) for x in kea.read_leases(self.a.d, cfg)
+        leases = [r_unbound.LeaseName(x["hostname"], x["address"], x.get("interface"))
+                  for x in kea.read_leases(self.a.d, cfg)
                   if x["hostname"] and x.get("type", "address") == "address"]
         static = set(r_unbound.host_records(cfg, []))
         rrs = set()

@@ -49,6 +49,25 @@ def sparkline(values: Sequence[float], width: int, plain: bool = False, top: flo
     return "".join(out).rjust(width)
 
 
+_plan_memo: dict = {}
+
+
+def _bucket_plan(times: Sequence[float], n: int, width: int) -> tuple[list[int], int, int, int]:
+    """Column of each of the last ``n`` samples, the first and last column, and the step; computed
+    once per history and width (a traffic screen draws 400 series over the same times)."""
+    key = (id(times), len(times), n, width)
+    memo = _plan_memo.get("last")
+    if memo is not None and memo[0] == key and memo[1] is times:
+        return memo[2]
+    ts = list(times)[-n:]
+    span = max(ts[-1] - ts[0], n - 1)
+    step = max(1, -(-int(span + 1) // width))
+    idx = [int(t // step) for t in ts]
+    plan = (idx, max(idx[0], idx[-1] - width + 1), idx[-1], step)
+    _plan_memo["last"] = (key, times, plan)
+    return plan
+
+
 def aligned_buckets(times: Sequence[float], values: Sequence[float], width: int) -> tuple[list[float], int]:
     """The samples in at most ``width`` columns of ``step`` seconds each (the peak of each), where a
     column is a fixed stretch of wall-clock time (``t // step``): a sample stays in its column from
@@ -56,18 +75,14 @@ def aligned_buckets(times: Sequence[float], values: Sequence[float], width: int)
     if width <= 0 or not values:
         return [], 1
     n = min(len(times), len(values))
-    times, values = list(times)[-n:], list(values)[-n:]
     if n <= width:
-        return values, 1
-    span = max(times[-1] - times[0], n - 1) if times else n
-    step = max(1, -(-int(span + 1) // width))
-    cols: dict[int, float] = {}
-    for t, v in zip(times, values, strict=True):
-        b = int(t // step)
-        if v > cols.get(b, -1.0):
-            cols[b] = v
-    last = int(times[-1] // step)
-    return [cols.get(b, 0.0) for b in range(last - width + 1, last + 1) if b >= int(times[0] // step)], step
+        return list(values)[-n:], 1
+    idx, first, last, step = _bucket_plan(times, n, width)
+    cols = [0.0] * (last - first + 1)
+    for b, v in zip(idx, list(values)[-n:], strict=True):
+        if b >= first and v > cols[b - first]:
+            cols[b - first] = v
+    return cols, step
 
 
 def _subsequence(small: list, big: list) -> bool:

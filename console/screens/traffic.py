@@ -28,11 +28,17 @@ class TrafficView(BaseView):
         yield LiveTable(TALKER_COLS, id="talkers")
 
     def on_resize(self) -> None:
-        self.query_one("#graph", Static).update(self._graphs())
+        self._draw_graphs()
+
+    def _draw_graphs(self) -> None:
+        key = (id(self.store.history), self.size.width, self.app.plain)
+        if key != getattr(self, "_drawn", None):  # 400 graphs of 200 links: only when data or width moved
+            self._drawn = key
+            self.query_one("#graph", Static).update(self._graphs())
 
     def refresh_view(self, changed: set[str]) -> None:
         if changed & {"history", "interfaces"}:
-            self.query_one("#graph", Static).update(self._graphs())
+            self._draw_graphs()
         if "conntrack" in changed:
             ct = self.store.conntrack or {}
             rows = [(r["src"], (r["src"], str(r["flows"]), str(r["peers"]), human_count(r["packets"]),

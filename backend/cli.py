@@ -291,6 +291,12 @@ def cmd_status(args) -> int:
     for name, svc in (st.get("services") or {}).items():
         extra = f"pid {svc.get('pid')}" if svc.get("pid") else ""
         print(f"service    {name:<10} {svc.get('state', '?'):<10} {extra}")
+    # Commits that outlived their client's wait end up here: running, landed or failed (last 3).
+    for j in (st.get("jobs") or [])[-3:]:
+        when = time.strftime("%H:%M:%S", time.localtime(j.get("finished") or j.get("started") or 0))
+        rev = (j.get("rev") or "-")[:12]
+        extra = f"  {j['error']}" if j.get("error") else ""
+        print(f"job        {j.get('id')} {j.get('kind', 'commit')} {j.get('state'):<8} rev {rev} at {when}{extra}")
     return 0
 
 
@@ -310,7 +316,9 @@ def cmd_trace(args) -> int:
         return 0
     where = "router itself" if r["egress"] == "self" else f"{r['egress']} (zone {r['egress_zone']})"
     print(f"{r['verdict'].upper()}  by {r['rule'] or '-'}   [{r['config']} config]")
-    print(f"  in {args.iif} (zone {r['ingress_zone']}) -> {where if r['egress'] else '-'}   hook {r['hook']}")
+    if not r["egress"]:
+        where = "(not routed: dropped before the routing decision)" if r["hook"] == "prerouting" else "-"
+    print(f"  in {args.iif} (zone {r['ingress_zone']}) -> {where}   hook {r['hook']}")
     for n in r["nat"]:
         print(f"  {n['type']} to {n['to']}   ({n['rule']})")
     if args.verbose:
@@ -565,6 +573,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(e)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `talgate log | head`: the reader left; say nothing more
+        try:
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - flushed at exit, never written
+        except OSError:
+            pass
+        return 0
 
 
 if __name__ == "__main__":

@@ -124,7 +124,7 @@ class TalgateApp(App):
                 if hasattr(s, "refresh_view"):
                     view = s
                     break
-        if view is not None:
+        if view is not None and view.is_mounted:  # not yet composed: screen_shown draws it from the store
             view.update_frame()
             view.refresh_view(changed)
         if self.store.connected:

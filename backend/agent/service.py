@@ -13,7 +13,7 @@ import os
 from typing import Protocol
 
 from ..api import models as m
-from ..api.errors import ApiError, problem
+from ..api.errors import CODES, ApiError, problem
 from ..api.models import Caller
 from ..gitops import Conflict, RepoError
 from ..render.nft import render
@@ -95,19 +95,27 @@ def _problems(ps) -> list[dict]:
     return [p.to_dict() for p in ps]
 
 
+def _known(code: str | None, fallback: str) -> str:
+    if code in CODES:
+        return code
+    if code is not None:
+        log.warning("unknown API error code %r from the pipeline: answering %s", code, fallback)
+    return fallback
+
+
 def _error(e: BaseException) -> ApiError:
     """A pipeline/repo exception → the API error with its code (never decided from message text)."""
     if isinstance(e, ApiError):
         return e
     if isinstance(e, Refused):
-        return ApiError(e.code or "invalid", "refused: nothing was changed", _problems(e.problems),
+        return ApiError(_known(e.code, "invalid"), "refused: nothing was changed", _problems(e.problems),
                         getattr(e, "detail", None))
     if isinstance(e, Conflict):
         return ApiError("conflict", str(e), [problem("base", str(e))], {"head": e.head, "base": e.base})
     if isinstance(e, ApplyFailed):
-        return ApiError(getattr(e, "code", None) or "apply_failed", str(e), detail=getattr(e, "detail", None))
+        return ApiError(_known(getattr(e, "code", None), "apply_failed"), str(e), detail=getattr(e, "detail", None))
     if isinstance(e, RepoError):
-        return ApiError(getattr(e, "code", None) or "bad_request", str(e))
+        return ApiError(_known(getattr(e, "code", None), "bad_request"), str(e))
     raise e
 
 
@@ -137,16 +145,16 @@ class Service:
             hostname = cfg.system.hostname if cfg else None
         except Exception:  # noqa: BLE001 - status must always answer
             hostname = None
-        return m.StatusResponse(**st, sockets=m.Sockets(rw=self.sockets[0], ro=self.sockets[1]),
-                                read_only=caller.read_only, pid=self.pid, hostname=hostname,
-                                jobs=[j.to_dict() for j in self.background.all()])
+        return m.StatusResponse(**{**st, "sockets": m.Sockets(rw=self.sockets[0], ro=self.sockets[1]),
+                                   "read_only": caller.read_only, "pid": self.pid, "hostname": hostname,
+                                   "jobs": [j.to_dict() for j in self.background.all()]})
 
     def _resolve(self, rev: str | None, path: str) -> str:
         """A revision from the request (RepoError → its code, with the parameter's path)."""
         try:
             return self.p.repo.resolve(rev)
         except RepoError as e:
-            raise ApiError(e.code or "bad_request", str(e), [problem(path, str(e))]) from None
+            raise ApiError(_known(e.code, "bad_request"), str(e), [problem(path, str(e))]) from None
 
     def config(self, req: m.RevQuery, caller: Caller) -> m.ConfigResponse:
         r = self._resolve(req.rev, "rev")

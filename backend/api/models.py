@@ -162,8 +162,9 @@ class JobsQuery(Query):
 class Out(BaseModel):
     """A response. Fields may be added (clients ignore unknown ones); none is renamed or removed.
 
-    Attributes are the typed way in; ``answer["field"]`` and ``answer.get("field")`` read the same
-    fields for scripts written against the JSON (an unknown key is a KeyError, as in a dict)."""
+    Attributes are the typed way in; ``answer["field"]``, ``answer.get("field")`` and ``answer ==
+    {...}`` read the same fields for scripts written against the JSON (an unknown key is a
+    KeyError, as in a dict)."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -180,6 +181,14 @@ class Out(BaseModel):
 
     def __contains__(self, key: str) -> bool:
         return key in type(self).model_fields or key in (self.model_extra or {})
+
+    def __eq__(self, other) -> bool:
+        """Equal to a dict with the same JSON (``answer.problems == [{...}]`` in scripts and tests)."""
+        if isinstance(other, dict):
+            return self.model_dump(mode="json") == other
+        return super().__eq__(other)
+
+    __hash__ = None  # mutable, like a dict
 
 
 class Problem(Out):

@@ -1,23 +1,22 @@
 """The ``inet talgate`` table through libnftables' JSON API (one transaction per apply).
 
 Idempotence and drift: the netns's nftables generation id (one netlink round trip) tells whether
-any transaction happened since our last load; only when it moved is our table listed and its
-fingerprint (handles and counter values left out) compared with the one recorded after the load.
+any transaction happened since our last load; only when it moved is our table read (over netlink,
+backend/host/nfnl.py) and its fingerprint (handles and counter values left out) compared with the
+one recorded after the load. Counters are read the same way, without touching any set.
 The pipeline (backend/agent/pipeline.py) keeps that state.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import json
-import re
 import threading
 
 import nftables
 
 from ..model.names import LOG_PREFIX_MAX, NFT_COMMENT_MAX, NFT_NAME_MAX
 from ..render.nft import FAMILY, TABLE, Ruleset
+from . import nfnl
 
 _lock = threading.Lock()
 
@@ -82,97 +81,71 @@ def over_limit(commands: list[dict]) -> str | None:
     return None
 
 
+# Element digests of our named sets, carried across our own transactions that leave a set alone
+# (an update that keeps a 100,000-prefix set), so the fingerprint after them needs no element dump.
+_known = nfnl.ElementDigests()
+
+
+def _touched_sets(commands: list[dict]) -> set[str] | None:
+    """Named sets whose elements a command list may change; None when it may change any."""
+    out: set[str] = set()
+    for c in commands:
+        for verb, obj in c.items():
+            for kind, body in obj.items():
+                if kind == "table":
+                    if verb != "add":
+                        return None
+                elif kind in ("set", "map", "element"):
+                    out.add(body.get("name", ""))
+                elif kind not in ("chain", "rule"):
+                    return None
+    return out
+
+
 def run(commands: list[dict], check_only: bool = False) -> None:
     why = over_limit(commands)
     if why:
         raise NftError(f"not handed to libnftables: {why}")
     n = _nft(dry_run=check_only)
     with _lock:
+        before = None if check_only else genid()
         rc, _out, err = n.json_cmd({"nftables": commands})
+        if before is not None:
+            _known.after(before, genid(), _touched_sets(commands) if rc == 0 else None)
     if rc != 0:
         raise NftError(err.strip() or f"nft exited {rc}")
 
 
-def list_table() -> list[dict] | None:
-    """Our table as the kernel lists it (no handles), or None when absent."""
-    n = _nft()
-    with _lock:
-        rc, out, err = n.json_cmd({"nftables": [{"list": {"table": {"family": FAMILY, "name": TABLE}}}]})
-    if rc != 0:
-        if "No such file" in err or "does not exist" in err:
-            return None
-        raise NftError(err.strip())
-    return [o for o in out.get("nftables", []) if "metainfo" not in o]
-
-
-_COUNTER = re.compile(r'"counter": \{"packets": \d+, "bytes": \d+\}')
-_HANDLE = re.compile(r', "handle": \d+')
-
-
 def fingerprint() -> str | None:
-    """Hash of our table as the kernel lists it, handles and counter values left out, or None when
-    the table is absent. The raw listing is hashed (no JSON walk: a 100,000-element set stays cheap)."""
-    n = _nft()
-    with _lock:
-        rc, out, err = n.cmd(f"list table {FAMILY} {TABLE}")
-    if rc != 0:
-        if "No such file" in err or "does not exist" in err:
-            return None
-        raise NftError(err.strip())
-    return hashlib.sha256(_HANDLE.sub("", _COUNTER.sub('"counter": null', out)).encode()).hexdigest()
+    """Hash of our table as the kernel holds it (chains, sets and their elements, rules, objects),
+    handles and counter values left out, or None when the table is absent. Read over netlink
+    (backend/host/nfnl.py): libnftables would also parse every set element into JSON."""
+    try:
+        return nfnl.table_fingerprint(FAMILY, TABLE, _known)
+    except (OSError, nfnl.NetlinkError, nfnl.Interrupted) as e:
+        raise NftError(f"reading table {FAMILY} {TABLE}: {e}") from None
 
 
 def render_hash(rs: Ruleset) -> str:
-    return hashlib.sha256(json.dumps(rs.create_commands(), sort_keys=True).encode()).hexdigest()
+    return rs.digest()
 
 
 def counters() -> dict[str, dict]:
-    """Packets/bytes per rule comment, summed over the rules that share one."""
-    out: dict[str, dict] = {}
-    for o in list_table() or []:
-        r = o.get("rule")
-        if not r or "comment" not in r:
-            continue
-        for e in r.get("expr", []):
-            c = e.get("counter") if isinstance(e, dict) else None
-            if isinstance(c, dict):
-                d = out.setdefault(r["comment"], {"packets": 0, "bytes": 0})
-                d["packets"] += c.get("packets", 0)
-                d["bytes"] += c.get("bytes", 0)
-    return out
+    """Packets/bytes per rule comment ("rule NAME", "zone Z input", …), summed over the rules that
+    share one; {} when the table is absent. One netlink dump of our table's rules: no set element
+    is read, so a 100,000-prefix set costs nothing here."""
+    try:
+        return nfnl.rule_counters(FAMILY, TABLE)
+    except (OSError, nfnl.NetlinkError, nfnl.Interrupted) as e:
+        raise NftError(f"reading counters of table {FAMILY} {TABLE}: {e}") from None
 
 
 # -- the ruleset generation id: a cheap "did anything change?" -------------------------------
 
-NETLINK_NETFILTER = 12
-NFNL_SUBSYS_NFTABLES = 10
-NFT_MSG_GETGEN = 16
-NFTA_GEN_ID = 1
-
-
 def genid() -> int:
     """The netns's nftables generation id (bumped by every committed transaction, any table).
     One netlink round trip: cheap enough to poll, unlike listing a table with a big set."""
-    import socket
-    import struct
-
-    s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
     try:
-        s.bind((0, 0))
-        msg_type = (NFNL_SUBSYS_NFTABLES << 8) | NFT_MSG_GETGEN
-        body = struct.pack("=BBH", socket.AF_UNSPEC, 0, 0)
-        s.send(struct.pack("=IHHII", 16 + len(body), msg_type, 1, 1, 0) + body)  # NLM_F_REQUEST
-        data = s.recv(65536)
-    finally:
-        s.close()
-    length, mtype, _flags, _seq, _pid = struct.unpack_from("=IHHII", data)
-    if mtype == 2:  # NLMSG_ERROR
-        (err,) = struct.unpack_from("=i", data, 16)
-        raise NftError(f"nft generation id: netlink error {err}")
-    off = 16 + 4
-    while off + 4 <= length:
-        alen, atype = struct.unpack_from("=HH", data, off)
-        if atype & 0x3FFF == NFTA_GEN_ID:
-            return struct.unpack_from("!I", data, off + 4)[0]
-        off += (alen + 3) & ~3
-    raise NftError("nft generation id: no NFTA_GEN_ID in the answer")
+        return nfnl.genid()
+    except (OSError, nfnl.NetlinkError) as e:
+        raise NftError(f"nft generation id: {e}") from None

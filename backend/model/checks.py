@@ -91,7 +91,7 @@ def rule_families(cfg: RouterConfig, r: Rule) -> set[int]:
         if side:
             side_fams: set[int] = set()
             for a in side:
-                side_fams |= set_families(cfg, a) if a in cfg.sets else {ipaddress.ip_network(a).version}
+                side_fams |= set_families(cfg, a) if a in cfg.sets else {prefix.parse(a)[0]}
             fams &= side_fams
     return fams
 

@@ -33,6 +33,14 @@ MAX_PROBLEMS = 200     # problems reported for one document; the rest are counte
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml when available
     """SafeLoader that refuses duplicate mapping keys (PyYAML silently keeps the last)."""
 
+    def resolve(self, kind, value, implicit):
+        # A plain scalar holding "/" (an address prefix) matches none of YAML 1.1's implicit types
+        # (bool, int, float, null, timestamp, merge, value): a string, without trying their
+        # regexes. A 100,000-prefix set spends most of its parse time there otherwise.
+        if kind is yaml.ScalarNode and implicit[0] and "/" in value:
+            return self.DEFAULT_SCALAR_TAG
+        return super().resolve(kind, value, implicit)
+
 
 def _construct_mapping(loader, node, deep=False):
     seen: dict = {}

@@ -34,9 +34,13 @@ def parse(s: str) -> tuple[int, int, int, str]:
 def disjoint(items: list[tuple[int, int, int, str]]) -> list[tuple[int, int, int, str]]:
     """Drop prefixes nested in another one (CIDR prefixes never partly overlap), sorted."""
     out: list[tuple[int, int, int, str]] = []
-    for it in sorted(items, key=lambda t: (t[0], t[1], -t[2])):
-        if out and out[-1][0] == it[0] and it[2] <= out[-1][2]:
-            continue
+    for it in sorted(items):  # plain tuple order (no key function): prefixes sharing a start come
+        if out and out[-1][0] == it[0]:  # smallest first, so a larger one replaces the last kept
+            if it[2] <= out[-1][2]:
+                continue
+            if it[1] == out[-1][1]:
+                out[-1] = it
+                continue
         out.append(it)
     return out
 

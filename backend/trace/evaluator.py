@@ -12,6 +12,7 @@ packets against nftrace in a private namespace) and tests/lab/test_trace_lab.py 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import asdict, dataclass, field
 
@@ -93,10 +94,21 @@ class _Verdict(Exception):
 class Tracer:
     def __init__(self, cfg: RouterConfig, rs: Ruleset | None = None):
         self.cfg = cfg
-        self.rs = rs or render(cfg)
-        self.chains = {c.name: c for c in self.rs.chains}
-        self._set_elems = {s.name: s.elements for s in self.rs.sets}
+        self._rs = rs
         self._sets: dict[str, RangeSet] = {}  # parsed on first use: big sets cost nothing until needed
+
+    # Rendered on first use: route() (the lockout check's "where does my SSH come from") needs none.
+    @functools.cached_property
+    def rs(self) -> Ruleset:
+        return self._rs or render(self.cfg)
+
+    @functools.cached_property
+    def chains(self) -> dict:
+        return {c.name: c for c in self.rs.chains}
+
+    @functools.cached_property
+    def _set_elems(self) -> dict:
+        return {s.name: s.elements for s in self.rs.sets}
 
     def _set(self, name: str) -> RangeSet:
         rs = self._sets.get(name)

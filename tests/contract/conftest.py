@@ -11,6 +11,7 @@ message text. Every test leaves HEAD as it found it (``restore``), also on failu
 from __future__ import annotations
 
 import json
+import os
 import socket
 
 import pytest
@@ -21,10 +22,11 @@ from backend.testing import InProcessAgent
 
 
 class Target:
-    def __init__(self, name: str, client: AgentClient, ro_client: AgentClient, make_client, raw):
+    def __init__(self, name: str, client: AgentClient, ro_client: AgentClient, make_client, raw, fault):
         self.name, self.client, self.ro_client = name, client, ro_client
         self.make_client = make_client  # who=… → a read-write client claiming that identity
         self.raw = raw                  # (method, path, body bytes) → (status, JSON): no client checks
+        self.fault = fault              # stage → that stage raises (None: no fault); stages as in pipeline.py
 
 
 def _unix_raw(path: str):
@@ -59,19 +61,39 @@ def _inprocess_raw(agent: InProcessAgent):
 def target(request, tmp_path_factory):
     if request.param == "inprocess":
         agent = InProcessAgent(example_config())
+
+        def fault(stage: str | None) -> None:
+            def fail(s: str) -> None:
+                if s == stage:
+                    raise RuntimeError(f"injected fault at {s}")
+
+            agent.pipeline.faults = fail if stage else None
+
         try:
             yield Target("inprocess", agent.client, agent.ro_client,
-                         lambda who: AgentClient(transport=agent.client.transport, who=who), _inprocess_raw(agent))
+                         lambda who: AgentClient(transport=agent.client.transport, who=who), _inprocess_raw(agent),
+                         fault)
         finally:
             agent.close()
         return
     from tests.lab.conftest import new_lab
 
-    lab = new_lab(tmp_path_factory)
+    faults = tmp_path_factory.mktemp("faults") / "faults.json"
+    faults.write_text("{}")
+    old = os.environ.get("TALGATE_FAULTS")
+    os.environ["TALGATE_FAULTS"] = str(faults)  # read by the lab's agent (pipeline._fault_file)
+    try:
+        lab = new_lab(tmp_path_factory)
+    finally:
+        if old is None:
+            os.environ.pop("TALGATE_FAULTS", None)
+        else:
+            os.environ["TALGATE_FAULTS"] = old
     try:
         yield Target("lab", AgentClient(lab.socket, who={"author": "contract"}),
                      AgentClient(lab.ro_socket, who={"author": "contract"}),
-                     lambda who: AgentClient(lab.socket, who=who), _unix_raw(lab.socket))
+                     lambda who: AgentClient(lab.socket, who=who), _unix_raw(lab.socket),
+                     lambda stage: faults.write_text(json.dumps({stage: "raise"} if stage else {})))
     finally:
         lab.down()
 

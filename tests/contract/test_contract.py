@@ -195,3 +195,19 @@ def test_unchanged_commit_is_a_no_op(api):
     head = api.client.status().head
     r = api.client.commit(api.client.config().text, "same", base=head)
     assert r.rev == head and r.changes == 0 and r.message
+
+
+def test_apply_failure_restores_and_says_where(api):
+    head = api.client.status().head
+    candidate = edited(lambda d: d["rules"].append({"name": "open-2222", "from": "wan", "to": "self", "proto": "tcp",
+                                                    "dport": 2222, "action": "accept"}))
+    api.fault("nftables")  # the nftables applier fails after it changed things
+    try:
+        e = refused(lambda: api.client.commit(candidate, "fails half-way", base=head), "apply_failed")
+    finally:
+        api.fault(None)
+    assert e.detail["stage"] == "nftables" and e.detail["restored"] == head and e.detail["restore_errors"] == []
+    st = api.client.status()
+    assert st.head == head and st.last_error
+    r = api.client.commit(candidate, "lands once the fault is gone", base=head)
+    assert r.rev != head and api.client.status().last_error is None

@@ -19,7 +19,7 @@ import pytest
 from backend.client import AgentError
 from backend.host.services import SERVICES
 
-from ..security.test_atomic import BASE, candidate
+from ..security.test_atomic import APPLIERS, BASE, candidate
 from .conftest import new_lab
 from .util import LabHelper
 
@@ -95,7 +95,9 @@ def _assert_restored(lab: AtomicLab, before: dict, err: AgentError, stage: str) 
     assert st.returncode == 0 and "restored" in st.stdout, st.stdout
 
 
-STAGES = ["net", "nft", "services", "chrony.cert", "advance"] + [
+# Each registered applier fails in turn after it changed things (the stage is its name), then the
+# groups, each daemon's write and reload, the NTS certificate and HEAD's move.
+STAGES = APPLIERS + ["net", "nft", "services", "chrony.cert", "advance"] + [
     f"{svc}.{what}" for svc in SERVICES for what in ("write", "reload")]
 
 

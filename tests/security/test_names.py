@@ -532,7 +532,7 @@ def test_read_only_validate_with_long_zone_names_and_log_keeps_the_agent_alive()
         before = h.kernel_state()
         agent_pid = lab.meta()["pids"]["agent"]
         code = ("import json, sys\nfrom backend.client import AgentClient\n"
-                "print(json.dumps(AgentClient(sys.argv[1]).validate(sys.stdin.read())))\n")
+                "print(json.dumps(AgentClient(sys.argv[1]).validate(sys.stdin.read()).model_dump(mode='json')))\n")
         r = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
                             sys.executable, "-c", code, lab.ro_socket], input=text, capture_output=True, text=True,
                            timeout=120, cwd=REPO_ROOT)

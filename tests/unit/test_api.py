@@ -130,3 +130,19 @@ def test_query_strings_are_bounded():
     status, out = dispatch(Recorder(), "GET", "/v1/log?" + "&".join(f"x{i}=1" for i in range(60)), {},
                            m.Caller(1, 1, "u", read_only=True))
     assert status == 400 and out["code"] == "bad_request" and out["problems"][0]["path"] == "(query)"
+
+
+def test_responses_compare_equal_to_their_json():
+    p = m.Problem(path="a", message="b")
+    assert p == {"path": "a", "message": "b", "severity": "error"} and p != {"path": "a"}
+    assert m.ValidateResponse(ok=False, problems=[p]).problems == [{"path": "a", "message": "b", "severity": "error"}]
+
+
+def test_every_code_the_backend_raises_is_in_the_table():
+    import re
+
+    used = set()
+    for f in ("backend/agent/pipeline.py", "backend/gitops/repo.py", "backend/agent/service.py"):
+        used |= set(re.findall(r'code="([a-z_]+)"', (ROOT / f).read_text()))
+        used |= set(re.findall(r'ApiError\(\s*"([a-z_]+)"', (ROOT / f).read_text()))
+    assert used and used <= set(CODES), used - set(CODES)

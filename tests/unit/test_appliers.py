@@ -200,3 +200,16 @@ def test_the_listed_changes_are_bounded_the_count_is_exact(tmp_path):
     assert res["changes"] == res["net"] + res["nft"] + res["services"] and res["services"] >= 250
     assert len(res["applied"]) == 101 and res["applied"][-1].endswith("more")
     assert p.status()["last_apply"]["applied"] == res["applied"]
+
+
+def test_network_check_names_missing_links_and_route_interfaces_from_facts(tmp_path):
+    from backend.host.network import NetworkApplier
+
+    text = example_config().replace("  - {name: default-v6", "  - {name: via-dmz, to: 10.8.0.0/16, interface: dmz0}\n"
+                                                          "  - {name: default-v6")
+    cfg = load_config(text.replace("  mgmt0:\n", "  dmz0:\n    enabled: false\n  mgmt0:\n"))
+    a = NetworkApplier(HostContext(tmp_path))
+    d = Desired(cfg, Facts(links={"wan0", "lan0", "guest0"}))
+    assert [(p.path, p.message) for p in a.check(d)] == [
+        ("interfaces.mgmt0", "no such link in the router's network namespace"),
+        ("routes[1].interface", "no such link 'dmz0' in the router's network namespace")]

@@ -48,3 +48,9 @@ def test_unreachable_agent_is_a_clear_error(tmp_path):
 def test_version():
     r = talgate("--version")
     assert r.returncode == 0 and r.stdout.startswith("talgate ")
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    r = subprocess.run(f"{sys.executable} -m backend.cli config schema | true",
+                       shell=True, capture_output=True, text=True)
+    assert r.stderr == "", r.stderr

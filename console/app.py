@@ -22,20 +22,21 @@ from .dialogs import ChoiceScreen, TraceScreen
 from .forms import TextScreen
 from .screens.changes import ChangesView
 from .screens.dashboard import DashboardView
+from .screens.events import EventsView
 from .screens.firewall import FirewallView
 from .screens.interfaces import InterfacesView
 from .screens.leases import LeasesView
 from .screens.nat import NatView
 from .screens.traffic import TrafficView
 from .store import NEEDS, Store
-from .theme import css, plain_terminal
+from .theme import css, plain_terminal, use_plain_glyphs
 
 _BARS = (list(ScrollBarRender.VERTICAL_BARS), list(ScrollBarRender.HORIZONTAL_BARS))
 VIEWS = {"dashboard": DashboardView, "interfaces": InterfacesView, "firewall": FirewallView, "nat": NatView,
-         "traffic": TrafficView, "changes": ChangesView, "leases": LeasesView}
+         "traffic": TrafficView, "changes": ChangesView, "leases": LeasesView, "events": EventsView}
 ALIASES = {"dash": "dashboard", "d": "dashboard", "if": "interfaces", "ifaces": "interfaces", "fw": "firewall",
            "rules": "firewall", "tr": "traffic", "log": "changes", "history": "changes", "diff": "changes",
-           "dhcp": "leases", "q": "quit", "quit": "quit", "exit": "quit"}
+           "dhcp": "leases", "audit": "events", "ev": "events", "q": "quit", "quit": "quit", "exit": "quit"}
 COMMANDS = {"trace": "trace", "confirm": "confirm", "edit": "edit"}  # :NAME [ARG] → action_NAME([ARG])
 
 
@@ -51,6 +52,7 @@ class TalgateApp(App):
         Binding("5", "view('traffic')", "traffic"),
         Binding("6", "view('changes')", "changes"),
         Binding("7", "view('leases')", "leases"),
+        Binding("8", "view('events')", "events"),
         Binding("C", "confirm", "CONFIRM", key_display="C"),
         Binding("colon", "prompt('cmd')", "cmd", key_display=":"),
         Binding("slash", "prompt('filter')", "filter", key_display="/"),
@@ -73,6 +75,7 @@ class TalgateApp(App):
         # colour only. (A class attribute in Textual: set both ways, since tests run several apps.)
         ScrollBarRender.VERTICAL_BARS = [" "] * 8 if self.plain else _BARS[0]
         ScrollBarRender.HORIZONTAL_BARS = [" "] * 8 if self.plain else _BARS[1]
+        use_plain_glyphs(self.plain)  # [x]/[ ] checkboxes, ASCII arrows, <placeholders>
         self.store = Store(client, read_only=read_only)
         self.write_client = write_client or client
         self.poll_interval = poll_interval
@@ -110,7 +113,8 @@ class TalgateApp(App):
 
     def screen_shown(self, view) -> None:
         view.update_frame()
-        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases"})
+        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases",
+                           "audit"})
         self.poll_soon()
 
     def poll_soon(self) -> None:
@@ -137,7 +141,7 @@ class TalgateApp(App):
                 if hasattr(s, "refresh_view"):
                     view = s
                     break
-        if view is not None:
+        if view is not None and view.is_mounted:  # not yet composed: screen_shown draws it from the store
             view.update_frame()
             view.refresh_view(changed)
         if self.store.connected:

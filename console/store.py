@@ -22,6 +22,7 @@ NEEDS = {
     "traffic": {"interfaces", "history", "conntrack"},
     "changes": {"log"},
     "leases": {"leases"},
+    "events": {"audit"},
 }
 
 
@@ -45,6 +46,7 @@ class Store:
     conntrack: dict = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)
     leases: list[dict] = field(default_factory=list)
+    audit: list[dict] = field(default_factory=list)  # the agent's audit log (events screen)
     problems: list[dict] = field(default_factory=list)
     nft_diff: str | None = None
     candidate: Candidate = field(default_factory=Candidate)
@@ -105,6 +107,8 @@ class Store:
                         out[n] = _plain(self.client.log(100))
                     elif n == "leases":
                         out[n] = _plain(self.client.leases())
+                    elif n == "audit":
+                        out[n] = self.client.audit(200)
                 except AgentUnreachable:
                     raise
                 except AgentError as e:
@@ -148,7 +152,7 @@ class Store:
                 # Keep the edits; the commit will name the old base and the agent will refuse it.
                 self.candidate.head_rev_latest = cfg["rev"]
                 changed.add("config")
-        for n in ("interfaces", "history", "counters", "conntrack", "log", "leases"):
+        for n in ("interfaces", "history", "counters", "conntrack", "log", "leases", "audit"):
             if n in out and out[n] != getattr(self, n, None):
                 # Equal data is not a change: a 1,000-row table is not re-diffed for nothing.
                 setattr(self, n, out[n])

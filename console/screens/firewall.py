@@ -13,7 +13,7 @@ from ..widgets import LiveTable, human_count
 from .base import BaseView
 from .editing import RULE_FIELDS, ListEditing, check_item, fields_for, item_from
 
-RULE_COLS = [("#", 3), ("name", 18), ("from", 7), ("to", 7), ("proto", 5), ("dport", 9), ("action", 6), ("hits", 7)]
+RULE_COLS = [("#", 3), ("name", 18, "key"), ("from", 7), ("to", 7), ("proto", 5), ("dport", 9), ("action", 6), ("hits", 7)]
 POLICY_COLS = [("from", 10), ("to", 10), ("action", 8), ("log", 4), ("hits", 8), ("bytes", 8)]
 ZONE_COLS = [("zone", 10), ("interfaces", 24), ("input", 7), ("forward", 7), ("in hits", 8), ("fwd hits", 8)]
 

@@ -8,34 +8,36 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 
-from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import App
 from textual.binding import Binding
 from textual.scrollbar import ScrollBarRender
 
 from backend.client import AgentError, AgentUnreachable
 
-from .dialogs import TraceScreen
+from . import state
+from .dialogs import ChoiceScreen, TraceScreen
 from .forms import TextScreen
 from .screens.changes import ChangesView
 from .screens.dashboard import DashboardView
+from .screens.events import EventsView
 from .screens.firewall import FirewallView
 from .screens.interfaces import InterfacesView
 from .screens.leases import LeasesView
 from .screens.nat import NatView
 from .screens.traffic import TrafficView
 from .store import NEEDS, Store
-from .theme import css, plain_terminal
+from .theme import css, plain_terminal, use_plain_glyphs
 
 _BARS = (list(ScrollBarRender.VERTICAL_BARS), list(ScrollBarRender.HORIZONTAL_BARS))
 VIEWS = {"dashboard": DashboardView, "interfaces": InterfacesView, "firewall": FirewallView, "nat": NatView,
-         "traffic": TrafficView, "changes": ChangesView, "leases": LeasesView}
+         "traffic": TrafficView, "changes": ChangesView, "leases": LeasesView, "events": EventsView}
 ALIASES = {"dash": "dashboard", "d": "dashboard", "if": "interfaces", "ifaces": "interfaces", "fw": "firewall",
            "rules": "firewall", "tr": "traffic", "log": "changes", "history": "changes", "diff": "changes",
-           "dhcp": "leases", "q": "quit", "quit": "quit", "exit": "quit"}
-COMMANDS = {"trace": "trace", "confirm": "confirm"}  # :NAME → action_NAME
+           "dhcp": "leases", "audit": "events", "ev": "events", "q": "quit", "quit": "quit", "exit": "quit"}
+COMMANDS = {"trace": "trace", "confirm": "confirm", "edit": "edit"}  # :NAME [ARG] → action_NAME([ARG])
 
 
 class TalgateApp(App):
@@ -50,17 +52,20 @@ class TalgateApp(App):
         Binding("5", "view('traffic')", "traffic"),
         Binding("6", "view('changes')", "changes"),
         Binding("7", "view('leases')", "leases"),
+        Binding("8", "view('events')", "events"),
         Binding("C", "confirm", "CONFIRM", key_display="C"),
         Binding("colon", "prompt('cmd')", "cmd", key_display=":"),
         Binding("slash", "prompt('filter')", "filter", key_display="/"),
         Binding("question_mark", "help", "help", key_display="?"),
+        Binding("E", "edit_yaml", "$EDITOR", key_display="E", show=False),  # in ? help; the footer is full
+        Binding("e", "edit_yaml", "", show=False),  # e where a screen has no edit of its own
         Binding("ctrl+l", "redraw", "redraw", show=False),
         Binding("q", "quit", "quit"),
         Binding("ctrl+c", "quit", "quit", show=False, priority=True),
     ]
 
     def __init__(self, client, read_only: bool = False, poll_interval: float = 1.0, plain: bool | None = None,
-                 start: str = "dashboard", write_client=None):
+                 start: str = "dashboard", write_client=None, state_path=None):
         self.plain = plain_terminal() if plain is None else plain
         TalgateApp.CSS = css(self.plain)
         super().__init__(ansi_color=True if self.plain else None)
@@ -70,6 +75,7 @@ class TalgateApp(App):
         # colour only. (A class attribute in Textual: set both ways, since tests run several apps.)
         ScrollBarRender.VERTICAL_BARS = [" "] * 8 if self.plain else _BARS[0]
         ScrollBarRender.HORIZONTAL_BARS = [" "] * 8 if self.plain else _BARS[1]
+        use_plain_glyphs(self.plain)  # [x]/[ ] checkboxes, ASCII arrows, <placeholders>
         self.store = Store(client, read_only=read_only)
         self.write_client = write_client or client
         self.poll_interval = poll_interval
@@ -78,6 +84,15 @@ class TalgateApp(App):
         self._poll_timer = None
         self._poll_again = False  # poll_soon() during a poll: poll again when it lands
         self._pending = False
+        # Type-ahead (issue 13): keys are handled one at a time, each after the last one's effects
+        # (a prompt opening, focus moving, a screen mounting) settled; keys arriving meanwhile wait in
+        # order in _held, like a shell's input buffer.
+        self._held: list[events.Key] | None = None
+        # The staged candidate survives a restart in a per-user state file (None: not kept, as in tests).
+        self.state_path = state_path
+        self._restore = "start" if state_path else "done"  # start → asking → done
+        self._saved_gen: int | None = None
+        self._quitting = False
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -90,10 +105,16 @@ class TalgateApp(App):
                 pass
         self.switch_mode(self.start_view)
         self.poll()
+        if self.state_path:
+            self.set_interval(1.0, self.persist_candidate)
+
+    def on_unmount(self) -> None:
+        self.persist_candidate()
 
     def screen_shown(self, view) -> None:
         view.update_frame()
-        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases"})
+        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases",
+                           "audit"})
         self.poll_soon()
 
     def poll_soon(self) -> None:
@@ -125,6 +146,13 @@ class TalgateApp(App):
             view.refresh_view(changed)
         if self.store.connected:
             self.first_data.set()
+        if "auto_rollback" in changed:
+            r = self.store.auto_rollback
+            self.notify(f"commit {(r['rev'] or '?')[:8]} was not confirmed in time: rolled back by the agent "
+                        f"(HEAD {(r['to'] or '?')[:8]})", severity="error", timeout=30)
+        if self._restore == "start" and self.store.candidate.head_rev:
+            self._offer_restore()
+        self.persist_candidate()
         pending = bool(self.store.confirm_pending)
         if pending != self._pending:  # the confirm key shows in the footer only while a confirm is pending
             self._pending = pending
@@ -139,6 +167,153 @@ class TalgateApp(App):
         self._poll_timer = None
         self.poll()
 
+    # -- type-ahead ----------------------------------------------------------------------
+
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key) and not event.is_forwarded:
+            if self._held is not None:
+                self._held.append(event)
+                return
+            self._held = []
+            try:
+                await super().on_event(event)
+            finally:
+                self._settle_then_replay()
+                self.persist_candidate()
+            return
+        await super().on_event(event)
+
+    def _busy(self) -> bool:
+        """Is any message pump of the app or the active screen still working on something?
+        (Textual internals: if they change, keys are simply no longer held — never lost.)"""
+        try:
+            pumps = [self, *self.screen.walk_children(with_self=True)]
+            return any(p._message_queue.qsize() or p._pending_message is not None or p._next_callbacks  # noqa: SLF001
+                       for p in pumps)
+        except AttributeError:
+            return False
+        except Exception:  # noqa: BLE001 - no screen yet (start-up, shutdown)
+            return True
+
+    def _settle_then_replay(self) -> None:
+        async def wait() -> None:
+            deadline = time.monotonic() + 1.0  # a busy UI must not hold keys for ever
+            quiet = 0
+            try:
+                while quiet < 3 and time.monotonic() < deadline:
+                    await asyncio.sleep(0)
+                    quiet = 0 if self._busy() else quiet + 1
+            finally:
+                self.call_later(self._replay)
+
+        self._settle_task = asyncio.get_running_loop().create_task(wait())
+
+    async def _replay(self) -> None:
+        held, self._held = self._held or [], None
+        if not held:
+            return
+        first, rest = held[0], held[1:]
+        self._held = []
+        try:
+            await super().on_event(first)
+        finally:
+            self._held[:0] = rest
+            self._settle_then_replay()
+
+    # -- the candidate across restarts --------------------------------------------------
+
+    def persist_candidate(self) -> None:
+        """Keep the state file in step with the candidate: written when it changed, removed when nothing
+        is staged (committed or discarded). Not before the saved one was offered back."""
+        cand = self.store.candidate
+        if self.state_path is None or self.store.read_only or self._restore in ("start", "asking"):
+            return
+        if self._restore == "later":  # the saved one was left for later: kept until this session stages
+            if not cand.dirty:
+                return
+            self._restore = "done"
+        if cand.generation == self._saved_gen:
+            return
+        try:
+            if cand.dirty:
+                state.save(self.state_path, cand.text(), cand.head_rev, (self.store.status or {}).get("hostname"))
+            else:
+                state.clear(self.state_path)
+            self._saved_gen = cand.generation
+        except OSError as e:
+            self._saved_gen = cand.generation  # say it once, not every second
+            self.notify(f"cannot keep the candidate in {self.state_path}: {e.strerror or e}", severity="warning")
+
+    def _offer_restore(self) -> None:
+        saved = state.load(self.state_path)
+        cand = self.store.candidate
+        if not saved or self.store.read_only or saved["candidate"] == cand.head_text:
+            self._restore = "done"
+            return
+        self._restore = "asking"
+        base = saved.get("base")
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(saved.get("saved") or 0))
+        on = "the current HEAD" if base == cand.head_rev else \
+            f"revision {(base or '?')[:12]} (HEAD has moved since: you can rebase it)"
+        msg = (f"A staged candidate was kept when the console closed ({when}), made on {on}.\n"
+               f"Restore it? (d discards it for good; esc decides later: it stays in {self.state_path})")
+
+        def answered(choice):
+            if choice == "restore":
+                self._restore_candidate(saved)
+            elif choice == "discard":
+                state.clear(self.state_path)
+                self._restore = "done"
+            else:
+                self._restore = "later"  # left alone: not overwritten by this session (unless it stages)
+
+        self.push_screen(ChoiceScreen(msg, [("r", "restore", "restore"), ("d", "discard", "discard")],
+                                      title="staged work from the last session"), answered)
+
+    def _restore_candidate(self, saved: dict) -> None:
+        from .candidate import _load
+
+        cand = self.store.candidate
+        data = _load(saved["candidate"])
+        base = saved.get("base")
+        if base == cand.head_rev:
+            cand.replace(data)
+            self._restored(None)
+            return
+
+        def fetched(base_text: str | None, err: str | None) -> None:
+            if base_text is None:
+                # Not this box's history (another router, a re-made repo): never laid onto an unrelated HEAD.
+                self._restore = "later"
+                self.notify(err, severity="warning", timeout=15)
+                return
+            latest = cand.head_rev_latest or cand.head_rev
+            cand.reset(base_text, base)
+            cand.replace(data)
+            cand.head_rev_latest = latest  # HEAD moved: the banner and the rebase offer follow
+            self._restored(None)
+
+        def work_() -> None:
+            try:
+                text, err = self.store.client.config(base).text, None
+            except (AgentError, AgentUnreachable) as e:
+                text, err = None, (f"not restored: its base revision {(base or '-')[:12]} is not in this agent's "
+                                   f"history ({getattr(e, 'message', e)}); the file stays: {self.state_path}")
+            self.call_from_thread(fetched, text, err)
+
+        self.run_worker(work_, thread=True, group="restore")
+
+    def _restored(self, err: str | None) -> None:
+        self._restore = "done"
+        self._saved_gen = None
+        self.notify(err or f"candidate restored: {len(self.store.candidate.changes())} staged change(s)",
+                    severity="warning" if err else "information")
+        view = self.screen if hasattr(self.screen, "refresh_view") else None
+        if view is not None:
+            view.update_frame()
+            view.refresh_view({"edit", "config"})
+        self.persist_candidate()
+
     # -- actions -----------------------------------------------------------------------
 
     def action_view(self, name: str) -> None:
@@ -148,6 +323,8 @@ class TalgateApp(App):
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "confirm":
             return bool(self.store.confirm_pending) and not self.store.read_only
+        if action in ("edit_yaml", "edit"):
+            return not self.store.read_only
         return True
 
     def run_command(self, text: str) -> None:
@@ -155,15 +332,38 @@ class TalgateApp(App):
         if not word:
             return
         if word in COMMANDS:
-            getattr(self, f"action_{COMMANDS[word]}")()
+            arg = text.strip().lstrip(":").partition(" ")[2].strip()
+            getattr(self, f"action_{COMMANDS[word]}")(*([arg] if arg else []))
             return
         name = ALIASES.get(word) or next((v for v in VIEWS if v.startswith(word)), None)
         if name == "quit":
-            self.exit()
+            self.action_quit()
         elif name:
             self.action_view(name)
         else:
             self.notify(f"unknown command :{word}", severity="error")
+
+    def action_quit(self) -> None:
+        """q / ctrl+c / :quit. With staged changes it asks first; a second ctrl+c while asking quits."""
+        cand = self.store.candidate
+        if self._quitting or not cand.dirty or self.store.read_only:
+            self.persist_candidate()
+            self.exit()
+            return
+        self._quitting = True
+        n = len(cand.changes())
+        kept = (f"They are kept in {self.state_path} and offered when the console starts again."
+                if self.state_path else "They will be lost.")
+        msg = f"{n} staged change{'s' if n != 1 else ''} not committed. {kept}"
+
+        def answered(quit_):
+            self._quitting = False
+            if quit_:
+                self.persist_candidate()
+                self.exit()
+
+        self.push_screen(ChoiceScreen(msg, [("q", "quit", True), ("y", "", True), ("n", "keep editing", False)],
+                                      cancel=False, title="quit?"), answered)
 
     def action_prompt(self, mode: str) -> None:
         if hasattr(self.screen, "open_prompt"):
@@ -182,7 +382,7 @@ class TalgateApp(App):
             if not err and result:
                 self.notify(f"commit {str(result.rev)[:8]} confirmed: it stays", severity="information")
 
-        self.write("confirm", lambda c: c.confirm(), done)
+        self.write("confirm", lambda c: c.confirm(), done, toast=False)
 
     def action_trace(self, packet: dict | None = None) -> None:
         """The packet tracer dialog (a read: works in read-only mode too)."""
@@ -199,33 +399,35 @@ class TalgateApp(App):
 
         self.push_screen(screen, closed)
 
+    def action_edit_yaml(self) -> None:
+        """The candidate router.yaml in $EDITOR (like `kubectl edit`); see console/editor.py."""
+        from .editor import edit_in_editor
+
+        edit_in_editor(self)
+
+    def action_edit(self, path: str = "") -> None:
+        """:edit SECTION — the form/entries editor of any part of the document (:edit alone lists them)."""
+        from .screens.sections import open_section
+
+        open_section(self, path)
+
     def action_redraw(self) -> None:
         self.refresh(layout=True, repaint=True)
         self.screen.refresh(layout=True, repaint=True)
 
     def action_help(self) -> None:
-        lines = [f"keys of the {getattr(self.screen, 'NAME', 'current')} screen", ""]
-        seen = set()
-        for _key, active in self.screen.active_bindings.items():
-            b = active.binding
-            if active.node not in (self.screen, self) or not active.enabled or not b.description \
-                    or (b.action, b.key) in seen:
-                continue
-            seen.add((b.action, b.key))
-            lines.append(f"  {self.get_key_display(b):<10} {b.description}")
-        lines += ["", "  :name      go to a screen (dashboard interfaces firewall nat traffic changes leases)",
-                  "  :trace     packet tracer; :confirm keeps a commit waiting for confirmation (also C)",
-                  "  up/down    move in a table; enter opens, esc closes a dialog or the prompt",
-                  "  ctrl+l     redraw the terminal; ctrl+c quits too"]
-        self.push_screen(TextScreen("help", Text("\n".join(lines))))
+        from .help import help_text
+
+        self.push_screen(TextScreen(f"help: {getattr(self.screen, 'NAME', 'keys')}", help_text(self, self.screen)))
 
     # -- writes (in workers; the UI never blocks on the agent) ----------------------------
 
-    def write(self, what: str, fn, on_done=None) -> None:
-        self._write(what, fn, on_done)
+    def write(self, what: str, fn, on_done=None, toast: bool = True) -> None:
+        """``toast``: say '<what>: done' on success (off when on_done says it better: one toast per action)."""
+        self._write(what, fn, on_done, toast)
 
     @work(thread=True, group="write")
-    def _write(self, what: str, fn, on_done) -> None:
+    def _write(self, what: str, fn, on_done, toast: bool = True) -> None:
         try:
             result, err = fn(self.write_client), None
         except AgentUnreachable as e:
@@ -233,12 +435,12 @@ class TalgateApp(App):
         except AgentError as e:
             probs = "; ".join(f"{p['path']}: {p['message']}" for p in e.problems[:3])
             result, err = None, f"{e.message}" + (f" — {probs}" if probs else "")
-        self.call_from_thread(self._written, what, result, err, on_done)
+        self.call_from_thread(self._written, what, result, err, on_done, toast)
 
-    def _written(self, what, result, err, on_done) -> None:
+    def _written(self, what, result, err, on_done, toast: bool = True) -> None:
         if err:
             self.notify(f"{what} failed: {err}", severity="error", timeout=8)
-        else:
+        elif toast:
             self.notify(f"{what}: done")
         if on_done:
             on_done(result, err)
@@ -258,5 +460,6 @@ def run(socket: str | None = None, read_only: bool = False) -> int:
         except AgentError:
             pass
     writer = AgentClient(client.socket_path, timeout=120.0)
-    TalgateApp(client, read_only=read_only, write_client=writer).run()
+    TalgateApp(client, read_only=read_only, write_client=writer,
+               state_path=None if read_only else state.default_path()).run()
     return 0

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Checkbox, Input, Label, Select, Static
 
@@ -23,10 +23,39 @@ def _row(label: str, widget) -> Horizontal:
     return Horizontal(Label(label, classes="label"), widget, classes="field")
 
 
+class Tick(Checkbox, inherit_bindings=False):
+    """A checkbox that space toggles; enter is left to the dialog (it submits, as in every other field)."""
+
+    BINDINGS = [Binding("space", "toggle_button", "toggle", show=False)]
+
+
 class _Dialog(ModalScreen):
-    """Fields with an error line under each (``#e-KEY``) and a general one (``#e-_general``)."""
+    """Fields with an error line under each (``#e-KEY``) and a general one (``#e-_general``).
+
+    A field's error goes away as soon as the field is changed (it described the old value); errors that a
+    local check no longer finds (``local_problems``) go too."""
 
     KEYS: tuple[str, ...] = ()
+
+    def local_problems(self) -> dict[str, list[str]]:
+        return {}
+
+    def _field_changed(self, widget) -> None:
+        key = (widget.id or "").removeprefix("f-")
+        if key not in self.KEYS:
+            return
+        still = self.local_problems()
+        for k in self.KEYS:
+            w = self.query_one(f"#e-{k}", Static)
+            if w.display and (k == key or k not in still):
+                w.update("")
+                w.display = False
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._field_changed(event.input)
+
+    def on_checkbox_changed(self, event: Checkbox.Changed) -> None:
+        self._field_changed(event.checkbox)
 
     def show_errors(self, by_field: dict[str, list[str]], general: list[str] | Text) -> None:
         for key in (*self.KEYS, "_general"):
@@ -40,6 +69,51 @@ class _Dialog(ModalScreen):
 
     def hint(self, text: str) -> None:
         self.query_one("#form-hint", Static).update(text)
+
+
+class ChoiceScreen(ModalScreen):
+    """A question with a few one-key answers: ``choices`` is [(key, label, value)] (an empty label: a quiet
+    alias); esc answers ``cancel``."""
+
+    def __init__(self, message: str | Text, choices: list[tuple[str, str, object]], cancel: object = None,
+                 title: str = ""):
+        super().__init__()
+        self.message, self.choices, self.cancel, self.title_text = message, choices, cancel, title
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="choicedialog"):
+            if self.title_text:
+                yield Static(self.title_text, classes="title", markup=False)
+            with VerticalScroll(id="choicemsg"):
+                yield Static(self.message, markup=False)
+            yield Static("   ".join(f"[{k}] {label}" for k, label, _ in self.choices if label) + "   [esc] back",
+                         classes="buttons", markup=False, id="choicekeys")
+
+    def on_mount(self) -> None:
+        self.query_one("#choicedialog").styles.height = "auto"
+        box = self.query_one("#choicemsg", VerticalScroll)
+        box.styles.height = "auto"
+        box.can_focus = True
+        self._fit()
+        box.focus()
+
+    def on_resize(self) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """A long message scrolls; the title and the keys stay on screen (60×20 too)."""
+        box = self.query_one("#choicemsg", VerticalScroll)
+        box.styles.max_height = max(3, self.size.height - 2 - 2 - (1 if self.title_text else 0))
+
+    def on_key(self, event) -> None:
+        for key, _label, value in self.choices:
+            if event.key == key:
+                event.stop()
+                self.dismiss(value)
+                return
+        if event.key == "escape":
+            event.stop()
+            self.dismiss(self.cancel)
 
 
 # -- commit ---------------------------------------------------------------------------------
@@ -59,12 +133,15 @@ class CommitScreen(_Dialog):
     """Message, optional confirm-within-N-seconds, force. Dismisses with the agent's answer on success."""
 
     KEYS = ("answer", "confirm", "force")
-    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "commit", "commit")]
+    BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "commit", "commit"),
+                Binding("enter", "commit", "commit", show=False)]
     HINT = "[enter/ctrl+s] commit  [tab] next  [space] toggle  [esc] cancel"
 
-    def __init__(self, text: str, base: str | None, changes: int, client):
+    def __init__(self, text: str, base: str | None, changes: int, client, summary: str = "", draft: str = ""):
         super().__init__()
         self.text, self.base, self.changes, self.client = text, base, changes, client
+        self.summary = summary  # what is staged, in a few words: the message field's hint
+        self.draft = draft  # the message typed before an esc: offered again
         self.busy = False
         self.error: AgentError | None = None  # the agent's last refusal (tests look at its code)
 
@@ -72,12 +149,13 @@ class CommitScreen(_Dialog):
         with VerticalScroll(classes="dialog", id="commitdialog"):
             yield Static(f"commit {self.changes} change(s): the agent validates, commits and applies",
                          classes="title")
-            yield _row("message", Input(placeholder="block guest web", id="f-answer"))
+            hint = f"(what and why; staged: {self.summary})" if self.summary else "(what and why)"
+            yield _row("message", Input(self.draft, placeholder=hint, id="f-answer"))
             yield Static("", id="e-answer", classes="error")
-            yield _row("confirm", Input(placeholder="seconds: roll back unless confirmed (empty: plain)",
+            yield _row("confirm", Input(placeholder="(seconds: rolled back unless confirmed; empty: plain)",
                                         id="f-confirm"))
             yield Static("", id="e-confirm", classes="error")
-            yield _row("", Checkbox("force (cut access paths; needs a confirm time)", id="f-force", compact=True))
+            yield _row("", Tick("force (cut access paths; needs a confirm time)", id="f-force", compact=True))
             yield Static("", id="e-force", classes="error")
             yield Static("", id="e-_general", classes="error wide")
             yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")
@@ -94,9 +172,7 @@ class CommitScreen(_Dialog):
         return (self.query_one("#f-answer", Input).value.strip(), self.query_one("#f-confirm", Input).value,
                 self.query_one("#f-force", Checkbox).value)
 
-    def action_commit(self) -> None:
-        if self.busy:
-            return
+    def local_problems(self) -> dict[str, list[str]]:
         msg, raw, force = self.values()
         confirm, err = parse_confirm(raw)
         by: dict[str, list[str]] = {}
@@ -106,6 +182,20 @@ class CommitScreen(_Dialog):
             by["confirm"] = [err]
         elif force and confirm is None:
             by["force"] = ["force needs a confirm time: a forced change rolls itself back unless you confirm it"]
+        return by
+
+    def action_cancel(self) -> None:
+        """Esc: close the dialog; the candidate stays staged (nothing was sent). Not while committing."""
+        if not self.busy:
+            self.draft = self.values()[0]
+            self.dismiss(None)
+
+    def action_commit(self) -> None:
+        if self.busy:
+            return
+        msg, raw, force = self.values()
+        confirm, _ = parse_confirm(raw)
+        by = self.local_problems()
         if by:
             self.show_errors(by, [])
             return
@@ -130,7 +220,24 @@ class CommitScreen(_Dialog):
         if err is None:
             self.dismiss(result)
             return
+        if err.code == "conflict":  # HEAD moved: the caller offers a rebase (the candidate is kept)
+            self.dismiss(err)
+            return
         self.show_errors(*commit_problems(err))
+
+
+def change_summary(changes: list[tuple[str, str, object, object]], width: int = 40) -> str:
+    """The staged changes in a few words for the commit message's hint: '+ rules[web-out], ~ system.hostname'."""
+    words = {"+": "add", "-": "remove", "~": "change", "↕": "reorder"}
+    parts = [f"{words.get(op, op)} {path}" for op, path, _old, _new in changes]
+    out = ""
+    for i, p in enumerate(parts):
+        more = f" +{len(parts) - i} more"
+        nxt = p if not out else f"{out}, {p}"
+        if len(nxt) > width - (len(more) if i < len(parts) - 1 else 0):
+            return (out + more) if out else p[: width - 3] + "..."
+        out = nxt
+    return out
 
 
 # Request fields (problems[].path of a bad_request) → the commit dialog's fields.
@@ -168,7 +275,7 @@ def commit_problems(err: AgentError) -> tuple[dict[str, list[str]], Text]:
         return by, t
     t.append(err.message)
     if err.code == "conflict":
-        t.append(" (HEAD moved: discard with x and redo)")
+        t.append(" (HEAD moved: b rebases your changes onto it, x discards them)")
         return by, t
     for p in err.problems[:6]:
         t.append(f"\n {p['path']}: {p['message']}")
@@ -234,7 +341,8 @@ class TraceScreen(_Dialog):
     """Would this packet pass? Asks the agent (nothing is sent); the result stays under the form."""
 
     KEYS = ("iif", "src", "dst", "proto", "dport")
-    BINDINGS = [Binding("escape", "close", "close"), Binding("ctrl+s", "trace", "trace")]
+    BINDINGS = [Binding("escape", "close", "close"), Binding("ctrl+s", "trace", "trace"),
+                Binding("enter", "trace", "trace", show=False)]
     HINT = "[enter/ctrl+s] trace  [tab] next  [esc] close   (nothing is sent)"
 
     def __init__(self, interfaces: list[str], client, candidate_text: str | None, staged: int,
@@ -253,18 +361,19 @@ class TraceScreen(_Dialog):
             yield _row("in", Select([(n, n) for n in self.interfaces], value=iif if iif else Select.NULL,
                                     allow_blank=not self.interfaces, id="f-iif", compact=True))
             yield Static("", id="e-iif", classes="error")
-            yield _row("src", Input(pk.get("src") or "", placeholder="source address (IPv4 or IPv6)", id="f-src"))
+            yield _row("src", Input(pk.get("src") or "", placeholder="(source address, IPv4 or IPv6)", id="f-src"))
             yield Static("", id="e-src", classes="error")
-            yield _row("dst", Input(pk.get("dst") or "", placeholder="destination address", id="f-dst"))
+            yield _row("dst", Input(pk.get("dst") or "", placeholder="(destination address)", id="f-dst"))
             yield Static("", id="e-dst", classes="error")
             yield _row("proto", Select([(p, p) for p in PROTOS], value=pk.get("proto") or "tcp", allow_blank=False,
                                        id="f-proto", compact=True))
             yield Static("", id="e-proto", classes="error")
-            yield _row("dport", Input(str(pk.get("dport") or ""), placeholder="80 (tcp/udp)", id="f-dport"))
+            yield _row("dport", Input(str(pk.get("dport") or ""), placeholder="(port 1-65535, tcp/udp only)",
+                                      id="f-dport"))
             yield Static("", id="e-dport", classes="error")
             label = (f"trace the staged candidate ({self.staged} change(s)), not HEAD" if self.staged
                      else "trace the staged candidate (nothing staged)")
-            yield _row("", Checkbox(label, value=bool(self.staged), id="f-candidate", compact=True))
+            yield _row("", Tick(label, value=bool(self.staged), id="f-candidate", compact=True))
             yield Static("", id="e-_general", classes="error")
             yield Static("", id="result")
             yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")

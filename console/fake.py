@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 
+from backend.client import AgentError
 from backend.testing import InProcessAgent
 
 # The fixed document the snapshots show: the lab example as of issue 3, copied so that later edits
@@ -187,7 +188,7 @@ class FakeAgent(InProcessAgent):
     :attr:`console_client` has the read-only socket's rights."""
 
     def __init__(self, text: str | None = None, read_only: bool = False, extra_ifaces: int = 0, dhcp: bool = False,
-                 confirm_pending: bool = False, drift: bool = False):
+                 confirm_pending: bool = False, drift: bool = False, events: bool = False):
         self.read_only = read_only
         self.ifnames = ["wan0", "lan0", "guest0", "mgmt0"] + [f"vx{i}" for i in range(extra_ifaces)]
         text = text or example_config() + (DHCP_SECTION if dhcp else "")
@@ -196,12 +197,44 @@ class FakeAgent(InProcessAgent):
                          readers={"interfaces": lambda: fake_interfaces(self.ifnames), "neighbours": fake_neighbours,
                                   "history": lambda s: fake_history(self.ifnames, s), "conntrack": fake_conntrack,
                                   "leases": fake_leases})
+        if events:
+            self._events(text)
         if confirm_pending:
             self.client.commit(text + "# staged with a confirm\n", "risky change", base=self.head, confirm=47)
         if drift:
             self.nft.kernel = {"ruleset": "changed behind the agent's back"}
             self.pipeline.repair()
         self.sent.clear()
+
+    def _events(self, text: str) -> None:
+        """Real audit entries for the events screen: a confirmed commit, an unconfirmed one the
+        confirm timer rolls back, a refused stale commit and a drift repair (times then fixed)."""
+        import json
+
+        import yaml
+
+        data = yaml.safe_load(text)
+        data["rules"].insert(0, {"name": "web-test", "from": "wan", "to": "self", "proto": "tcp", "dport": 8080,
+                                 "action": "accept"})
+        first = self.head
+        self.client.commit(yaml.safe_dump(data, sort_keys=False), "open 8080 for a test", base=first, confirm=60)
+        self.client.confirm()
+        self.client.commit(text, "close 8080 again", base=self.head, confirm=47)
+        clock = self.pipeline.clock
+        self.pipeline.clock = lambda: clock() + 120  # the confirm window passes
+        try:
+            self.pipeline.tick()
+        finally:
+            self.pipeline.clock = clock
+        try:
+            self.client.commit(text + "# stale\n", "edit from an old base", base=first)
+        except AgentError:
+            pass  # refused: HEAD moved
+        self.nft.kernel = {"ruleset": "changed behind the agent's back"}
+        self.pipeline.repair()
+        path = self.pipeline.audit.path
+        entries = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        path.write_text("".join(json.dumps({**e, "time": T0 + 60.0 * i}) + "\n" for i, e in enumerate(entries)))
 
     @property
     def console_client(self):

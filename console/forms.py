@@ -77,7 +77,7 @@ class FormScreen(ModalScreen[dict | None]):
             for f in self.fields:
                 with Horizontal(classes="field"):
                     yield Label(f.label, classes="label")
-                    yield Input(f.value, placeholder=f.placeholder, id=f"f-{f.key}")
+                    yield Input(f.value, placeholder=as_hint(f.placeholder), id=f"f-{f.key}")
                 yield Static("", id=f"e-{f.key}", classes="error")
             yield Static("", id="e-_general", classes="error")
             yield Static("[tab] next  [ctrl+s] save  [esc] cancel", classes="buttons", markup=False, id="form-hint")
@@ -85,6 +85,14 @@ class FormScreen(ModalScreen[dict | None]):
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).can_focus = False
         self.query_one(f"#f-{self.fields[0].key}", Input).focus()
+        self._initial = self.values()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """A field's problem described its old value: it goes as soon as the field is changed."""
+        w = self.query_one(f"#e-{(event.input.id or '').removeprefix('f-')}", Static)
+        if w.display:
+            w.update("")
+            w.display = False
 
     def values(self) -> dict:
         return {f.key: self.query_one(f"#f-{f.key}", Input).value for f in self.fields}
@@ -121,11 +129,30 @@ class FormScreen(ModalScreen[dict | None]):
                 self.query_one(f"#f-{first}", Input).focus()
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        """Esc: an untouched form closes; typed text is not dropped without asking."""
+        if self.values() == getattr(self, "_initial", None):
+            self.dismiss(None)
+            return
+
+        def answered(yes):
+            if yes:
+                self.dismiss(None)
+
+        self.app.push_screen(ConfirmScreen("Discard what you typed in this form?\n(n keeps editing)"), answered)
+
+
+def as_hint(placeholder: str) -> str:
+    """A placeholder must not read as a value already typed (a VT100 shows no dimming): '8443' → '(e.g. 8443)'."""
+    p = placeholder.strip()
+    if not p or p.startswith("("):
+        return p
+    return f"({p})" if " " in p and not p[0].isdigit() else f"(e.g. {p})"
 
 
 class TextScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q", "close", "close")]
+    BINDINGS = [Binding("escape,q", "close", "close"), Binding("j", "scroll('down')", show=False),
+                Binding("k", "scroll('up')", show=False), Binding("g", "scroll('home')", show=False),
+                Binding("G", "scroll('end')", show=False)]
 
     def __init__(self, title: str, body: str | Text):
         super().__init__()
@@ -145,6 +172,12 @@ class TextScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+    def action_scroll(self, how: str) -> None:
+        """j/k/g/G as in less (the arrows, pgup/pgdn and home/end are the scroll box's own)."""
+        box = self.query_one(VerticalScroll)
+        {"down": box.scroll_down, "up": box.scroll_up, "home": box.scroll_home, "end": box.scroll_end}[how](
+            animate=False)
 
 
 def diff_text(diff: str) -> Text:

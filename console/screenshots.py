@@ -1,4 +1,5 @@
-"""Write every console screen as SVG (80×24 and 120×40) from the fake agent's fixed state.
+"""Write every console screen and dialog as SVG (80x24, 120x40, 60x20, 200x50, TERM=linux and vt100)
+from the fake agent's fixed state.
 
     python -m console.screenshots [OUTDIR]      (default: screenshots/)
 
@@ -13,15 +14,50 @@ import sys
 import time
 from pathlib import Path
 
-SCREENS = ["dashboard", "interfaces", "firewall", "nat", "traffic", "changes"]
-SIZES = [(80, 24), (120, 40)]
+SCREENS = ["dashboard", "interfaces", "firewall", "nat", "traffic", "changes", "leases", "events"]
+SIZES = [(80, 24), (120, 40), (60, 20), (200, 50)]
+TERMS = ["linux", "vt100"]  # hard terminals: plain characters only (drawn at 80x24)
+SCREEN_KW = {"leases": {"dhcp": True}, "events": {"events": True}}  # fake agent state a screen shows
 STAGED_RULE = {"name": "block-guest-http", "from": "guest", "to": "wan", "proto": "tcp", "dport": 80, "action": "drop"}
+# dialog name → (screen, keys that open it)
+DIALOGS = {
+    "commit": ("changes", ("c",)),
+    "trace": ("firewall", ("t",)),
+    "rule-form": ("firewall", ("a",)),
+    "interface-form": ("interfaces", ("e",)),
+    "interface-detail": ("interfaces", ("enter",)),
+    "event-detail": ("events", ("enter",)),
+    "help": ("firewall", ("question_mark",)),
+}
 
 
-def make_app(read_only: bool = False, plain: bool = False, agent=None, **fake_kw):
+def screen_text(app) -> str:
+    """The current screen as plain text, exactly the characters a terminal would be sent."""
+    import io
+
+    from rich.console import Console
+
+    w, h = app.size
+    console = Console(width=w, height=h, file=io.StringIO(), force_terminal=True, color_system=None, record=True,
+                      legacy_windows=False, safe_box=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text()
+
+
+def assert_plain(app) -> None:
+    """On a hard terminal every character drawn is ASCII (no ▼, ▐X▌, box lines or …)."""
+    text = screen_text(app)
+    bad = sorted({c for c in text if not (c == "\n" or " " <= c <= "~")})
+    assert not bad, f"non-ASCII on a plain terminal: {bad!r}\n{text}"
+
+
+def make_app(read_only: bool = False, plain: bool = False, agent=None, term: str | None = None, **fake_kw):
     from .app import TalgateApp
     from .fake import FakeAgent, fixed_clock
+    from .theme import plain_terminal
 
+    if term:
+        plain = plain_terminal({"TERM": term})
     agent = agent or FakeAgent(read_only=read_only, **fake_kw)
     # poll slowly: the first poll fills the screen, later ones would only repeat the fixed state.
     app = TalgateApp(agent.console_client, read_only=read_only, poll_interval=3600, plain=plain)
@@ -37,7 +73,8 @@ async def settle(pilot) -> None:
         await pilot.pause()
 
 
-def scene(view: str, staged: bool = False, keys: tuple[str, ...] = (), fields: dict | None = None):
+def scene(view: str, staged: bool = False, keys: tuple[str, ...] = (), fields: dict | None = None,
+          plain_check: bool = False):
     """A run_before for snap_compare / take_svg_screenshot: go to ``view``, optionally stage a rule, press keys."""
 
     async def run_before(pilot) -> None:
@@ -56,8 +93,32 @@ def scene(view: str, staged: bool = False, keys: tuple[str, ...] = (), fields: d
             await pilot.pause()
             await pilot.press("ctrl+s")
             await settle(pilot)
+        if plain_check:
+            assert_plain(pilot.app)
 
     return run_before
+
+
+def jobs() -> list[tuple[str, dict, dict, tuple[int, int]]]:
+    """(name, app kwargs, scene kwargs, size) of every picture: each screen at each size and on each
+    hard terminal, each dialog likewise, and the special scenes in EXTRAS."""
+    out = []
+    for v in SCREENS:
+        kw = SCREEN_KW.get(v, {})
+        for w, h in SIZES:
+            out.append((f"{v}-{w}x{h}", kw, {"view": v, "staged": v == "changes"}, (w, h)))
+        for term in TERMS:
+            out.append((f"{v}-{term}", {**kw, "term": term}, {"view": v, "staged": v == "changes",
+                                                               "plain_check": True}, (80, 24)))
+    for d, (v, keys) in DIALOGS.items():
+        kw = SCREEN_KW.get(v, {})
+        for w, h in SIZES:
+            out.append((f"dialog-{d}-{w}x{h}", kw, {"view": v, "staged": True, "keys": keys}, (w, h)))
+        for term in TERMS:
+            out.append((f"dialog-{d}-{term}", {**kw, "term": term},
+                        {"view": v, "staged": True, "keys": keys, "plain_check": True}, (80, 24)))
+    out += [(name, *spec) for name, spec in EXTRAS.items()]
+    return out
 
 
 # name → (app kwargs, scene kwargs, size)
@@ -67,16 +128,10 @@ EXTRAS = {
                                "fields": {"name": "web-out", "from": "guest", "to": "wan", "dport": "99999"}},
                           (80, 24)),
     "read-only-firewall": ({"read_only": True}, {"view": "firewall"}, (80, 24)),
-    "plain-terminal-dashboard": ({"plain": True}, {"view": "dashboard"}, (80, 24)),
-    "help": ({}, {"view": "firewall", "keys": ("question_mark",)}, (80, 24)),
     "confirm-pending-dashboard": ({"confirm_pending": True, "drift": True}, {"view": "dashboard"}, (80, 24)),
 }
-# issue 4/5: the leases screen and the packet tracer dialog at both sizes
 TRACE = {"iif": "wan0", "src": "203.0.113.10", "dst": "198.51.100.2", "dport": "8443"}
-for _w, _h in SIZES:
-    EXTRAS[f"leases-{_w}x{_h}"] = ({"dhcp": True}, {"view": "leases"}, (_w, _h))
-    EXTRAS[f"trace-{_w}x{_h}"] = ({}, {"view": "firewall", "keys": ("t",), "fields": TRACE}, (_w, _h))
-
+EXTRAS["trace-result"] = ({}, {"view": "firewall", "keys": ("t",), "fields": TRACE}, (80, 24))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     os.environ["TZ"] = "UTC"
     time.tzset()
-    jobs = [(f"{v}-{w}x{h}", {}, {"view": v, "staged": v == "changes"}, (w, h)) for v in SCREENS for w, h in SIZES]
-    jobs += [(name, *spec) for name, spec in EXTRAS.items()]
-    for name, app_kw, scene_kw, size in jobs:
+    for name, app_kw, scene_kw, size in jobs():
         svg = take_svg_screenshot(app=make_app(**app_kw), terminal_size=size, run_before=scene(**scene_kw))
         (out / f"{name}.svg").write_text(svg)
         print(f"wrote {out / name}.svg")

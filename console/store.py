@@ -22,6 +22,7 @@ NEEDS = {
     "traffic": {"interfaces", "history", "conntrack"},
     "changes": {"log"},
     "leases": {"leases"},
+    "events": {"audit"},
 }
 
 
@@ -45,6 +46,7 @@ class Store:
     conntrack: dict = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)
     leases: list[dict] = field(default_factory=list)
+    audit: list[dict] = field(default_factory=list)  # the agent's audit log (events screen)
     problems: list[dict] = field(default_factory=list)
     nft_diff: str | None = None
     candidate: Candidate = field(default_factory=Candidate)
@@ -52,6 +54,7 @@ class Store:
     polls: int = 0
     clock: Callable[[], float] = time.time  # fixed in snapshots
     status_time: float = 0.0  # clock() when the last status arrived
+    auto_rollback: dict | None = None  # the last auto-rollback of an unconfirmed commit seen: {rev, to, message, time}
 
     @property
     def confirm_pending(self) -> dict | None:
@@ -78,8 +81,15 @@ class Store:
         """Runs in a worker thread: one status call plus what the screen needs. Never raises."""
         out: dict = {"needs": needs}
         try:
+            was_pending = self.confirm_pending
             st = _plain(self.client.status())
             out["status"] = st
+            if was_pending and not st.get("confirm"):
+                # The pending confirm is gone: confirmed, or rolled back by the agent's timer? HEAD says.
+                try:
+                    out["confirm_end"] = (was_pending, _plain(self.client.log(1)))
+                except AgentError:
+                    pass
             if st.get("head") and st["head"] not in (self.candidate.head_rev, self.candidate.head_rev_latest):
                 out["config"] = _plain(self.client.config(st["head"]))
             for n in sorted(needs):
@@ -97,6 +107,8 @@ class Store:
                         out[n] = _plain(self.client.log(100))
                     elif n == "leases":
                         out[n] = _plain(self.client.leases())
+                    elif n == "audit":
+                        out[n] = self.client.audit(200)
                 except AgentUnreachable:
                     raise
                 except AgentError as e:
@@ -119,6 +131,13 @@ class Store:
         self.connected, self.error = True, "; ".join(out.get("errors", [])) or None
         self.status = out["status"]
         self.status_time = self.clock()
+        if "confirm_end" in out:
+            was, head = out["confirm_end"]
+            e = head[0] if head else {}
+            if (e.get("message") or "").startswith("auto-rollback") and e.get("rev") != was.get("rev"):
+                self.auto_rollback = {"rev": was.get("rev"), "to": e.get("rev"), "message": e["message"],
+                                      "time": e.get("time")}
+                changed.add("auto_rollback")
         if self.status.get("read_only"):
             self.read_only = True
         changed.add("status")
@@ -133,7 +152,7 @@ class Store:
                 # Keep the edits; the commit will name the old base and the agent will refuse it.
                 self.candidate.head_rev_latest = cfg["rev"]
                 changed.add("config")
-        for n in ("interfaces", "history", "counters", "conntrack", "log", "leases"):
+        for n in ("interfaces", "history", "counters", "conntrack", "log", "leases", "audit"):
             if n in out and out[n] != getattr(self, n, None):
                 # Equal data is not a change: a 1,000-row table is not re-diffed for nothing.
                 setattr(self, n, out[n])

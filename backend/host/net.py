@@ -29,7 +29,11 @@ IFA_F_PERMANENT = 0x80
 SYSCTLS = {
     "net/ipv4/ip_forward": "1",
     "net/ipv6/conf/all/forwarding": "1",
+    # Per-flow packet/byte accounting in conntrack (top talkers). Present only once the conntrack
+    # module is loaded (our ruleset loads it): set when it exists, skipped otherwise.
+    "net/netfilter/nf_conntrack_acct": "1",
 }
+OPTIONAL_SYSCTLS = {"net/netfilter/nf_conntrack_acct"}
 
 
 class ApplyError(Exception):
@@ -135,6 +139,8 @@ class NetApplier:
         have = self.observe(owned)
         ops: list[tuple] = []
         for k, v in want.sysctls.items():
+            if k in OPTIONAL_SYSCTLS and k not in have.sysctls:
+                continue  # not in this kernel (yet): nothing to set, no drift
             if have.sysctls.get(k) != v:
                 ops.append(("sysctl", k, v))
         for name, lw in want.links.items():

@@ -274,15 +274,17 @@ class Ruleset:
 
     def update_commands(self, prev: Ruleset) -> list[dict]:
         """One transaction turning prev (what the kernel holds) into self without reloading sets
-        whose contents did not change: every chain is flushed and refilled, changed sets are
-        flushed and refilled, the rest stay. Same end state as commands(), far less work when a
+        whose contents did not change: changed chains are flushed and refilled (unchanged ones stay,
+        with their rules' hit counters), changed sets are flushed and refilled, the rest stay. Same end state as commands(), far less work when a
         big address set is unchanged."""
         t = {"family": FAMILY, "name": TABLE}
         new_chains = {c.name: c for c in self.chains}
         new_sets = {x.name: x for x in self.sets}
         old_sets = {x.name: x for x in prev.sets}
         cmds: list[dict] = [{"add": {"table": dict(t)}}]
-        cmds += [{"flush": {"chain": {"family": FAMILY, "table": TABLE, "name": c.name}}} for c in prev.chains]
+        keep = self._unchanged_chains(prev)  # not flushed: their rules keep their hit counters
+        cmds += [{"flush": {"chain": {"family": FAMILY, "table": TABLE, "name": c.name}}} for c in prev.chains
+                 if c.name not in keep]
         cmds += [{"delete": {"chain": {"family": FAMILY, "table": TABLE, "name": c.name}}}
                  for c in prev.chains if c.name not in new_chains or
                  (c.hook, c.type, c.prio) != (new_chains[c.name].hook, new_chains[c.name].type, new_chains[c.name].prio)]
@@ -297,9 +299,36 @@ class Ruleset:
                                                      "elem": self.elements(new)}}})
         cmds += [{"add": {"set": self._set_json(x)}} for x in self.sets
                  if x.name not in old_sets or old_sets[x.name].type != x.type]
-        cmds += [{"add": {"chain": self._chain_json(c)}} for c in self.chains]
-        cmds += self._rule_commands()
+        cmds += [{"add": {"chain": self._chain_json(c)}} for c in self.chains if c.name not in keep]
+        cmds += [r for r in self._rule_commands() if r["add"]["rule"]["chain"] not in keep] if keep \
+            else self._rule_commands()
         return cmds
+
+    def _unchanged_chains(self, prev: Ruleset) -> set[str]:
+        """Chains identical in prev and self (definition and rules) that use no set this update
+        deletes: an update leaves them alone."""
+        def by_chain(rs: Ruleset) -> dict[str, list]:
+            out: dict[str, list] = {}
+            for r in rs._rule_commands():
+                out.setdefault(r["add"]["rule"]["chain"], []).append(r)
+            return out
+
+        old = {c.name: c for c in prev.chains}
+        old_rules, new_rules = by_chain(prev), by_chain(self)
+        new_sets = {x.name: x.type for x in self.sets}
+        gone = [f'"@{x.name}"' for x in prev.sets if new_sets.get(x.name) != x.type]
+        keep = set()
+        for c in self.chains:
+            o = old.get(c.name)
+            if o is None or self._chain_json(o) != self._chain_json(c):
+                continue
+            rules = new_rules.get(c.name, [])
+            if rules != old_rules.get(c.name, []):
+                continue
+            if gone and any(g in json.dumps(rules) for g in gone):
+                continue
+            keep.add(c.name)
+        return keep
 
     def document(self) -> dict:
         return {"nftables": self.commands()}

@@ -5,13 +5,13 @@ from __future__ import annotations
 from textual.app import ComposeResult
 from textual.events import Key
 from textual.screen import Screen
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from ..widgets import Banner, KeyBar, LiveTable, StatusLine
 
 # Actions that change the candidate or the box; absent in read-only mode.
 MUTATING = {"add", "edit", "delete", "move_up", "move_down", "commit", "discard", "rollback", "apply", "reserve",
-            "confirm"}
+            "confirm", "masquerade", "pool"}
 
 class BaseView(Screen):
     NAME = "base"
@@ -22,7 +22,9 @@ class BaseView(Screen):
         yield Banner(id="banner")
         yield Banner(id="robanner")
         yield from self.compose_body()
+        # In the layout flow (not docked): the key bar, docked at the bottom, can never cover them.
         yield Input(id="prompt")
+        yield Static(id="filterbar", markup=False)
         yield KeyBar(id="keys")
 
     def compose_body(self) -> ComposeResult:
@@ -54,7 +56,7 @@ class BaseView(Screen):
         if not s.connected and s.polls:
             b.show(f" agent unreachable — reconnecting … ({s.error})", "error")
         elif s.head_moved:
-            b.show(" HEAD moved under your candidate: commit will be refused (x discards and reloads)", "warn")
+            b.show(" HEAD moved under your candidate: on changes (6) b rebases it, x discards", "warn")
         elif s.status and s.status.get("last_error"):
             b.show(f" agent: {s.status['last_error']}", "warn")
         else:
@@ -75,11 +77,14 @@ class BaseView(Screen):
         if mode == "filter" and self._prompt_table is None:
             self.notify("nothing to filter here", severity="warning")
             return
-        p.placeholder = "command: dashboard interfaces firewall nat traffic changes leases trace confirm quit" if mode == "cmd" \
+        if mode == "filter":
+            self._filter_table = self._prompt_table
+        p.placeholder = "command: dashboard interfaces firewall nat traffic changes leases trace confirm edit quit" if mode == "cmd" \
             else "filter rows (esc clears)"
         p.value = self._prompt_table.filter_text if mode == "filter" else ""
         p.add_class("-shown")
-        p.focus()
+        self.query_one("#filterbar").remove_class("-shown")
+        self.set_focus(p)  # at once, not later: keys typed right after ':' belong to the prompt
 
     def filter_target(self) -> LiveTable | None:
         f = self.focused
@@ -92,9 +97,21 @@ class BaseView(Screen):
         p = self.query_one("#prompt", Input)
         p.remove_class("-shown")
         if self._prompt_table is not None:
-            self._prompt_table.focus()
+            self.set_focus(self._prompt_table)
         else:
             self.focus_next()
+        self.show_filter()
+
+    def show_filter(self) -> None:
+        """While a table is filtered, a line above the keys says so (and how to clear it)."""
+        t = getattr(self, "_filter_table", None)
+        bar = self.query_one("#filterbar", Static)
+        if t is not None and t.filter_text:
+            bar.update(f" filter: {t.filter_text}   ({len(t._shown)} of {len(t._rows)} rows; "  # noqa: SLF001
+                       "/ edits, esc clears)")
+            bar.add_class("-shown")
+        else:
+            bar.remove_class("-shown")
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "prompt" and getattr(self, "_prompt_mode", None) == "filter" and self._prompt_table:
@@ -116,3 +133,8 @@ class BaseView(Screen):
             if self._prompt_mode == "filter" and self._prompt_table:
                 self._prompt_table.set_filter("")
             self.close_prompt()
+        elif event.key == "escape" and getattr(self, "_filter_table", None) is not None \
+                and self._filter_table.filter_text:
+            event.stop()
+            self._filter_table.set_filter("")
+            self.show_filter()

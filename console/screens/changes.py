@@ -11,9 +11,12 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import ContentSwitcher, Static
 
-from ..candidate import short
-from ..dialogs import CommitScreen
+from backend.client import AgentError
+
+from ..candidate import _load, short
+from ..dialogs import ChoiceScreen, CommitScreen, change_summary
 from ..forms import ConfirmScreen, TextScreen, diff_text
+from ..merge import merge3
 from ..widgets import LiveTable
 from .base import BaseView
 
@@ -29,6 +32,7 @@ class ChangesView(BaseView):
         Binding("h", "section('history')", "history"),
         Binding("c", "commit", "commit"),
         Binding("x", "discard", "discard"),
+        Binding("b", "rebase", "rebase"),
         Binding("enter", "show_rev", "diff"),
         Binding("R", "rollback", "rollback", key_display="R"),
     ]
@@ -60,8 +64,12 @@ class ChangesView(BaseView):
         cur = self.query_one(ContentSwitcher).current
         if action in ("commit", "discard"):
             return cur == "staged" and self.store.candidate.dirty
-        if action in ("rollback", "show_rev"):
+        if action == "rebase":
+            return self.store.candidate.dirty and self.store.head_moved
+        if action == "show_rev":
             return cur == "history"
+        if action == "rollback":  # not on HEAD: rolling back to where we are is no rollback
+            return cur == "history" and self._rev() not in (None, self._head())
         return True
 
     def action_section(self, name: str) -> None:
@@ -79,7 +87,7 @@ class ChangesView(BaseView):
             self.query_one("#pathdiff", Static).update(self._path_diff())
             if cand.dirty:
                 self.query_one("#nftdiff", Static).update(Text("rendering the nft diff …", style="dim"))
-                self._fetch_nft(cand.text(), cand.head_rev, cand.generation)
+                self._fetch_nft(cand.text_job(), cand.head_rev, cand.generation)
             else:
                 self.query_one("#nftdiff", Static).update("")
             self.refresh_bindings()
@@ -89,7 +97,12 @@ class ChangesView(BaseView):
                 t = time.strftime("%Y-%m-%d %H:%M", time.localtime(e["time"]))
                 msg = (e.get("message") or "").splitlines()[0] if e.get("message") else ""
                 rows.append((e["rev"], (e["rev"][:8], t, e.get("author") or "", msg)))
-            self.query_one("#history", LiveTable).sync(rows)
+            table = self.query_one("#history", LiveTable)
+            on_top = table.cursor_row == 0  # on HEAD: the selection follows the new HEAD, else stays put
+            table.sync(rows)
+            if on_top and table.row_count:
+                table.move_cursor(row=0, animate=False)
+            self.refresh_bindings()
 
     def _path_diff(self) -> Text:
         cand = self.store.candidate
@@ -117,9 +130,9 @@ class ChangesView(BaseView):
         return t
 
     @work(thread=True, exclusive=True, group="nftdiff")
-    def _fetch_nft(self, text: str, base: str | None, gen: int) -> None:
+    def _fetch_nft(self, text, base: str | None, gen: int) -> None:
         try:
-            d = self.store.client.diff_candidate(text, base)
+            d = self.store.client.diff_candidate(text() if callable(text) else text, base)
             out = ([p.model_dump() for p in d.problems], d.nft_diff, None)
         except Exception as e:  # noqa: BLE001 - shown in the view
             out = ([], None, str(e))
@@ -144,9 +157,16 @@ class ChangesView(BaseView):
         cand = self.store.candidate
         if not cand.dirty:
             return
+        if self.store.head_moved:  # the agent would refuse it: offer the rebase first
+            self.action_rebase()
+            return
         text, base, gen = cand.text(), cand.head_rev, cand.generation
 
         def done(result):
+            self._draft = "" if result else screen.draft  # esc keeps the typed message for the next try
+            if isinstance(result, AgentError):  # conflict: HEAD moved since the last poll
+                self.action_rebase()
+                return
             if not result:
                 return
             if result.rev and cand.generation == gen:
@@ -162,22 +182,111 @@ class ChangesView(BaseView):
                 self.notify(f"commit {str(result.rev)[:8]}: applied")
             self.app.poll_soon()
 
-        self.app.push_screen(CommitScreen(text, base, len(cand.changes()), self.app.write_client), done)
+        screen = CommitScreen(text, base, len(cand.changes()), self.app.write_client,
+                              summary=change_summary(cand.changes()), draft=getattr(self, "_draft", ""))
+        self.app.push_screen(screen, done)
 
     def action_discard(self) -> None:
         def done(yes):
             if yes:
-                cand = self.store.candidate
-                if self.store.head_moved:
-                    cand.head_rev = None  # forces a reload of HEAD on the next poll
-                cand.discard()
-                self.store.problems = []
-                self.update_frame()
-                self.refresh_view({"edit"})
-                self.app.poll_soon()
+                self._discard()
 
         n = len(self.store.candidate.changes())
         self.app.push_screen(ConfirmScreen(f"Discard {n} staged change(s)?"), done)
+
+    def _discard(self) -> None:
+        cand = self.store.candidate
+        if self.store.head_moved:
+            cand.head_rev = None  # forces a reload of HEAD on the next poll
+        cand.discard()
+        self.store.problems = []
+        self.update_frame()
+        self.refresh_view({"edit"})
+        self.app.poll_soon()
+
+    # -- rebase onto a HEAD that moved ---------------------------------------------------
+
+    def action_rebase(self) -> None:
+        cand = self.store.candidate
+        if cand.dirty:
+            self._fetch_for_rebase(cand.head_text, cand.text(), cand.head_rev, cand.generation)
+
+    @work(thread=True, exclusive=True, group="rebase")
+    def _fetch_for_rebase(self, base_text: str, ours: str, base: str | None, gen: int) -> None:
+        try:
+            cfg, err = self.store.client.config(), None
+            head = (cfg.rev, cfg.text)
+        except AgentError as e:  # AgentUnreachable too
+            head, err = None, e.message
+        self.app.call_from_thread(self._offer_rebase, base_text, ours, base, gen, head, err)
+
+    def _offer_rebase(self, base_text: str, ours: str, base: str | None, gen: int, head, err: str | None) -> None:
+        cand = self.store.candidate
+        if gen != cand.generation:
+            return  # edited meanwhile: the user asks again
+        if err:
+            self.notify(f"rebase: cannot read HEAD: {err}", severity="error")
+            return
+        rev, theirs = head
+        if rev == base:
+            cand.head_rev_latest = None
+            self.update_frame()
+            self.notify("HEAD has not moved: commit again", severity="information")
+            return
+        cand.head_rev_latest = rev
+        self.update_frame()
+        merged, conflicts = merge3(base_text, ours, theirs)
+        data = None
+        if merged is not None:
+            try:
+                data = _load(merged)
+            except Exception:  # noqa: BLE001 - a line merge that is no longer YAML: treated as an overlap
+                merged = None
+        n = len(cand.changes())
+        head_line = (f"HEAD moved to {rev[:12]} after your {n} change{'s were' if n != 1 else ' was'} staged on "
+                     f"{(base or '-')[:12]}.\n")
+        if merged is not None:
+            msg = head_line + ("The new commits do not touch the lines you changed: rebase your changes onto "
+                               "HEAD? (then review the diff and commit again)")
+
+            def answered(choice):
+                if choice == "rebase":
+                    self._apply_rebase(rev, theirs, data)
+                elif choice == "discard":
+                    self._discard()
+
+            self.app.push_screen(ChoiceScreen(msg, [("r", "rebase onto HEAD", "rebase"),
+                                                    ("x", "discard mine", "discard")], title="rebase"), answered)
+            return
+        t = Text(head_line + "Your changes and HEAD's overlap here (nothing was changed):\n")
+        for c in conflicts[:3]:
+            t.append(f"at line {c.start + 1}\n", style="bold")
+            for label, lines, style in (("yours", c.ours, "green"), ("HEAD ", c.theirs, "cyan")):
+                for ln in (lines[:4] or ["(nothing)\n"]):
+                    t.append(f" {label} | {ln.rstrip()}\n", style=style)
+                if len(lines) > 4:
+                    t.append(f" {label} | ... {len(lines) - 4} more line(s)\n", style="dim")
+        if len(conflicts) > 3:
+            t.append(f"... and {len(conflicts) - 3} more overlap(s)\n", style="dim")
+        t.append("x discards your changes and loads HEAD; esc keeps them (edit them to match, or discard)",
+                 style="italic")
+
+        def answered_conflict(choice):
+            if choice == "discard":
+                self._discard()
+
+        self.app.push_screen(ChoiceScreen(t, [("x", "discard mine", "discard")], title="rebase: overlap"),
+                             answered_conflict)
+
+    def _apply_rebase(self, rev: str, theirs: str, data: dict) -> None:
+        cand = self.store.candidate
+        cand.reset(theirs, rev)
+        cand.replace(data)
+        self.store.problems = []
+        self.update_frame()
+        self.refresh_view({"edit"})
+        self.notify(f"rebased onto {rev[:8]}: {len(cand.changes())} change(s) staged; review and commit")
+        self.app.poll_soon()
 
     # -- history -------------------------------------------------------------------------
 
@@ -185,8 +294,14 @@ class ChangesView(BaseView):
         event.stop()
         self.action_show_rev()
 
+    def on_data_table_row_highlighted(self, event) -> None:
+        self.refresh_bindings()
+
     def _rev(self) -> str | None:
         return self.query_one("#history", LiveTable).current_key
+
+    def _head(self) -> str | None:
+        return (self.store.status or {}).get("head") or (self.store.log[0]["rev"] if self.store.log else None)
 
     def action_show_rev(self) -> None:
         rev = self._rev()
@@ -209,12 +324,54 @@ class ChangesView(BaseView):
         rev = self._rev()
         if not rev:
             return
+        head = self._head()
+        if rev == head:
+            self.notify("that is HEAD: there is nothing to roll back to", severity="warning")
+            return
+        self._fetch_rollback(head, rev)
+
+    @work(thread=True, exclusive=True, group="rollback")
+    def _fetch_rollback(self, head: str | None, rev: str) -> None:
+        try:
+            diff, err = self.store.client.diff(head, rev).diff or "", None
+        except Exception as e:  # noqa: BLE001 - shown in the dialog
+            diff, err = None, str(e)
+        self.app.call_from_thread(self._ask_rollback, head, rev, diff, err)
+
+    def _ask_rollback(self, head: str | None, rev: str, diff: str | None, err: str | None) -> None:
+        if self._rev() != rev:
+            return  # the selection moved meanwhile: do not ask about another row than the one shown
         entry = next((e for e in self.store.log if e["rev"] == rev), {})
+        msg = (entry.get("message") or "").splitlines()[0] if entry.get("message") else "(no message)"
+        t = Text()
+        t.append(f"Roll back to {rev[:12]}", style="bold")
+        t.append(f"  \"{msg}\"\n")
+        t.append(f"by {entry.get('author') or '?'}, {age(self.store.clock() - entry.get('time', 0))}; HEAD is "
+                 f"{(head or '-')[:12]}.\nA new commit restores that configuration and the agent applies it now.\n",
+                 style="dim")
+        if err:
+            t.append(f"the diff is not available: {err}\n", style="red")
+        else:
+            lines = [ln for ln in diff.splitlines() if ln[:1] in "+-@" and not ln.startswith(("+++", "---"))]
+            t.append("it changes:\n" if lines else "it changes nothing in router.yaml\n", style="bold")
+            t.append_text(diff_text("\n".join(lines[:10])))
+            if len(lines) > 10:
+                t.append(f"... {len(lines) - 10} more line(s): enter on the row shows the commit\n", style="dim")
 
         def done(yes):
             if yes:
                 self.app.write(f"rollback to {rev[:8]}", lambda c: c.rollback(rev))
 
-        msg = (entry.get("message") or "").splitlines()[0] if entry.get("message") else ""
-        self.app.push_screen(ConfirmScreen(f"Roll back to {rev[:12]} ({msg})?\nA new commit restores that "
-                                           "configuration and the agent applies it now."), done)
+        self.app.push_screen(ChoiceScreen(t, [("y", "roll back", True), ("n", "no", False)], cancel=False,
+                                          title="roll back"), done)
+
+
+def age(seconds: float) -> str:
+    s = max(0, int(seconds))
+    if s < 60:
+        return f"{s} s ago"
+    for unit, div in (("day", 86400), ("h", 3600), ("min", 60)):
+        if s >= div:
+            n = s // div
+            return f"{n} {unit}{'s' if unit == 'day' and n != 1 else ''} ago"
+    return f"{s} s ago"

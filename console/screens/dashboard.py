@@ -9,13 +9,15 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from ..widgets import human_rate, sparkline
+from ..widgets import aligned_buckets, human_rate, sparkline
 from .base import BaseView
 
 
 class DashboardView(BaseView):
     NAME = "dashboard"
     DEFAULT_CSS = """
+    DashboardView #summary, DashboardView #sparks, DashboardView #problems { text-wrap: nowrap;
+        text-overflow: ellipsis; }
     DashboardView #summary { height: auto; padding: 0 1; }
     DashboardView #sparks { height: auto; padding: 0 1; }
     DashboardView #problems { height: auto; padding: 0 1; }
@@ -24,7 +26,7 @@ class DashboardView(BaseView):
     def compose_body(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(id="summary")
-            yield Static("traffic (last minute)  rx | tx", classes="title", id="t-sparks")
+            yield Static("traffic, last minute: rx | tx in bit/s", classes="title", id="t-sparks")
             yield Static(id="sparks")
             yield Static("problems", classes="title")
             yield Static(id="problems")
@@ -80,17 +82,22 @@ class DashboardView(BaseView):
         return t
 
     def _sparks(self) -> Text:
-        h = (self.store.history or {}).get("interfaces") or {}
-        width = max(10, (self.size.width - 2 - 10 - 3 - 2 * 7) // 2)
+        hist = self.store.history or {}
+        h = hist.get("interfaces") or {}
+        times = (hist.get("times") or [])[-60:]
+        name_w = max([len(n) for n in h] + [4]) + 1
+        width = max(8, (self.size.width - 2 - 2 - name_w - 3 - 2 * 7) // 2)
         t = Text(no_wrap=True)
         plain = self.app.plain
         for name in sorted(h):
             rx, tx = h[name]["rx"][-60:], h[name]["tx"][-60:]
-            t.append(f"{name:<10}", style="bold")
-            t.append(sparkline(rx, width, plain), style="green")
+            t.append(f"{name:<{name_w}}", style="bold")
+            cols = aligned_buckets(times, rx, width)[0]  # columns fixed to the clock: no shifting bars
+            t.append(sparkline(cols, width, plain, top=max(cols, default=0)), style="green")
             t.append(f"{human_rate(rx[-1] if rx else 0):>7}")
             t.append(" | ")
-            t.append(sparkline(tx, width, plain), style="cyan")
+            cols = aligned_buckets(times, tx, width)[0]
+            t.append(sparkline(cols, width, plain, top=max(cols, default=0)), style="cyan")
             t.append(f"{human_rate(tx[-1] if tx else 0):>7}\n")
         if not h:
             t.append("no samples yet", style="dim")
@@ -109,6 +116,11 @@ class DashboardView(BaseView):
             drift_items = drift.get("items") or []
             what = "; ".join(drift_items[:3]) + (f"; … {len(drift_items) - 3} more" if len(drift_items) > 3 else "")
             items.append(("drift", f"{when} repaired {drift.get('repaired', 0)} change(s): {what}"))
+        rb = s.auto_rollback
+        if rb:
+            when = time.strftime("%H:%M:%S", time.localtime(rb.get("time") or 0))
+            items.append(("error", f"{when} commit {(rb['rev'] or '?')[:8]} not confirmed in time: rolled back "
+                                   f"(HEAD {(rb['to'] or '?')[:8]})"))
         if st and not st.get("in_sync", True):
             items.append(("warning", "the applied revision differs from HEAD"))
         configured = s.candidate.head.get("interfaces") or {}

@@ -13,7 +13,7 @@ from ..widgets import LiveTable, human_count
 from .base import BaseView
 from .editing import RULE_FIELDS, ListEditing, check_item, fields_for, item_from
 
-RULE_COLS = [("#", 3), ("name", 18), ("from", 7), ("to", 7), ("proto", 5), ("dport", 9), ("action", 6), ("hits", 7)]
+RULE_COLS = [("#", 3), ("name", 18, "key"), ("from", 7), ("to", 7), ("proto", 5), ("dport", 9), ("action", 6), ("hits", 7)]
 POLICY_COLS = [("from", 10), ("to", 10), ("action", 8), ("log", 4), ("hits", 8), ("bytes", 8)]
 ZONE_COLS = [("zone", 10), ("interfaces", 24), ("input", 7), ("forward", 7), ("in hits", 8), ("fwd hits", 8)]
 
@@ -56,14 +56,14 @@ class FirewallView(ListEditing, BaseView):
             t.append(f"[{key}] {name}", style="bold reverse" if name == cur else "dim")
             t.append("  ")
         n = len(self.store.candidate.rules)
-        t.append(f"{n} rules", style="dim")
+        t.append(f"{n} rule{'' if n == 1 else 's'}", style="dim")
         self.query_one("#sections", Static).update(t)
 
     def check_action(self, action: str, parameters) -> bool | None:
         ok = super().check_action(action, parameters)
         if not ok:
             return ok
-        if action in ("add", "edit", "delete", "move_up", "move_down"):
+        if action in ("move_up", "move_down"):
             return self.query_one(ContentSwitcher).current == "rules"
         return True
 
@@ -132,6 +132,41 @@ class FirewallView(ListEditing, BaseView):
         self.refresh_view({"edit"})
         if select is not None:
             self.query_one("#rules", LiveTable).select_key(str(select))
+
+    def _other_section(self, how: str) -> bool:
+        """On the policies and zones tabs, a/e/d/enter edit those through the section editor."""
+        from .sections import delete_entry, open_section
+
+        cur = self.query_one(ContentSwitcher).current
+        if cur == "rules":
+            return False
+        key = self.query_one(f"#{cur}", LiveTable).current_key
+        entry = key.split(":", 1)[0] if key and cur == "policies" else key
+        if how == "delete":
+            if entry is not None:
+                delete_entry(self.app, cur, entry, lambda: self.refresh_view({"edit"}))
+        else:
+            open_section(self.app, cur, entry if how == "edit" else None)
+        return True
+
+    def action_add(self) -> None:
+        if not self._other_section("add"):
+            super().action_add()
+
+    def action_edit(self) -> None:
+        if not self._other_section("edit"):
+            super().action_edit()
+
+    def action_delete(self) -> None:
+        if not self._other_section("delete"):
+            super().action_delete()
+
+    def on_data_table_row_selected(self, event) -> None:
+        if event.data_table.id in ("policies", "zones") and not self.read_only:
+            event.stop()
+            self._other_section("edit")
+        else:
+            super().on_data_table_row_selected(event)
 
     def _open_form(self, index: int | None) -> None:
         cand = self.store.candidate

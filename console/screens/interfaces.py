@@ -6,6 +6,7 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.widgets import Static
 
 from ..candidate import join_list
 from ..forms import Field, FormScreen, TextScreen
@@ -13,7 +14,13 @@ from ..widgets import LiveTable, human_count, human_rate
 from .base import BaseView
 from .editing import check_interface, interface_edit
 
-COLUMNS = [("name", 10), ("zone", 7), ("state", 7), ("mtu", 5), ("rx", 7), ("tx", 7), ("addresses", None)]
+COLUMNS = [("name", 10), ("zone", 7), ("state", 7, "key"), ("mtu", 5), ("rx", 7), ("tx", 7), ("addresses", None)]
+STAGED_LEGEND = " * staged in the candidate, not live yet (6 to review and commit)"
+
+
+def staged(value) -> Text:
+    """A value staged in the candidate: marked with '*' and in colour (the '*' reads on a VT100 too)."""
+    return Text(f"{value}*", style="bold yellow")
 
 
 class InterfacesView(BaseView):
@@ -23,7 +30,10 @@ class InterfacesView(BaseView):
         Binding("e", "edit", "edit"),
     ]
 
+    DEFAULT_CSS = "InterfacesView #if-legend { display: none; } InterfacesView #if-legend.-shown { display: block; }"
+
     def compose_body(self) -> ComposeResult:
+        yield Static(STAGED_LEGEND, classes="hint", id="if-legend")
         yield LiveTable(COLUMNS, id="ifaces")
 
     def rows(self) -> list[tuple[str, tuple]]:
@@ -34,22 +44,42 @@ class InterfacesView(BaseView):
         for i in s.interfaces:
             seen[i["name"]] = i
         names = list(configured) + sorted(n for n in seen if n not in configured)
+        head = cand.head.get("interfaces") or {}
+        head_zone = {i: z for z, zd in (cand.head.get("zones") or {}).items()
+                     for i in ((zd or {}).get("interfaces") or [])}
         rows = []
+        self._staged = False
         for n in names:
             i = seen.get(n)
-            conf = configured.get(n) or {}
+            conf, hconf = configured.get(n) or {}, head.get(n) or {}
             state = i["state"] if i else "absent"
             st = Text(state, style="green" if state == "up" else "dim" if state == "unknown" else "bold red")
-            mtu = str(conf.get("mtu") or (i or {}).get("mtu") or "-")
-            addrs = " ".join(((i or {}).get("ipv4") or []) + ((i or {}).get("ipv6") or [])) if i else \
-                " ".join(map(str, (conf.get("ipv4") or []) + (conf.get("ipv6") or [])))
-            rows.append((n, (n, cand.zone_of(n) or "-", st, mtu, human_rate((i or {}).get("rx_rate")),
+            # Live values come from the kernel; a value staged in the candidate (differs from HEAD)
+            # shows the staged value with a '*' (legible without colour), never as the kernel's.
+            if n in configured and conf.get("mtu") != hconf.get("mtu"):
+                mtu = staged(conf.get("mtu") or "default")
+            else:
+                mtu = str((i or {}).get("mtu") or conf.get("mtu") or "-")
+            zone = cand.zone_of(n)
+            zone = staged(zone or "-") if n in configured and zone != head_zone.get(n) else zone or "-"
+            want = [str(a) for a in (conf.get("ipv4") or []) + (conf.get("ipv6") or [])]
+            if n in configured and want != [str(a) for a in (hconf.get("ipv4") or []) + (hconf.get("ipv6") or [])]:
+                addrs = staged(" ".join(want) or "none")
+            elif i:
+                addrs = " ".join((i.get("ipv4") or []) + (i.get("ipv6") or []))
+            else:
+                addrs = " ".join(want)
+            name = staged(n) if n in configured and n not in head else n
+            self._staged = self._staged or any(isinstance(c, Text) and c.plain.endswith("*")
+                                               for c in (name, zone, mtu, addrs))
+            rows.append((n, (name, zone, st, mtu, human_rate((i or {}).get("rx_rate")),
                              human_rate((i or {}).get("tx_rate")), addrs)))
         return rows
 
     def refresh_view(self, changed: set[str]) -> None:
         if changed & {"interfaces", "config", "edit"}:
             self.query_one(LiveTable).sync(self.rows())
+            self.query_one("#if-legend", Static).set_class(self._staged, "-shown")
 
     def _current(self) -> str | None:
         return self.query_one(LiveTable).current_key
@@ -77,6 +107,15 @@ class InterfacesView(BaseView):
         t = Text()
         t.append(f"{name}", style="bold")
         t.append(f"  zone {self.store.candidate.zone_of(name) or '-'}  {conf.get('description') or ''}\n")
+        hconf = (self.store.candidate.head.get("interfaces") or {}).get(name) or {}
+        if conf.get("mtu") != hconf.get("mtu"):
+            t.append(f"staged: mtu {conf.get('mtu') or 'default'} (live {(i or {}).get('mtu') or '-'})\n",
+                     style="bold yellow")
+        for fam in ("ipv4", "ipv6"):
+            if [str(a) for a in conf.get(fam) or []] != [str(a) for a in hconf.get(fam) or []]:
+                live = " ".join((i or {}).get(fam) or []) or "none"
+                t.append(f"staged: {fam} {' '.join(map(str, conf.get(fam) or [])) or 'none'} (live {live})\n",
+                         style="bold yellow")
         if i:
             t.append(f"state {i['state']}  mtu {i.get('mtu')}  mac {i.get('mac') or '-'}\n")
             t.append(f"addresses {' '.join(i.get('ipv4', []) + i.get('ipv6', [])) or '-'}\n\n")

@@ -71,6 +71,7 @@ class LeasesView(BaseView):
     NAME = "leases"
     BINDINGS = [
         Binding("r", "reserve", "reserve"),
+        Binding("p", "pool", "pool"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -111,6 +112,19 @@ class LeasesView(BaseView):
         if not ls:
             t.append("   (none: is DHCP configured, under dhcp: in router.yaml?)", style="dim")
         self.query_one("#summary", Static).update(t)
+
+    def action_pool(self) -> None:
+        """The DHCP scope of the selected lease's interface (pools and options) in the section editor."""
+        from .sections import open_section
+
+        lease = self._lease()
+        scopes = list(self.store.candidate.data.get("dhcp") or {})
+        ifname = (lease or {}).get("interface") or (scopes[0] if scopes else None)
+        if ifname is None:
+            open_section(self.app, "dhcp")
+            return
+        fam = (lease or {}).get("family", 4)
+        open_section(self.app, f"dhcp.{ifname}.ipv{6 if fam == 6 else 4}")
 
     def _lease(self) -> dict | None:
         key = self.query_one("#leases", LiveTable).current_key

@@ -24,6 +24,7 @@ class NatView(ListEditing, BaseView):
         Binding("a", "add", "add forward"),
         Binding("e", "edit", "edit"),
         Binding("d", "delete", "delete"),
+        Binding("m", "masquerade", "masquerade/snat"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -57,6 +58,14 @@ class NatView(ListEditing, BaseView):
                                       f.get("to"), join_list(f.get("src")) or "*",
                                       human_count(c.get("packets")) if n in head else "-")))
         self.query_one("#forwards", LiveTable).sync(rows)
+
+    def action_masquerade(self) -> None:
+        """Masquerade (and SNAT with :edit nat.snat) through the section editor."""
+        from .sections import open_section
+
+        key = self.query_one("#masq", LiveTable).current_key
+        open_section(self.app, "nat.masquerade", key.split(":", 1)[0] if key and self.focused
+                     is self.query_one("#masq", LiveTable) else None)
 
     def _index(self) -> int | None:
         key = self.query_one("#forwards", LiveTable).current_key

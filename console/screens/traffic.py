@@ -7,16 +7,17 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from ..widgets import LiveTable, human_count, human_rate, sparkline
+from ..widgets import LiveTable, aligned_buckets, human_count, human_rate, sparkline
 from .base import BaseView
 
-TALKER_COLS = [("source", 28), ("flows", 6), ("peers", 6), ("packets", 8), ("bytes", 8)]
+TALKER_COLS = [("source", 15), ("flows", 5), ("peers", 5), ("packets", 7), ("bytes", 7)]
 
 
 class TrafficView(BaseView):
     NAME = "traffic"
     DEFAULT_CSS = """
     TrafficView #graphs { height: 1fr; }
+    TrafficView #graph, TrafficView #t-talkers { text-wrap: nowrap; text-overflow: ellipsis; }
     TrafficView #talkers { height: 8; }
     """
 
@@ -26,32 +27,50 @@ class TrafficView(BaseView):
         yield Static("top talkers (conntrack)", classes="title", id="t-talkers")
         yield LiveTable(TALKER_COLS, id="talkers")
 
+    def on_resize(self) -> None:
+        self._draw_graphs()
+
+    def _draw_graphs(self) -> None:
+        key = (id(self.store.history), self.size.width, self.app.plain)
+        if key != getattr(self, "_drawn", None):  # 400 graphs of 200 links: only when data or width moved
+            self._drawn = key
+            self.query_one("#graph", Static).update(self._graphs())
+
     def refresh_view(self, changed: set[str]) -> None:
         if changed & {"history", "interfaces"}:
-            self.query_one("#graph", Static).update(self._graphs())
+            self._draw_graphs()
         if "conntrack" in changed:
             ct = self.store.conntrack or {}
             rows = [(r["src"], (r["src"], str(r["flows"]), str(r["peers"]), human_count(r["packets"]),
-                                human_count(r["bytes"]))) for r in ct.get("top", [])]
+                                human_count(r["bytes"]) + "B")) for r in ct.get("top", [])]
             self.query_one("#talkers", LiveTable).sync(rows)
             acct = "" if ct.get("accounting") else "; byte accounting off (nf_conntrack_acct=0)"
-            self.query_one("#t-talkers", Static).update(f"top talkers — {ct.get('total', 0)} flows{acct}")
+            self.query_one("#t-talkers", Static).update(f"top talkers (conntrack): {ct.get('total', 0)} flows{acct}")
 
     def _graphs(self) -> Text:
+        """One line per interface and direction: a graph as wide as the window (one column per
+        second while the history fits, else a fixed number of seconds per column, aligned to the
+        clock so bars stay put between redraws), then the current rate and the peak in bit/s."""
         h = self.store.history or {}
         ifs = h.get("interfaces") or {}
-        width = max(20, self.size.width - 2 - 24)
-        secs = len(h.get("times") or [])
-        t = Text(no_wrap=True)
-        t.append(f"last {secs // 60} min {secs % 60:02d} s, {width} columns; peak per row\n", style="dim")
+        times = h.get("times") or []
+        label_w = max([len(n) for n in ifs] + [4]) + 4
+        width = max(10, self.size.width - 2 - label_w - 16 - 2)  # 2: the scrollbar
+        plain = self.app.plain
+        t = Text(no_wrap=True, overflow="crop")
+        cols_step = aligned_buckets(times, [0.0] * len(times), width)[1] if times else 1
+        secs = len(times)
+        span = f"{secs // 60} min {secs % 60:02d} s" if secs >= 60 else f"{secs} s"
+        t.append(f"last {span}, {cols_step} s per column; bit/s now / peak\n", style="dim")
         for name in sorted(ifs):
             for d, style in (("rx", "green"), ("tx", "cyan")):
                 vals = ifs[name][d]
+                cols, _step = aligned_buckets(times, vals, width)
                 peak = max(vals, default=0)
                 label = f"{name} {d}" if d == "rx" else f"{'':>{len(name)}} tx"
-                t.append(f"{label:<12}", style="bold" if d == "rx" else "")
-                t.append(sparkline(vals, width, self.app.plain), style=style)
-                t.append(f" {human_rate(vals[-1] if vals else 0):>5}/{human_rate(peak):<5}\n")
+                t.append(f"{label:<{label_w}}", style="bold" if d == "rx" else "")
+                t.append(sparkline(cols, width, plain, top=max(cols, default=0)), style=style)
+                t.append(f" {human_rate(vals[-1] if vals else 0):>6} / {human_rate(peak):<6}\n")
         if not ifs:
             t.append("no samples yet", style="dim")
         t.rstrip()

@@ -123,8 +123,9 @@ async def _drive(lab: Lab) -> None:
         hist = app.screen.query_one("#history", LiveTable)
         hist.select_key(head0)
         await pilot.press("R")
-        await wait_for(pilot, lambda: app.screen.query("ConfirmScreen") or type(app.screen).__name__ == "ConfirmScreen",
-                       what="rollback confirmation")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "ChoiceScreen", what="rollback confirmation")
+        assert "block guest web" not in str(app.screen.message).split("\n")[0]  # the target, not HEAD
+        assert "block-guest-http" in str(app.screen.message)  # the diff it applies: the rule goes
         await pilot.press("y")
         await wait_for(pilot, lambda: len(app.store.log) >= 3 and "rollback" in app.store.log[0]["message"],
                        what="the rollback commit")

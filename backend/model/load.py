@@ -145,7 +145,7 @@ _CLOSE = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
 _SCOPED_V6 = re.compile(r"\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*%[^\s/\]]*\]?(/\d+|:\d+)?")
 
 
-def check_shape(text: str, source: str = "router.yaml", loader=None) -> None:
+def check_shape(text: str, source: str = "router.yaml", loader=None) -> int:
     """Walk the YAML event stream (libyaml's or PyYAML's parser: iterative, nothing is built) and
     refuse documents deeper than MAX_DEPTH or with more than MAX_NODES nodes once aliases are
     expanded. Syntax errors are left to the loader, which reports them with a position."""
@@ -201,11 +201,92 @@ def check_shape(text: str, source: str = "router.yaml", loader=None) -> None:
                 stack[-1][1] += n
                 stack[-1][2] = max(stack[-1][2], d)
     except yaml.YAMLError:
-        return  # the loader reports it
+        return total  # the loader reports it
+    return total
+
+
+# -- sections parsed once -------------------------------------------------------------------------
+# A commit usually changes one section of a big document; re-parsing an unchanged 100,000-prefix
+# set costs ~1 s of pure-Python YAML construction. Plain block documents (top-level keys at column 0,
+# no anchors, aliases, tags or directives) are parsed a section at a time and big sections are
+# remembered by their text. Anything else -- or any doubt: a section that does not parse alone, a
+# key twice -- is parsed whole, exactly as before, so errors keep their positions.
+
+SECTION_CACHE_MIN = 64 * 1024   # smaller sections parse in milliseconds: not worth remembering
+SECTION_CACHE_BYTES = 8 * 1024 * 1024  # of section text remembered (~10x that in parsed objects)
+_sections_cache: dict[str, tuple[int, object, int]] = {}
+_TOP_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*[ \t]*:(?:[ \t]|$)")
+
+
+def split_sections(text: str) -> list[str] | None:
+    """The document's top-level sections as texts (comments and blank lines before a key go with
+    it), or None when the document is not plain enough to be cut this way."""
+    if any(c in text for c in "&*!\t") or re.search(r"^(---|\.\.\.|%)", text, re.M):
+        return None
+    chunks: list[list[str]] = [[]]
+    started = False
+    for line in text.splitlines(keepends=True):
+        head = line[:1]
+        if head in ("", " ", "\n", "\r", "#") or (started and line[:2] in ("- ", "-\n")):
+            chunks[-1].append(line)  # blank, comment, indented, or an item of an indentless sequence
+            continue
+        if not _TOP_KEY.match(line):
+            return None  # a top-level flow mapping, a sequence, a continuation at column 0 ...
+        if started:
+            chunks.append([])
+        started = True
+        chunks[-1].append(line)
+    return ["".join(c) for c in chunks] if started else None
+
+
+def _parse_section(chunk: str, source: str) -> tuple[int, dict]:
+    import hashlib
+
+    size = len(chunk)
+    key = hashlib.sha256(chunk.encode()).hexdigest() if SECTION_CACHE_MIN <= size <= SECTION_CACHE_BYTES else None
+    hit = _sections_cache.get(key) if key else None
+    if hit is not None:
+        return hit[0], hit[1]
+    nodes = check_shape(chunk, source)
+    data = yaml.load(chunk, Loader=_UniqueKeyLoader)
+    if not isinstance(data, dict) or len(data) != 1:
+        raise ValueError("not one section")
+    if key:
+        while _sections_cache and sum(e[2] for e in _sections_cache.values()) + size > SECTION_CACHE_BYTES:
+            _sections_cache.pop(next(iter(_sections_cache)))
+        _sections_cache[key] = (nodes, data, size)
+    return nodes, data
+
+
+def _parse_by_sections(text: str, source: str):
+    """The parsed document when every section parses alone, else None (parse it whole).
+    Cached sections are shared: the models built from them copy what they keep (nothing mutates
+    the parsed data)."""
+    chunks = split_sections(text)
+    if not chunks or not any(len(c) >= SECTION_CACHE_MIN for c in chunks):
+        return None
+    out: dict = {}
+    total = 0
+    try:
+        for c in chunks:
+            nodes, data = _parse_section(c, source)
+            total += nodes
+            (k, v), = data.items()
+            if k in out:
+                return None  # the whole-document parse names the duplicate with its line
+            out[k] = v
+    except (ValueError, ConfigError, yaml.YAMLError, RecursionError):
+        return None
+    if total > MAX_NODES:
+        return None  # check_shape on the whole text reports it with a position
+    return out
 
 
 def parse_yaml(text: str, source: str = "router.yaml"):
     check_size(text, source)
+    fast = _parse_by_sections(text, source)
+    if fast is not None:
+        return fast
     check_shape(text, source)
     try:
         return yaml.load(text, Loader=_UniqueKeyLoader)

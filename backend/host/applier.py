@@ -31,6 +31,8 @@ Adding a daemon or a kernel subsystem = one module with an applier class + one `
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -220,3 +222,26 @@ def builtin() -> Registry:
     r.register(chrony.ChronyApplier, stage=DAEMONS, name="chrony")
     r.register(avahi.AvahiApplier, stage=DAEMONS, name="avahi")
     return r
+
+
+# -- an applier's own bookkeeping in the state dir ---------------------------------------------------
+
+
+def load_state(state_dir: str | os.PathLike, name: str) -> dict:
+    """STATE/NAME.json, or what the single applied.json held before the registry; {} when neither."""
+    for f in (Path(state_dir) / f"{name}.json", Path(state_dir) / "applied.json"):
+        try:
+            d = json.loads(f.read_text())
+            if isinstance(d, dict):
+                return d
+        except (OSError, ValueError):
+            continue
+    return {}
+
+
+def save_state(state_dir: str | os.PathLike, name: str, data: dict) -> None:
+    """Atomically replace STATE/NAME.json."""
+    f = Path(state_dir) / f"{name}.json"
+    tmp = f.with_name(f".{f.name}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, f)

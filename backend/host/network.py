@@ -11,13 +11,11 @@ one) in ``STATE/network.json``, so a restart can still clean up links a later co
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
 import threading
 from pathlib import Path
 
 from ..model import Problem
-from .applier import Desired, HostContext
+from .applier import Desired, HostContext, load_state, save_state
 from .net import NetApplier, NetState
 from .net import desired as config_state
 
@@ -75,19 +73,10 @@ class NetworkApplier:
     # -- persisted ownership -----------------------------------------------------------------
 
     def _load(self, ctx: HostContext) -> dict:
-        for f in (self._file, Path(ctx.state_dir) / "applied.json"):  # applied.json: before the registry
-            try:
-                d = json.loads(f.read_text())
-                if isinstance(d, dict):
-                    return d
-            except (OSError, ValueError):
-                continue
-        return {}
+        return load_state(ctx.state_dir, "network")
 
     def _save(self) -> None:
-        tmp = self._file.with_name(f".{self._file.name}.tmp")
-        tmp.write_text(json.dumps({"owned": list(self.owned), "original_mtu": self.net.original_mtu}))
-        os.replace(tmp, self._file)
+        save_state(self._file.parent, "network", {"owned": list(self.owned), "original_mtu": self.net.original_mtu})
 
     # -- the protocol -----------------------------------------------------------------------------
 

@@ -8,14 +8,12 @@ generation id and a fingerprint of our table (see ``nft.py``); that bookkeeping 
 
 from __future__ import annotations
 
-import json
-import os
 import threading
 from pathlib import Path
 
 from ..model import Problem
 from . import nft as nfthost
-from .applier import Desired, HostContext
+from .applier import Desired, HostContext, load_state, save_state
 
 
 class NftApplier:
@@ -32,20 +30,11 @@ class NftApplier:
         self.loaded = None  # the Ruleset last loaded by this process
 
     def _load(self, ctx: HostContext) -> dict:
-        for f in (self._file, Path(ctx.state_dir) / "applied.json"):  # applied.json: before the registry
-            try:
-                d = json.loads(f.read_text())
-                if isinstance(d, dict):
-                    return d
-            except (OSError, ValueError):
-                continue
-        return {}
+        return load_state(ctx.state_dir, "nftables")
 
     def _save(self) -> None:
-        tmp = self._file.with_name(f".{self._file.name}.tmp")
-        tmp.write_text(json.dumps({"render_hash": self.render_hash, "genid": self.genid,
-                                   "fingerprint": self.fingerprint}))
-        os.replace(tmp, self._file)
+        save_state(self._file.parent, "nftables", {"render_hash": self.render_hash, "genid": self.genid,
+                                   "fingerprint": self.fingerprint})
 
     # -- helpers -----------------------------------------------------------------------------------
 

@@ -12,6 +12,10 @@ DEB_PACKAGES := nftables libnftables1 iproute2 iperf3 iputils-ping conntrack pro
 # namespace) and the real clients the lab tests use (dhclient, dig, rdisc6; tcpdump captures).
 DEB_PACKAGES += kea-dhcp4-server kea-dhcp6-server unbound radvd chrony avahi-daemon openssl \
                 isc-dhcp-client bind9-dnsutils ndisc6 tcpdump
+# Routing: FRR on the router, bird2 as the independent peer in a lab host. The qemu guest (tests
+# marked `vm`, ../shared/vm/vmrun.sh) boots Debian's own kernel for 802.1Q, bonding, VLAN-filtering
+# bridges and the other features this machine's kernel lacks.
+DEB_PACKAGES += frr bird2 qemu-system-x86 linux-image-amd64 busybox-static
 
 .PHONY: install deps venv test test-unit test-lab lint demo demo-down bench screenshots image clean
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)

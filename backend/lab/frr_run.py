@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -33,6 +34,18 @@ def argv(daemon: str, run: Path) -> list[str]:
     return args
 
 
+def socket_dir(top: Path) -> Path:
+    """/run/talgate-frr/<hash of RUN/frr>: one per lab, mode 0755."""
+    import hashlib
+
+    h = hashlib.sha256(str(top.resolve()).encode()).hexdigest()[:16]
+    base = Path("/run/talgate-frr")
+    base.mkdir(mode=0o755, exist_ok=True)
+    d = base / h
+    d.mkdir(mode=0o755, exist_ok=True)
+    return d
+
+
 def vtysh(run: Path, conf_dir: Path) -> list[str]:
     return ["vtysh", "--vty_socket", str(run), "--config_dir", str(conf_dir)]
 
@@ -42,10 +55,13 @@ def main(args: list[str] | None = None) -> int:
     ap.add_argument("--conf", required=True)
     ap.add_argument("--run", required=True)
     a = ap.parse_args(args)
-    conf, run = Path(a.conf), Path(a.run)
-    run.mkdir(parents=True, exist_ok=True)
+    conf, top = Path(a.conf), Path(a.run)
+    top.mkdir(parents=True, exist_ok=True)
+    run = socket_dir(top)
     (run / "empty.conf").write_text("")
-    # The daemons drop to the frr user (keeping the capabilities they need): their folder is theirs.
+    # The daemons drop to the frr user (keeping the capabilities they need; FRR's vty group is
+    # compiled in, so they cannot stay root): their folder is theirs, somewhere the frr user can
+    # reach (the lab's state may sit in a 0700 folder), and RUN/frr/sock points at it.
     try:
         import grp
         import pwd
@@ -55,6 +71,10 @@ def main(args: list[str] | None = None) -> int:
             os.chown(f, uid, gid)
     except (KeyError, PermissionError) as e:
         print(f"frr_run: cannot hand {run} to the frr user: {e}", flush=True)
+    link = top / "sock"
+    if not (link.is_symlink() and os.readlink(link) == str(run)):
+        link.unlink(missing_ok=True)
+        link.symlink_to(run)
     procs: dict[str, subprocess.Popen] = {}
     stopping = False
 
@@ -76,9 +96,17 @@ def main(args: list[str] | None = None) -> int:
                      or any(p.poll() is not None for p in procs.values()), 15):
             print("frr_run: the daemons' vty sockets did not appear within 15 s", flush=True)
             return 1
+        gen = _generation(conf)
         r = subprocess.run([*vtysh(run, conf.parent), "-b"], capture_output=True, text=True, timeout=60)
         print(f"frr_run: vtysh -b exit {r.returncode} {(r.stdout + r.stderr).strip()[-2000:]}", flush=True)
-        (run / "loaded").write_text(f"{time.time()}\n")
+        (top / "loaded").write_text(f"{time.time()}\n")
+        if _generation(conf) != gen:
+            # The agent wrote a new file while we loaded the old one and found us not loaded yet
+            # (it reloads once `loaded` exists): apply the difference ourselves.
+            r = subprocess.run(["python3", "/usr/lib/frr/frr-reload.py", "--reload", "--stdout", "--vty_socket",
+                                str(run), "--confdir", str(conf.parent), "--rundir", str(top), str(conf)],
+                               capture_output=True, text=True, timeout=60)
+            print(f"frr_run: frr-reload exit {r.returncode}", flush=True)
         while not stopping:
             dead = [d for d, p in procs.items() if p.poll() is not None]
             if dead:
@@ -88,7 +116,7 @@ def main(args: list[str] | None = None) -> int:
                 break
             time.sleep(0.2)
     finally:
-        (run / "loaded").unlink(missing_ok=True)
+        (top / "loaded").unlink(missing_ok=True)
         for p in procs.values():
             if p.poll() is None:
                 p.terminate()
@@ -99,7 +127,17 @@ def main(args: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        if stopping:
+            shutil.rmtree(run, ignore_errors=True)
+            (top / "sock").unlink(missing_ok=True)
     return code
+
+
+def _generation(conf: Path) -> str | None:
+    try:
+        return (conf.parent / ".generation").read_text().strip()
+    except OSError:
+        return None
 
 
 def _wait(cond, timeout: float) -> bool:

@@ -20,7 +20,8 @@ FRR_RELOAD = "/usr/lib/frr/frr-reload.py"
 
 
 def vty_dir(d) -> Path:
-    return d.run_dir / "frr"
+    """The daemons' vty sockets: RUN/frr/sock (a link the lab runner makes to its socket folder)."""
+    return d.run_dir / "frr" / "sock"
 
 
 def vtysh_args(d) -> list[str]:
@@ -29,8 +30,7 @@ def vtysh_args(d) -> list[str]:
 
 def running(d) -> bool:
     """The lab runner loaded the config and its daemons answer on their vty sockets."""
-    run = vty_dir(d)
-    return (run / "loaded").exists() and (run / "zebra.vty").exists()
+    return (d.run_dir / "frr" / "loaded").exists() and (vty_dir(d) / "zebra.vty").exists()
 
 
 class FrrApplier(DaemonApplier):
@@ -53,7 +53,7 @@ class FrrApplier(DaemonApplier):
             return {"ok": None, "detail": "frr-reload.py is not installed; reloaded when FRR restarts"}
         run = vty_dir(self.d)
         cmd = ["python3", FRR_RELOAD, "--reload", "--stdout", "--vty_socket", str(run), "--confdir",
-               str(self.dir), "--rundir", str(run), str(self.path)]
+               str(self.dir), "--rundir", str(self.run_dir()), str(self.path)]
         try:
             r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
         except subprocess.TimeoutExpired:

@@ -4,7 +4,7 @@ Per BGP neighbor and family two prefix-lists are rendered, always defined and al
 an explicit deny (an FRR prefix-list that is referenced but not defined would permit everything):
 
 - ``tg-in4-N<i>`` / ``tg-in6-N<i>``: deny the default route (unless ``accept_default``), deny
-  anything inside the router's own connected subnets, permit the neighbor's ``import`` entries,
+  anything inside the router's own connected subnets or its ``bgp.networks``, permit the neighbor's ``import`` entries,
   deny the rest.
 - ``tg-out4-N<i>`` / ``tg-out6-N<i>``: permit ``bgp.networks`` and the neighbor's ``export``
   entries, deny the rest (no transit of routes learned from another peer).
@@ -42,8 +42,10 @@ def _any(fam: int) -> str:
     return "0.0.0.0/0 le 32" if fam == 4 else "::/0 le 128"
 
 
-def _own_subnets(cfg: RouterConfig, fam: int) -> list[ipaddress._BaseNetwork]:
+def _own_subnets(cfg: RouterConfig, fam: int, announced: list[str]) -> list[ipaddress._BaseNetwork]:
+    """The router's connected subnets and what it announces itself: never learned from a peer."""
     nets = [net for _, net, _ in connected(cfg) if net.version == fam and not net.is_link_local]
+    nets += [n for n in map(ipaddress.ip_network, announced) if n.version == fam]
     return list(ipaddress.collapse_addresses(nets))
 
 
@@ -60,7 +62,7 @@ def _prefix_lists(cfg: RouterConfig) -> list[str]:
         if not nb.accept_default:
             out.append(_pl_line(name, fam, seq, "deny", "0.0.0.0/0" if fam == 4 else "::/0"))
             seq += 5
-        for net in _own_subnets(cfg, fam):
+        for net in _own_subnets(cfg, fam, b.networks):
             item = str(net) + (f" le {top}" if net.prefixlen < top else "")
             out.append(_pl_line(name, fam, seq, "deny", item))
             seq += 5

@@ -34,17 +34,7 @@ def _text(tmp_path: Path) -> str:
     bl.write_text("ads.example\n")
     return example_config() + SVC.replace("/nonexistent/ads.txt", str(bl)).replace(
         "  servers: [{address: time.example.net, nts: true}]\n",
-        "  servers: [{address: time.example.net, nts: true}]\n  nts_server: true\n") + ROUTING
-
-
-ROUTING = """
-routing:
-  router_id: 198.51.100.2
-  ospf: {interfaces: {lan0: {hello: 10, dead: 40}}}
-  bgp:
-    asn: 65001
-    neighbors: [{address: 198.51.100.1, remote_asn: 65002, import: ["203.0.113.0/24 le 32"]}]
-"""
+        "  servers: [{address: time.example.net, nts: true}]\n  nts_server: true\n")
 
 
 # A second revision that changes the firewall and every daemon's config.

@@ -18,6 +18,7 @@ PURPOSE = {
     "traffic": "rates per interface and the top talkers",
     "changes": "the staged candidate against HEAD, commit, history and rollback",
     "leases": "DHCP leases; reserve an address for a client",
+    "routes": "routing tables: connected, static, BGP and OSPF routes",
 }
 
 LISTS = [("j k  up down", "move a row"), ("g G  home end", "first / last row"), ("pgup pgdn", "a page"),

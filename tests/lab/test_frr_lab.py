@@ -242,6 +242,25 @@ def test_killed_frr_is_restarted_and_routes_come_back(frr):
     assert frr.tcp("lan", "203.0.113.129", 80, timeout=3) is not None
 
 
+def test_routes_on_the_read_only_socket(frr):
+    assert wait(lambda: "203.0.113.128/26" in frr.kernel(4, "bgp") and "192.168.77.0/24" in frr.kernel(4, "ospf"), 30)
+    r = frr.cli("routes", "--json", socket=frr.lab.ro_socket)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["frr"] is True and doc["truncated"] is False
+    kinds = {(x["dst"], x["kind"]) for x in doc["routes"]}
+    for want in (("203.0.113.128/26", "bgp"), ("2001:db8:bbbb::/48", "bgp"), ("192.168.77.0/24", "ospf"),
+                 ("2001:db8:77::/48", "ospfv3"), ("192.168.10.0/24", "connected"), ("2001:db8:10:10::/64", "connected")):
+        assert want in kinds, (want, sorted(kinds))
+    bgp = next(x for x in doc["routes"] if x["dst"] == "203.0.113.128/26")
+    assert bgp["gateway"] == "198.51.100.1" and bgp["dev"] == "wan0" and bgp["table"] == "main"
+    text = frr.cli("routes", socket=frr.lab.ro_socket).stdout
+    line = next(ln for ln in text.splitlines() if "203.0.113.128/26" in ln)
+    assert line.split()[:5] == ["main", "bgp", "203.0.113.128/26", "198.51.100.1", "wan0"], line
+    local = json.loads(frr.cli("routes", "--table", "local", "--json", socket=frr.lab.ro_socket).stdout)
+    assert local["routes"] and {x["table"] for x in local["routes"]} == {"local"}
+
+
 BAD = [
     ("asn: 65001", "asn: 0", "routing.bgp.asn"),
     ("asn: 65001", "asn: 4294967296", "routing.bgp.asn"),

@@ -62,6 +62,10 @@ class FrrApplier(DaemonApplier):
         bad = [ln for ln in out if "ERROR" in ln or "failed" in ln.lower()]
         return {"ok": r.returncode == 0, "detail": ((bad or out or ["reloaded"])[-1]).strip()[:200]}
 
+    def vty(self) -> Path | None:
+        """The daemons' vty socket folder (the routes reader asks FRR there), None without one."""
+        return vty_dir(self.d) if self.d.rendered_dir is not None else None
+
     def probe(self) -> str:
         return "running" if running(self.d) else "not answering"
 

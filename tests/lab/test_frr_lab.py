@@ -229,6 +229,29 @@ def test_withdrawn_prefix_leaves_the_kernel(frr):
     assert wait(lambda: "203.0.113.128/26" in frr.kernel(4, "bgp"), 30)
 
 
+def test_commit_reloads_frr_live(frr):
+    """A commit that widens a neighbor's import reaches the running FRR through frr-reload.py (no
+    restart): 192.0.2.0/24, which bird announced all along, enters the kernel; reverting removes it."""
+    assert wait(lambda: "203.0.113.128/26" in frr.kernel(4, "bgp"), 20)
+    pid = frr.lab.services()["frr"]["pid"]
+    text = frr.client.config().text
+    wider = text.replace('import: ["203.0.113.0/24 le 32"]', 'import: ["203.0.113.0/24 le 32", "192.0.2.0/24"]')
+    assert wider != text
+    t0 = time.monotonic()
+    frr.client.commit(wider, "accept 192.0.2.0/24 from the isp")
+    try:
+        assert wait(lambda: "192.0.2.0/24" in frr.kernel(4, "bgp"), 30), frr.vtysh("show ip prefix-list")
+        print(f"import widened: in the kernel {time.monotonic() - t0:.2f} s after the commit was sent")
+        st = frr.client.status()["services"]["frr"]
+        assert st["last_reload"]["ok"] is True, st
+        assert frr.lab.services()["frr"]["pid"] == pid  # reloaded, not restarted
+        assert frr.tcp("lan", "203.0.113.129", 80, timeout=3) is not None  # sessions kept
+    finally:
+        frr.client.commit(text, "back")
+    assert wait(lambda: "192.0.2.0/24" not in frr.kernel(4, "bgp"), 30)
+    assert frr.kernel(4, "bgp") == {"203.0.113.128/26"}
+
+
 def test_killed_frr_is_restarted_and_routes_come_back(frr):
     assert wait(lambda: "203.0.113.128/26" in frr.kernel(4, "bgp"), 20)
     before = frr.lab.services()["frr"]["restarts"]

@@ -60,7 +60,18 @@ class FrrApplier(DaemonApplier):
             return {"ok": False, "detail": "frr-reload.py did not finish within 60 s"}
         out = [ln for ln in (r.stdout + r.stderr).splitlines() if ln.strip()]
         bad = [ln for ln in out if "ERROR" in ln or "failed" in ln.lower()]
-        return {"ok": r.returncode == 0, "detail": ((bad or out or ["reloaded"])[-1]).strip()[:200]}
+        res = {"ok": r.returncode == 0, "detail": ((bad or out or ["reloaded"])[-1]).strip()[:200]}
+        if res["ok"] and "\nrouter bgp " in (self.path.read_text() if self.path.exists() else ""):
+            # A changed prefix-list is not applied to routes already received: ask the peers to
+            # send them again (route refresh; the sessions stay up) and re-announce ours.
+            try:
+                c = subprocess.run([*vtysh_args(self.d), "-c", "clear bgp * soft"], capture_output=True, text=True,
+                                   timeout=30)
+                if c.returncode != 0:
+                    res["detail"] += f"; clear bgp soft: {(c.stdout + c.stderr).strip()[:100]}"
+            except subprocess.TimeoutExpired:
+                res["detail"] += "; clear bgp soft did not finish within 30 s"
+        return res
 
     def vty(self) -> Path | None:
         """The daemons' vty socket folder (the routes reader asks FRR there), None without one."""

@@ -22,7 +22,9 @@ Import policy (rendered as FRR prefix-lists, one per neighbor and family): a nei
 accepted only when a prefix in its ``import`` allows them; a default route only with
 ``accept_default: true``; prefixes inside the router's own connected subnets never. Export: only
 ``bgp.networks`` (and the neighbor's ``export`` entries), so routes learned from one peer are not
-passed on to another (no accidental transit).
+passed on to another (no accidental transit). OSPF and OSPFv3 (link-state: every router holds the
+same database) are filtered where zebra installs them: a default route only with
+``accept_default: true``, nothing inside the router's own connected subnets.
 
 Firewall: the zone input chains open tcp/179 from each configured neighbor address (in the zone
 of the interface whose subnet holds it, or the neighbor's ``zone``), and IP protocol 89 (OSPF) on
@@ -158,6 +160,7 @@ class Ospf(Strict):
     interfaces: dict[IfName, OspfInterface] = Field(default_factory=dict)
     redistribute: Redistribute = Field(default_factory=list)
     default_originate: bool = Field(False, description="Announce a default route into OSPF (when the router has one).")
+    accept_default: bool = Field(False, description="Install a default route learned by OSPF (refused otherwise).")
 
 
 class BgpNeighbor(Strict):

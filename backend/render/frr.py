@@ -9,6 +9,10 @@ an explicit deny (an FRR prefix-list that is referenced but not defined would pe
 - ``tg-out4-N<i>`` / ``tg-out6-N<i>``: permit ``bgp.networks`` and the neighbor's ``export``
   entries, deny the rest (no transit of routes learned from another peer).
 
+OSPF/OSPFv3 routes pass ``tg-ospf4-in`` / ``tg-ospf6-in`` (``ip protocol ospf route-map``) before
+zebra installs them: no default route unless ``accept_default``, nothing inside the router's own
+connected subnets.
+
 ``no bgp ebgp-requires-policy`` is rendered because the prefix-lists are the policy (FRR 8.4
 otherwise exchanges nothing with an eBGP peer that has no route-map).
 """
@@ -79,6 +83,25 @@ def _prefix_lists(cfg: RouterConfig) -> list[str]:
             out.append(_pl_line(name, fam, seq, "permit", item))
             seq += 5
         out.append(_pl_line(name, fam, seq, "deny", _any(fam)))
+    return out
+
+
+def _ospf_install_filter(cfg: RouterConfig, o: Ospf, fam: int) -> list[str]:
+    """What zebra may install from OSPF (fam 4) or OSPFv3 (fam 6): no default route unless
+    accept_default, nothing inside the router's own connected subnets, the rest."""
+    name = f"tg-ospf{fam}-in"
+    ip = "ip" if fam == 4 else "ipv6"
+    top = 32 if fam == 4 else 128
+    out, seq = [], 5
+    if not o.accept_default:
+        out.append(_pl_line(name, fam, seq, "deny", "0.0.0.0/0" if fam == 4 else "::/0"))
+        seq += 5
+    for net in _own_subnets(cfg, fam, []):
+        out.append(_pl_line(name, fam, seq, "deny", str(net) + (f" le {top}" if net.prefixlen < top else "")))
+        seq += 5
+    out.append(_pl_line(name, fam, seq, "permit", _any(fam)))
+    out += [f"route-map {name} permit 10", f" match {ip} address prefix-list {name}", "exit",
+            f"{ip} protocol {'ospf' if fam == 4 else 'ospf6'} route-map {name}", "!"]
     return out
 
 
@@ -172,5 +195,9 @@ def render_frr(cfg: RouterConfig) -> str | None:
         lines += ["exit", "!"]
         lines += _prefix_lists(cfg)
         lines.append("!")
+    if v4 is not None:
+        lines += _ospf_install_filter(cfg, v4, 4)
+    if v6 is not None:
+        lines += _ospf_install_filter(cfg, v6, 6)
     lines.append("end")
     return "\n".join(lines) + "\n"

@@ -65,8 +65,10 @@ BIRD_LAN = """
 router id 192.168.10.10;
 log stderr all;
 protocol device { scan time 1; }
-protocol static s4 { ipv4; route 192.168.77.0/24 blackhole; }
-protocol static s6 { ipv6; route 2001:db8:77::/48 blackhole; }
+protocol static s4 { ipv4; route 192.168.77.0/24 blackhole; route 0.0.0.0/0 blackhole;
+                     route 192.168.10.128/25 blackhole; }
+protocol static s6 { ipv6; route 2001:db8:77::/48 blackhole; route ::/0 blackhole;
+                     route 2001:db8:10:10::/80 blackhole; }
 protocol ospf v2 o4 {
   ipv4 { import all; export where source = RTS_STATIC; };
   area 0 { interface "eth0" { hello 2; dead 8; }; };
@@ -209,6 +211,11 @@ def test_import_policy_refuses_default_own_subnets_and_unlisted(frr):
 def test_ospf_prefixes_reach_the_kernel_and_other_zones(frr):
     assert wait(lambda: "192.168.77.0/24" in frr.kernel(4, "ospf"), 30), frr.router("ip", "route")
     assert wait(lambda: "2001:db8:77::/48" in frr.kernel(6, "ospf"), 30), frr.router("ip", "-6", "route")
+    # The lan's bird also announces a default route and a more-specific of the LAN itself: zebra
+    # installs neither (tg-ospf4-in / tg-ospf6-in), though OSPF learned them.
+    assert frr.kernel(4, "ospf") == {"192.168.77.0/24"} and frr.kernel(6, "ospf") == {"2001:db8:77::/48"}
+    assert "192.168.10.128/25" in frr.vtysh("show ip ospf route")
+    assert "default" not in frr.router("ip", "route") and "default" not in frr.router("ip", "-6", "route")
     # mgmt -> lan is allowed by policy; the destination is only known through OSPF.
     assert frr.tcp("mgmt", "192.168.77.1", 80, timeout=3) is not None
     assert frr.tcp("mgmt", "2001:db8:77::1", 80, timeout=3) is not None

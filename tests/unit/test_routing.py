@@ -189,3 +189,17 @@ def test_frr_conf_path_is_under_rendered(tmp_path):
     a = frr_daemon.FrrApplier(HostContext(tmp_path / "state", tmp_path / "rendered"))
     assert a.path == Path(tmp_path / "rendered" / "frr" / "frr.conf")
     assert a.reload()["ok"] is None  # no file, not running: nothing to tell
+
+
+def test_ospf_install_filter():
+    txt = r_frr.render_frr(validate_text(TEXT)[0])
+    f4 = [ln for ln in txt.splitlines() if ln.startswith("ip prefix-list tg-ospf4-in ")]
+    assert f4[0] == "ip prefix-list tg-ospf4-in seq 5 deny 0.0.0.0/0"
+    assert "ip prefix-list tg-ospf4-in seq 10 deny 192.168.10.0/24 le 32" in f4
+    assert f4[-1].endswith("permit 0.0.0.0/0 le 32")
+    assert "ip protocol ospf route-map tg-ospf4-in" in txt and "ipv6 protocol ospf6 route-map tg-ospf6-in" in txt
+    t2 = TEXT.replace("    redistribute: [connected]\n", "    redistribute: [connected]\n    accept_default: true\n", 1)
+    f4b = [ln for ln in r_frr.render_frr(validate_text(t2)[0]).splitlines()
+           if ln.startswith("ip prefix-list tg-ospf4-in ")]
+    assert not any("deny 0.0.0.0/0" == ln.split(" seq ")[1].split(" ", 1)[1] for ln in f4b)
+    assert len(f4b) == len(f4) - 1

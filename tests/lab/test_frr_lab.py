@@ -291,6 +291,25 @@ def test_routes_on_the_read_only_socket(frr):
     assert local["routes"] and {x["table"] for x in local["routes"]} == {"local"}
 
 
+def test_routing_removed_stops_frr_and_its_routes(frr):
+    assert wait(lambda: "203.0.113.128/26" in frr.kernel(4, "bgp") and "192.168.77.0/24" in frr.kernel(4, "ospf"), 30)
+    text = frr.client.config().text
+    off = text[:text.index("\nrouting:")] + "\n"
+    frr.client.commit(off, "no dynamic routing")
+    try:
+        assert wait(lambda: frr.lab.services()["frr"]["state"] == "off", 15), frr.lab.services()
+        assert wait(lambda: not frr.kernel(4, "bgp") and not frr.kernel(4, "ospf") and not frr.kernel(6, "bgp")
+                    and not frr.kernel(6, "ospf"), 15), frr.router("ip", "route")
+        assert not (frr.lab.state / "rendered" / "frr" / "frr.conf").exists()
+        # … and the firewall no longer opens tcp/179 or OSPF.
+        ruleset = frr.router("nft", "list", "ruleset")
+        assert "service bgp" not in ruleset and "service ospf" not in ruleset
+    finally:
+        frr.client.commit(text, "routing again")
+    assert wait(lambda: frr.established() and "203.0.113.128/26" in frr.kernel(4, "bgp")
+                and "192.168.77.0/24" in frr.kernel(4, "ospf"), 60), frr.lab.log_tail("logs/frr.log")
+
+
 BAD = [
     ("asn: 65001", "asn: 0", "routing.bgp.asn"),
     ("asn: 65001", "asn: 4294967296", "routing.bgp.asn"),

@@ -151,8 +151,9 @@ def frr(tmp_path_factory):
     lab = new_lab(tmp_path_factory, text)
     h = FrrLab(lab, work)
     try:
-        lab.run("isp", ["sh", "-c", "ip addr add 203.0.113.129/26 dev lo && ip addr add 2001:db8:bbbb::1/128 dev lo"],
-                check=True)
+        # 198.51.100.7: another host on the WAN link, not a neighbor.
+        lab.run("isp", ["sh", "-c", "ip addr add 203.0.113.129/26 dev lo && ip addr add 2001:db8:bbbb::1/128 dev lo"
+                        " && ip addr add 198.51.100.7/24 dev eth0"], check=True)
         lab.run("lan", ["sh", "-c", "ip addr add 192.168.77.1/24 dev lo && ip addr add 2001:db8:77::1/128 dev lo"],
                 check=True)
         h.isp_announce(ANNOUNCE4, ANNOUNCE6)
@@ -178,6 +179,21 @@ def test_sessions_come_up_with_bird(frr):
     assert re.search(r"r4\s+BGP.*Established", out) and re.search(r"r6\s+BGP.*Established", out), out
     out = frr.birdc("lan", "show", "protocols")
     assert re.search(r"o4\s+OSPF.*Running", out) and re.search(r"o6\s+OSPF.*Running", out), out
+
+
+CONNECT = ("import socket, sys\ntry:\n    socket.create_connection((sys.argv[1], 179), 2, (sys.argv[2], 0)).close()\n"
+           "except OSError as e:\n    sys.exit(str(e))\n")
+
+
+def test_bgp_port_open_only_to_the_neighbors(frr):
+    """bgpd listens on every address; the firewall lets only the configured neighbor reach tcp/179."""
+    ok = frr.lab.run("isp", ["python3", "-c", CONNECT, "198.51.100.2", "198.51.100.1"], timeout=10)
+    assert ok.returncode == 0, ok.stderr  # the neighbor's address: allowed (bgpd then hangs up on a 2nd session)
+    for host, dst, src in (("lan", "192.168.10.1", "192.168.10.10"), ("isp", "198.51.100.2", "198.51.100.7"),
+                           ("mgmt", "192.168.99.1", "192.168.99.10")):
+        r = frr.lab.run(host, ["python3", "-c", CONNECT, dst, src], timeout=10)
+        assert r.returncode != 0, (host, src)
+    assert frr.established()
 
 
 def test_bgp_prefixes_reach_the_kernel_and_the_lan(frr):

@@ -255,6 +255,9 @@ def check(cfg: RouterConfig) -> list[Problem]:
 
     p += check_services(cfg)
     p += check_names(cfg)
+    from .uplink import check as check_uplinks
+
+    p += check_uplinks(cfg)
     return p
 
 

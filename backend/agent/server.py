@@ -422,6 +422,10 @@ def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | Non
             serve_metrics(p, metrics_listen)
         except OSError as e:
             log.error("metrics: cannot listen on %s: %s", metrics_listen, e)
+    from .uplink import Uplinks
+
+    # DHCP/DHCPv6/PD clients of the WANs that learn their address (idle when none does).
+    Uplinks(p, state, dhclient=os.environ.get("TALGATE_DHCLIENT", "dhclient")).start()
     overdue = p.tick()  # a confirm deadline that passed while the agent was down: roll back now
     if overdue:
         log.warning("confirm deadline passed while the agent was down: rolled back with %s", overdue["rev"][:12])

@@ -198,6 +198,11 @@ class Service:
         cfg, problems = validate_text(text)
         if cfg is None:
             raise ApiError("invalid", "the revision does not validate", _problems(problems))
+        facts = getattr(self.p, "facts", None)
+        if facts is not None:  # what the kernel holds: the document under the learned prefixes
+            from ..model.uplink import effective
+
+            cfg = effective(cfg, facts.delegated, facts.deprecated)
         return m.RenderResponse(rev=r, nft=render(cfg).text())
 
     def validate(self, req: m.ValidateRequest, caller: Caller) -> m.ValidateResponse:

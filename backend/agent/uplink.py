@@ -404,14 +404,20 @@ class Uplinks:
 
     def facts_of(self, now: float) -> dict:
         addresses, gateways, delegated, deprecated, info = {}, {}, {}, {}, {}
+        for link, ln in self.learned.items():
+            if ln.prefixes:
+                delegated[link] = tuple(sorted(ln.prefixes))
+        # delegated prefixes that cannot hold the configured subnet ids: said in status and events
+        problems = resolve(self.cfg, delegated)[1] if self.cfg is not None else []
+        for msg in problems:
+            wan = next((w for w, ps in delegated.items() if any(p in msg for p in ps)), "?")
+            self._event(wan, "error", f"not applied: {msg} (the ISP delegated less than the configured hint)")
         for link, ln in sorted(self.learned.items()):
             addrs = ([ln.v4.address] if ln.v4 else []) + sorted(ln.v6_addrs)
             if addrs:
                 addresses[link] = tuple(addrs)
             if ln.v4 and ln.v4.gateway:
                 gateways[link] = (ln.v4.gateway,)
-            if ln.prefixes:
-                delegated[link] = tuple(sorted(ln.prefixes))
             if ln.deprecated:
                 deprecated[link] = tuple(sorted(ln.deprecated))
             info[link] = {
@@ -425,15 +431,8 @@ class Uplinks:
                          "slaac": ln.slaac},
                 "clients": [c.status() for (lk, _), c in sorted(self.clients.items()) if lk == link],
                 "events": list(ln.events)[-10:],
+                "problems": [m for m in problems if any(p in m for p in delegated.get(link, ()))],
             }
-        # delegated prefixes that cannot hold the configured subnet ids: said in status and events
-        if self.cfg is not None:
-            _, problems = resolve(self.cfg, delegated)
-            for msg in problems:
-                wan = next((w for w in delegated if w in msg), None) or "?"
-                self._event(wan, "error", f"not applied: {msg} (the ISP delegated less than the configured hint)")
-            for wan in info:
-                info[wan]["problems"] = [m for m in problems if any(p in m for p in delegated.get(wan, ()))]
         return {"addresses": addresses, "gateways": gateways, "delegated": delegated,
                 "deprecated": deprecated, "uplinks": info}
 

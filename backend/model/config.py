@@ -149,13 +149,27 @@ def _yaml_off(v):
     return {False: "off", True: "strict"}.get(v, v) if isinstance(v, bool) else v
 
 
+def _tagged(*members, pick):
+    """A union that validates only the member pick(value) names (one error, not one per member; the
+    capitalised tags are dropped from problem paths by backend.model.load)."""
+    from typing import Union
+
+    from pydantic import Discriminator, Tag
+
+    return Annotated[Union[tuple(Annotated[t, Tag(tag)] for tag, t in members)],  # noqa: UP007
+                     Discriminator(pick)]
+
+
 class Interface(Strict):
     description: str | None = None
     enabled: bool = True
     mtu: int | None = Field(None, ge=576, le=65535, description="Link MTU (IPv6 needs >= 1280).")
-    ipv4: list[ipaddress.IPv4Interface] | Literal["dhcp"] = Field(
+    ipv4: _tagged(("Static", list[ipaddress.IPv4Interface]), ("Dhcp", Literal["dhcp"]),
+                  pick=lambda v: "Dhcp" if v == "dhcp" else "Static") = Field(
         default_factory=list, description="Static IPv4 addresses (CIDR), or 'dhcp' (learned: backend/model/uplink.py).")
-    ipv6: list[ipaddress.IPv6Interface | DelegatedAddress] | Ipv6Auto = Field(
+    ipv6: _tagged(("Static", list[_tagged(("Address", ipaddress.IPv6Interface), ("Delegated", DelegatedAddress),
+                                          pick=lambda v: "Delegated" if isinstance(v, dict) else "Address")]),
+                  ("Auto", Ipv6Auto), pick=lambda v: "Auto" if isinstance(v, dict) else "Static") = Field(
         default_factory=list, description="Static IPv6 addresses (CIDR) and addresses from a delegated prefix "
         "({from_delegated: WAN, subnet: N, host: ::1}), or how a WAN learns them ({slaac, dhcpv6, prefix_delegation}).")
     rp_filter: Annotated[Literal["strict", "loose", "off"], BeforeValidator(_yaml_off)] = Field(

@@ -88,6 +88,7 @@ class Learned:
     v6_domains: list[str] = dataclasses.field(default_factory=list)
     slaac: dict = dataclasses.field(default_factory=dict)
     events: deque = dataclasses.field(default_factory=lambda: deque(maxlen=EVENTS))
+    seen: dict[str, float] = dataclasses.field(default_factory=dict)  # message -> last time (dedupe)
 
 
 class Uplinks:
@@ -391,9 +392,13 @@ class Uplinks:
 
     def _event(self, link: str, level: str, message: str) -> None:
         ln = self.learned.setdefault(link, Learned())
-        if ln.events and ln.events[-1]["message"] == message and time.time() - ln.events[-1]["time"] < 60:
-            return  # the same complaint at every renewal: once a minute
-        ln.events.append({"time": round(time.time(), 3), "level": level, "message": message[:300]})
+        now = time.time()
+        if now - ln.seen.get(message, 0.0) < 60:
+            return  # the same complaint at every renewal (or round): once a minute
+        if len(ln.seen) > 4 * EVENTS:
+            ln.seen = {m: t for m, t in ln.seen.items() if now - t < 60}
+        ln.seen[message] = now
+        ln.events.append({"time": round(now, 3), "level": level, "message": message[:300]})
         getattr(log, "warning" if level != "info" else "info")("uplink %s: %s", link, message[:300])
 
     def _audit(self, action: str, **detail) -> None:

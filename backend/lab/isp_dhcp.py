@@ -6,7 +6,7 @@ lease; Kea does not route). Started with ``Lab.spawn`` in the ``isp`` namespace,
 
     isp = IspDhcp(lab); isp.start(pd_pool="2001:db8:4000::/48")
     isp.restart_v6(pd_pool="2001:db8:5000::/48")     # the ISP renumbers the delegation
-    isp.start(v4_overrides={...})                    # a hostile server (tests)
+    isp.restart_v4({"options": [...]})               # a hostile server (tests)
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ V6_SUBNET = "2001:db8:100::/64"
 RETRY = {"service-sockets-max-retries": 200, "service-sockets-retry-wait-time": 200}
 
 
-def kea4(state: str | None = None, lifetime: int = 120, subnet: str = V4_SUBNET, pool: str | None = None,
+def kea4(lifetime: int = 120, subnet: str = V4_SUBNET, pool: str | None = None,
          options: list[dict] | None = None) -> dict:
     net = ipaddress.IPv4Network(subnet)
     pool = pool or f"{net.network_address + 100} - {net.network_address + 199}"
@@ -93,12 +93,18 @@ class IspDhcp:
               v4: dict | None = None, radvd: bool = True, renew: int = 2) -> None:
         """kea-dhcp4 (v4: keyword arguments of kea4, e.g. hostile options), kea-dhcp6 with the PD
         pool (None: no DHCPv6 server) and radvd."""
-        self._spawn("kea-dhcp4", kea4(str(self.dir / "kea-dhcp4"), **(v4 or {})), ["kea-dhcp4", "-c", "CONF"])
+        self.restart_v4(v4)
         if pd_pool is not None:
             self.restart_v6(pd_pool, delegated_len, renew)
         if radvd:
             self._spawn("radvd", RADVD, ["radvd", "--nodaemon", "-C", "CONF", "-p",
                                          str(self.dir / "radvd" / "radvd.pid"), "-m", "stderr"])
+
+    def restart_v4(self, v4: dict | None = None) -> None:
+        """(Re)start kea-dhcp4 (v4: keyword arguments of kea4; its leases are not kept)."""
+        if "kea-dhcp4" in self.pids:
+            _kill(self.pids.pop("kea-dhcp4"))
+        self._spawn("kea-dhcp4", kea4(**(v4 or {})), ["kea-dhcp4", "-c", "CONF"])
 
     def restart_v6(self, pd_pool: str, delegated_len: int = 56, renew: int = 2) -> None:
         """(Re)start kea-dhcp6 with this PD pool (its leases are not kept: a renewing client gets a

@@ -387,7 +387,12 @@ def cmd_lab(args) -> int:
     try:
         if args.lab_cmd == "up":
             text = Path(args.config).read_text() if args.config else None
-            lab.up(text)
+            from .lab.isp_dhcp import up_with_isp_dhcp, wants_isp_dhcp
+
+            if text and wants_isp_dhcp(text):  # e.g. backend/lab/uplink.yaml: the isp runs Kea + radvd
+                up_with_isp_dhcp(lab, text)
+            else:
+                lab.up(text)
             st = lab.status()
             print(f"lab up: {' '.join(st['namespaces'])}")
             print(f"  agent      pid {st['processes']['agent']['pid']}, log {lab.state / 'agent.log'}")

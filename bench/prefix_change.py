@@ -26,7 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from backend.client import AgentClient  # noqa: E402
-from backend.lab.isp_dhcp import IspDhcp  # noqa: E402
+from backend.lab.isp_dhcp import up_with_isp_dhcp  # noqa: E402
 from backend.lab.lab import Lab  # noqa: E402
 
 
@@ -49,13 +49,7 @@ def main() -> int:
     lab.down()
     times = []
     try:
-        lab.up(cfg, agent=False)
-        isp = IspDhcp(lab)
-        isp.start(pd_pool="2001:db8:4000::/48")
-        meta = lab.meta()
-        meta["pids"]["agent"] = lab.start_agent(cfg)
-        lab._write_meta(meta)
-        isp.route_pool()
+        isp = up_with_isp_dhcp(lab, cfg, pd_pool="2001:db8:4000::/48")
         lab.run("lan", ["sysctl", "-qw", "net.ipv6.conf.eth0.accept_ra=1", "net.ipv6.conf.eth0.autoconf=1"])
         lab.run("lan", ["ip", "-6", "route", "del", "default"])
         lab.run("lan", ["ip", "-6", "addr", "flush", "dev", "eth0", "scope", "global"])

@@ -145,3 +145,31 @@ class IspDhcp:
     def alive(self, name: str) -> bool:
         pid = self.pids.get(name)
         return pid is not None and os.path.exists(f"/proc/{pid}")
+
+
+def wants_isp_dhcp(config_text: str) -> bool:
+    """Does this router document learn its uplink (ipv4: dhcp, ipv6: {...})? Then the isp serves it."""
+    from ..model.load import validate_text
+    from ..model.uplink import uses_facts
+
+    cfg = validate_text(config_text)[0]
+    return cfg is not None and uses_facts(cfg)
+
+
+def up_with_isp_dhcp(lab: Lab, config_text: str, timeout: float = 30.0, **isp_kw) -> IspDhcp:
+    """``lab.up`` with the isp serving DHCP/DHCPv6-PD/RA before the router's agent starts (its
+    clients find a server at once), the PD pool routed to the router once wan0 is up."""
+    lab.up(config_text, agent=False)
+    try:
+        isp = IspDhcp(lab)
+        isp.start(**isp_kw)
+        meta = lab.meta() or {"pids": {}}
+        meta["pids"]["agent"] = lab.start_agent(config_text, timeout)
+        meta["pids"].update({f"isp-{k}": v for k, v in isp.pids.items()})
+        lab._write_meta(meta)
+        if isp.pd_pool:
+            isp.route_pool()
+    except BaseException:
+        lab.down()
+        raise
+    return isp

@@ -17,7 +17,7 @@ from importlib import resources
 
 import pytest
 
-from backend.lab.isp_dhcp import IspDhcp
+from backend.lab.isp_dhcp import up_with_isp_dhcp
 
 from .conftest import _why_no_lab
 from .util import LabHelper
@@ -42,18 +42,7 @@ def start(tmp_path_factory, config: str, **isp_kw):
     if reason:
         pytest.skip(reason)
     lab = Lab(prefix=f"tg-{secrets.token_hex(2)}-", state=tmp_path_factory.mktemp("lab") / "state")
-    try:
-        lab.up(config, agent=False)
-        isp = IspDhcp(lab)
-        isp.start(**isp_kw)
-        meta = lab.meta()
-        meta["pids"]["agent"] = lab.start_agent(config)
-        lab._write_meta(meta)
-        if isp.pd_pool:
-            isp.route_pool()
-    except BaseException:
-        lab.down()
-        raise
+    isp = up_with_isp_dhcp(lab, config, **isp_kw)
     return LabHelper(lab), isp
 
 

@@ -319,3 +319,16 @@ def test_manager_survives_garbage_in_its_spool(manager):
     assert not list(u.spool.iterdir())
     assert u._publish(time.time()) and p.facts.addresses["wan0"] == ("198.51.100.150/24",)
     assert any("refused" in e["message"] for e in p.facts.uplinks["wan0"]["events"])
+
+
+def test_unbound_listens_on_and_serves_the_delegated_lan_subnet():
+    from backend.model.services import ServicePaths
+    from backend.render.unbound import render_unbound
+
+    cfg, probs = validate_text(doc(**{"ra:\n": "dns: {zones: {lan: allow}}\nra:\n"}))
+    assert cfg is not None, probs
+    paths = ServicePaths("/tmp/r", "/tmp/s", "/tmp/run")
+    a = render_unbound(effective(cfg, {"wan0": ("2001:db8:4000:100::/56",)}), paths)
+    b = render_unbound(effective(cfg, {"wan0": ("2001:db8:5000::/56",)}), paths)
+    assert "interface: 2001:db8:4000:110::1" in a and "access-control: 2001:db8:4000:110::/64 allow" in a
+    assert "interface: 2001:db8:5000:10::1" in b and "2001:db8:4000" not in b

@@ -330,6 +330,15 @@ def check_services(cfg) -> list:
             nets = _iface_nets(cfg, ifname, ver)
             if sect is None:
                 continue
+            if not nets and ver == 6 and cfg.interfaces[ifname].delegated:
+                # the /64 comes from a delegated prefix (backend/model/uplink.py): pools are interface ids
+                for i, pool in enumerate(sect.pools):
+                    lo, hi = parse_pool(pool)
+                    if lo.version != 6 or int(hi) >= 1 << 64 or int(lo) == 0:
+                        p.append(Problem(f"{base}.{fam}.pools[{i}]", f"{pool}: {ifname}'s /64 comes from a delegated "
+                                                                     "prefix; a pool is a range of interface ids "
+                                                                     "(e.g. ::1000-::1fff)"))
+                continue
             if not nets:
                 p.append(Problem(f"{base}.{fam}", f"interface {ifname} has no {fam} address to serve a subnet from"))
                 continue

@@ -23,6 +23,7 @@ from pydantic import Field
 
 from .base import IfName, Strict
 from .problem import Problem
+from .services import parse_pool
 
 LAN_PREFIX = 64  # a delegated subnet given to a LAN is a /64 (SLAAC)
 PD_LIFETIME_CAP = 7200  # how long a replaced prefix stays advertised as deprecated, at most (s)
@@ -164,6 +165,17 @@ def effective(cfg, delegated: Mapping[str, tuple[str, ...]] | None = None,
         else:
             s = eff.sets[name]
             s.addresses = s.addresses + [a for a in addrs if a not in s.addresses]
+    for ifname, scope in eff.dhcp.items():  # DHCPv6 pools of a delegated /64: interface ids placed in it
+        itf = src.interfaces.get(ifname)
+        addrs = items.get(("itf", ifname))
+        if scope.ipv6 is None or itf is None or not itf.delegated or itf.ipv6 or not addrs:
+            continue  # without a prefix the scope has no subnet: Kea serves nothing there yet
+        base = int(ipaddress.IPv6Interface(addrs[0]).network.network_address)
+        pools = []
+        for pool in scope.ipv6.pools:
+            lo, hi = parse_pool(pool)
+            pools.append(f"{ipaddress.IPv6Address(base | int(lo))}-{ipaddress.IPv6Address(base | int(hi))}")
+        scope.ipv6.pools = pools
     if deprecated:
         old, _ = resolve(src, deprecated)
         for (kind, name), addrs in old.items():

@@ -59,6 +59,17 @@ def uplink(h: LabHelper, link: str = "wan0") -> dict:
     return (h.client.status().get("facts") or {}).get("uplinks", {}).get(link) or {}
 
 
+def kea_subnets(sock) -> list[tuple[str, str]]:
+    """The subnets and pools the running kea-dhcp6 has (config-get over its control socket)."""
+    from backend.host.daemons.kea import kea_command
+
+    try:
+        conf = kea_command(str(sock), "config-get")["arguments"]["Dhcp6"]
+    except (OSError, KeyError, ValueError):
+        return []
+    return [(s["subnet"], p["pool"]) for s in conf.get("subnet6", []) for p in s.get("pools", [])]
+
+
 def lan_global6(h: LabHelper) -> list[dict]:
     out = json.loads(h.lab.run("lan", ["ip", "-j", "-6", "addr", "show", "dev", "eth0", "scope", "global"]).stdout)
     return [a for i in out for a in i.get("addr_info", []) if "local" in a]
@@ -158,6 +169,11 @@ def test_prefix_change_follows_without_commit(up):
     radvd = (h.lab.state / "rendered" / "radvd" / "radvd.conf").read_text()
     block = radvd.split(f"prefix {old_lan} {{", 1)
     assert len(block) == 2 and "AdvPreferredLifetime 0;" in block[1].split("};", 1)[0], radvd
+    # Kea (DHCPv6 on lan0) was reloaded with the new /64 and its pool in it
+    new_lan = ipaddress.ip_network(f"{new.network_address + (0x10 << 64)}/64")
+    sock = h.lab.state / "run" / "kea-dhcp6" / "kea-dhcp6.sock"
+    want = [(str(new_lan), f"{new_lan.network_address + 0x1000}/116")]  # ::1000-::1fff, as Kea writes it
+    assert wait(lambda: kea_subnets(sock) == want, 5), kea_subnets(sock)
     old_host = [a for a in lan_global6(h) if ipaddress.ip_address(a["local"]) in old_lan]
     assert all(a.get("preferred_life_time") == 0 for a in old_host), old_host
     audit = [json.loads(x) for x in (h.lab.state / "agent" / "audit.jsonl").read_text().splitlines()]

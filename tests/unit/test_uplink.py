@@ -332,3 +332,35 @@ def test_unbound_listens_on_and_serves_the_delegated_lan_subnet():
     b = render_unbound(effective(cfg, {"wan0": ("2001:db8:5000::/56",)}), paths)
     assert "interface: 2001:db8:4000:110::1" in a and "access-control: 2001:db8:4000:110::/64 allow" in a
     assert "interface: 2001:db8:5000:10::1" in b and "2001:db8:4000" not in b
+
+
+def test_kea_dhcpv6_pools_follow_the_delegated_lan_subnet(tmp_path):
+    from backend.model.services import ServicePaths
+    from backend.render.kea import render_dhcp6
+
+    text = doc(**{"ra:\n": "dhcp:\n  lan0: {ipv6: {pools: ['::1000-::1fff']}}\nra:\n"})
+    cfg, probs = validate_text(text)
+    assert cfg is not None and not [p for p in probs if p.severity == "error"], probs
+    paths = ServicePaths("/tmp/r", "/tmp/s", "/tmp/run")
+    assert render_dhcp6(effective(cfg), paths) is None  # nothing delegated yet: no subnet to serve
+    a = json.loads(render_dhcp6(effective(cfg, {"wan0": ("2001:db8:4000:100::/56",)}), paths))["Dhcp6"]["subnet6"]
+    b = json.loads(render_dhcp6(effective(cfg, {"wan0": ("2001:db8:5000::/56",)}), paths))["Dhcp6"]["subnet6"]
+    assert [(s["subnet"], s["pools"]) for s in a] == [
+        ("2001:db8:4000:110::/64", [{"pool": "2001:db8:4000:110::1000 - 2001:db8:4000:110::1fff"}])]
+    assert [(s["subnet"], s["pools"]) for s in b] == [
+        ("2001:db8:5000:10::/64", [{"pool": "2001:db8:5000:10::1000 - 2001:db8:5000:10::1fff"}])]
+    assert cfg.dhcp["lan0"].ipv6.pools == ["::1000-::1fff"]  # the document is untouched
+    got = problems(text.replace("::1000-::1fff", "2001:db8::1000-2001:db8::1fff"))
+    assert got and got[0].startswith("dhcp.lan0.ipv6.pools[0]: 2001:db8::1000-2001:db8::1fff: lan0's /64 comes from "
+                                     "a delegated prefix")
+    if shutil.which("kea-dhcp6"):  # Kea's own checker takes it
+        real = ServicePaths(str(tmp_path / "r"), str(tmp_path / "run"), str(tmp_path / "s"))
+        (tmp_path / "s" / "kea").mkdir(parents=True)
+        f = tmp_path / "kea6.json"
+        f.write_text(render_dhcp6(effective(cfg, {"wan0": ("2001:db8:4000:100::/56",)}), real))
+        env = f"KEA_PIDFILE_DIR={tmp_path} KEA_LOCKFILE_DIR={tmp_path}"
+        r = subprocess.run(["unshare", "-n", "sh", "-c", "ip link add lan0 type veth peer name lan0p && "
+                            f"env {env} kea-dhcp6 -t {f}"], capture_output=True, text=True)
+        if r.returncode != 0 and "unshare" in r.stderr:
+            pytest.skip(f"no network namespace for kea-dhcp6 -t: {r.stderr.strip()}")
+        assert r.returncode == 0, r.stdout + r.stderr

@@ -113,6 +113,46 @@ class Uplinks:
         self.problems: dict[str, list[str]] = {}
         self._kill_stale()
 
+    # -- what was learned, across agent restarts --------------------------------------------
+
+    def _save(self) -> None:
+        data = {link: {"v4": dataclasses.asdict(ln.v4) if ln.v4 else None,
+                       "v6_addrs": [dataclasses.asdict(u) for u in ln.v6_addrs.values()],
+                       "prefixes": [dataclasses.asdict(u) for u in ln.prefixes.values()],
+                       "deprecated": ln.deprecated, "v6_dns": ln.v6_dns, "v6_domains": ln.v6_domains}
+                for link, ln in self.learned.items()}
+        try:
+            tmp = self.dir / ".learned.json.tmp"
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.dir / "learned.json")
+        except OSError as e:
+            log.warning("uplink: cannot save what was learned: %s", e)
+
+    def restore(self, now: float | None = None) -> None:
+        """Leases still valid from before a restart become facts again at once (set, not applied:
+        the start-up apply converges to them), so a restarting agent does not drop the WAN address
+        or the LAN's delegated addresses while its clients rebind."""
+        now = time.time() if now is None else now
+        try:
+            data = json.loads((self.dir / "learned.json").read_text())
+            for link, d in data.items():
+                ln = self.learned.setdefault(str(link)[:16], Learned())
+                ln.v4 = Update(**d["v4"]) if d.get("v4") else None
+                ln.v6_addrs = {u["address"]: Update(**u) for u in d.get("v6_addrs", [])[:MAX_ADDRS]}
+                ln.prefixes = {u["prefix"]: Update(**u) for u in d.get("prefixes", [])[:MAX_PREFIXES]}
+                ln.deprecated = {str(k): float(v) for k, v in list(d.get("deprecated", {}).items())[:MAX_PREFIXES]}
+                ln.v6_dns, ln.v6_domains = list(d.get("v6_dns", []))[:8], list(d.get("v6_domains", []))[:6]
+        except (OSError, ValueError, TypeError, KeyError, AttributeError):
+            self.learned.clear()
+            return
+        self._follow_config()
+        self._expire(now)
+        new = self.facts_of(now)
+        kernel = {k: new[k] for k in ("addresses", "gateways", "delegated", "deprecated")}
+        with self.p.lock:
+            self.p.facts = dataclasses.replace(self.p.facts, **kernel, uplinks=new["uplinks"])
+        self._published = kernel
+
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> Uplinks:
@@ -312,6 +352,10 @@ class Uplinks:
             self._event(link, "warning", m)
         if upd is None:
             return
+        self._apply_update(link, upd, now)
+        self._save()
+
+    def _apply_update(self, link: str, upd: Update, now: float) -> None:
         ln = self.learned.setdefault(link, Learned())
         if upd.kind == "v4":
             ln.v4 = upd
@@ -463,6 +507,7 @@ class Uplinks:
                 self._event(link, "error", f"learned facts not applied: {e}")
             return False
         self._published = kernel
+        self._save()
         self._audit("fact-change", rev=self.p.repo.head(), seconds=round(time.monotonic() - t0, 3),
                     changes=(result or {}).get("changes"), **kernel)
         log.info("uplink facts applied: %s", json.dumps(kernel))

@@ -80,7 +80,8 @@ class Facts:
     # learned (addresses, gateway, DNS, domain, lease expiry; for status).
     gateways: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     deprecated: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
-    uplinks: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # status only: not part of the desired state (compare=False: a renewal does not re-render anything)
+    uplinks: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
     def __post_init__(self):
         if self.links is not None:

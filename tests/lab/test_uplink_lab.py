@@ -193,3 +193,21 @@ def test_killed_client_is_restarted(up):
     # the lease survived the restart: the delegation is still there and the lan still works
     assert uplink(h)["ipv6"]["delegated"]
     assert wait(lambda: h.tcp("lan", INET6, 80), 10)
+
+
+def test_agent_restart_keeps_the_learned_addresses(up):
+    h, _ = up
+    u = wait(lambda: uplink(h).get("ipv6", {}).get("delegated") and uplink(h), 30)
+    pd = ipaddress.ip_network(u["ipv6"]["delegated"][0]["prefix"])
+    lan_addr = f"{pd.network_address + (0x10 << 64) + 1}/64"
+    v4 = u["ipv4"]["address"]
+    old_pids = [c["pid"] for c in u["clients"] if c["running"]]
+    assert len(old_pids) == 2
+    h.lab.restart_agent(config_text=uplink_config())
+    # converged at start-up to the leases it still held: nothing was taken away meanwhile
+    assert lan_addr in h.router("ip", "-6", "addr", "show", "dev", "lan0")
+    assert v4 in h.router("ip", "-4", "addr", "show", "dev", "wan0")
+    assert wait(lambda: h.tcp("lan", INET6, 80), 10) and wait(lambda: h.tcp("lan", INET4, 80), 10)
+    clients = wait(lambda: [c for c in uplink(h).get("clients", []) if c["running"]], 10)
+    assert len(clients) == 2  # new clients run; the old agent's were stopped (by their pid files)
+    assert wait(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in old_pids), 5), old_pids

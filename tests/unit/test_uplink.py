@@ -74,7 +74,7 @@ def test_subnet_id_beyond_the_delegated_length_is_refused_with_its_path():
     ({"prefix_delegation: {length: 56}": "prefix_delegation: {length: 1}"},
      "interfaces.wan0.ipv6.prefix_delegation.length: Input should be greater than or equal to 48"),
     ({"slaac: true": "slaac: true, stateless: 1"}, "interfaces.wan0.ipv6.stateless: unknown key"),
-    ({"ra:\n": "dhcp:\n  wan0: {ipv4: {pools: [10.0.0.10-10.0.0.20]}}\nra:\n"}, "dhcp.wan0:"),
+    ({"dhcp:\n": "dhcp:\n  wan0: {ipv4: {pools: [10.0.0.10-10.0.0.20]}}\n"}, "dhcp.wan0:"),
 ])
 def test_bad_uplink_documents_name_their_path(sub, path):
     got = problems(doc(**sub))
@@ -338,7 +338,7 @@ def test_kea_dhcpv6_pools_follow_the_delegated_lan_subnet(tmp_path):
     from backend.model.services import ServicePaths
     from backend.render.kea import render_dhcp6
 
-    text = doc(**{"ra:\n": "dhcp:\n  lan0: {ipv6: {pools: ['::1000-::1fff']}}\nra:\n"})
+    text = doc()  # the lab document: dhcp.lan0.ipv6.pools ["::1000-::1fff"]
     cfg, probs = validate_text(text)
     assert cfg is not None and not [p for p in probs if p.severity == "error"], probs
     paths = ServicePaths("/tmp/r", "/tmp/s", "/tmp/run")
@@ -364,3 +364,25 @@ def test_kea_dhcpv6_pools_follow_the_delegated_lan_subnet(tmp_path):
         if r.returncode != 0 and "unshare" in r.stderr:
             pytest.skip(f"no network namespace for kea-dhcp6 -t: {r.stderr.strip()}")
         assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_learned_state_survives_an_agent_restart(manager):
+    from backend.agent.uplink import Uplinks
+
+    p, u = manager
+    now = time.time()
+    u.handle(v4(new_expiry=str(int(now) + 600)), 4, now)
+    u.handle(v6(new_life_starts=str(int(now))), 6, now)
+    u._publish(now)
+    p.facts = Facts()  # a new agent process starts with nothing
+    again = Uplinks(p, p.state_dir, dhclient="/nonexistent/dhclient")
+    again.restore(now)
+    assert p.facts.addresses["wan0"] == ("198.51.100.150/24",) and p.facts.delegated["wan0"] == (
+        "2001:db8:4000:100::/56",)
+    p.facts = Facts()
+    Uplinks(p, p.state_dir, dhclient="/nonexistent/dhclient").restore(now + 60)  # the 30 s delegation ran out
+    assert "wan0" not in p.facts.delegated and p.facts.addresses["wan0"] == ("198.51.100.150/24",)
+    (Path(p.state_dir) / "uplink" / "learned.json").write_text('{"wan0": {"v4": {"bogus": 1}}}')
+    p.facts = Facts()
+    Uplinks(p, p.state_dir, dhclient="/nonexistent/dhclient").restore(now)  # a damaged file: nothing restored
+    assert p.facts == Facts()

@@ -242,6 +242,11 @@ class Service:
             pkt = Packet(**args)
         except (TypeError, ValueError) as e:
             raise ApiError("bad_request", f"bad packet: {e}", [problem("packet", str(e))]) from None
+        facts = getattr(self.p, "facts", None)
+        if facts is not None:  # addresses and sets from a delegated prefix: as the kernel has them now
+            from ..model.uplink import effective
+
+            cfg = effective(cfg, facts.delegated, facts.deprecated)
         res = Tracer(cfg).trace(pkt).to_dict()
         return m.TraceResponse(**res, config="candidate" if req.config else "running")
 

@@ -386,3 +386,17 @@ def test_learned_state_survives_an_agent_restart(manager):
     p.facts = Facts()
     Uplinks(p, p.state_dir, dhclient="/nonexistent/dhclient").restore(now)  # a damaged file: nothing restored
     assert p.facts == Facts()
+
+
+def test_render_and_trace_of_the_agent_follow_the_learned_prefix(tmp_path):
+    from backend.testing import InProcessAgent
+
+    text = doc(**{"rules:\n": "rules:\n  - {name: dns-from-lan-pd, from: lan, to: self, src: lan-pd, proto: udp, "
+                                "dport: 53, action: accept}\n"})
+    agent = InProcessAgent(text)
+    pkt = {"iif": "lan0", "src": "2001:db8:4000:110::10", "dst": "2001:db8:4000:110::1", "proto": "udp", "dport": 53}
+    assert agent.client.trace(pkt)["verdict"] == "drop"  # nothing delegated: no such LAN subnet yet
+    agent.pipeline.set_facts(Facts(delegated={"wan0": ("2001:db8:4000:100::/56",)}), apply=False)
+    assert "2001:db8:4000:110::/64" in agent.client.render()["nft"]
+    got = agent.client.trace(pkt)
+    assert got["verdict"] == "accept" and got["rule"] == "rule dns-from-lan-pd", got

@@ -54,6 +54,11 @@ class DelegatedAddress(Strict):
                           "address set without host the entry is the whole /64.")
 
 
+def client_rule_name(ifname: str) -> str:
+    """The input rule :func:`effective` adds for a WAN's DHCPv6 client (a name no rule may take)."""
+    return f"talgate-dhcpv6-client-{ifname}"
+
+
 # -- validation of the whole document ---------------------------------------------------------------
 
 
@@ -97,6 +102,11 @@ def check(cfg) -> list[Problem]:
                 p.append(Problem(f"{path}.subnet", f"subnet {e.subnet:#x} of {e.from_delegated}'s prefix is already "
                                                    f"used at {seen[key]}"))
             seen.setdefault(key, path)
+    reserved = {client_rule_name(n) for n in cfg.interfaces}
+    for i, r in enumerate(cfg.rules):
+        if r.name in reserved:
+            p.append(Problem(f"rules[{i}].name", f"{r.name!r} is reserved: the agent names the DHCPv6 client's "
+                                                 "input rule of a WAN so"))
     for name, itf in cfg.interfaces.items():
         if (itf.dhcp4 or itf.v6auto) and cfg.dhcp.get(name) is not None:
             p.append(Problem(f"dhcp.{name}", f"{name} learns its address from upstream (ipv4: dhcp / ipv6: {{...}}); "
@@ -189,7 +199,7 @@ def effective(cfg, delegated: Mapping[str, tuple[str, ...]] | None = None,
         zone = src.zone_of(name)
         if itf.v6auto and (itf.v6auto.dhcpv6 or itf.v6auto.prefix_delegation) and zone:
             extra.append(Rule.model_validate({
-                "name": f"talgate-dhcpv6-client-{name}", "from": zone, "to": "self", "proto": "udp",
+                "name": client_rule_name(name), "from": zone, "to": "self", "proto": "udp",
                 "sport": 547, "dport": 546, "src": ["fe80::/10"], "family": "ipv6", "action": "accept"}))
     eff.rules = extra + eff.rules
     return eff

@@ -74,6 +74,8 @@ def test_subnet_id_beyond_the_delegated_length_is_refused_with_its_path():
     ({"prefix_delegation: {length: 56}": "prefix_delegation: {length: 1}"},
      "interfaces.wan0.ipv6.prefix_delegation.length: Input should be greater than or equal to 48"),
     ({"slaac: true": "slaac: true, stateless: 1"}, "interfaces.wan0.ipv6.stateless: unknown key"),
+    ({"name: ssh-from-mgmt,": "name: talgate-dhcpv6-client-wan0,"}, "rules[0].name: 'talgate-dhcpv6-client-wan0' is "
+                                                                    "reserved"),
     ({"dhcp:\n": "dhcp:\n  wan0: {ipv4: {pools: [10.0.0.10-10.0.0.20]}}\n"}, "dhcp.wan0:"),
 ])
 def test_bad_uplink_documents_name_their_path(sub, path):

@@ -393,7 +393,8 @@ class Uplinks:
             for p, u in list(ln.prefixes.items()):
                 if u.expires <= now:
                     del ln.prefixes[p]
-                    self._event(link, "warning", f"delegated prefix {p} expired")
+                    ln.deprecated[p] = now + self.deprecate_seconds  # hosts told to stop using it
+                    self._event(link, "warning", f"delegated prefix {p} expired: deprecated on the LANs")
             for p, until in list(ln.deprecated.items()):
                 if until <= now:
                     del ln.deprecated[p]

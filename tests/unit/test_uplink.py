@@ -294,6 +294,7 @@ def test_manager_publishes_facts_without_a_commit(manager):
     # the lease runs out: the address and the default route go
     u._expire(time.time() + 700)
     assert u._publish(time.time()) and "wan0" not in p.facts.addresses and "wan0" not in p.facts.gateways
+    assert "wan0" not in p.facts.delegated and p.facts.deprecated["wan0"] == ("2001:db8:5000::/56",)
     info = p.facts.uplinks["wan0"]
     assert any("expired" in e["message"] for e in info["events"])
 

@@ -205,6 +205,11 @@ class Service:
         cfg, problems = validate_text(text)
         if cfg is None:
             raise ApiError("invalid", "the revision does not validate", _problems(problems))
+        facts = getattr(self.p, "facts", None)
+        if facts is not None:  # what the kernel holds: the document under the learned prefixes
+            from ..model.uplink import effective
+
+            cfg = effective(cfg, facts.delegated, facts.deprecated)
         return m.RenderResponse(rev=r, nft=render(cfg).text())
 
     def validate(self, req: m.ValidateRequest, caller: Caller) -> m.ValidateResponse:
@@ -244,6 +249,11 @@ class Service:
             pkt = Packet(**args)
         except (TypeError, ValueError) as e:
             raise ApiError("bad_request", f"bad packet: {e}", [problem("packet", str(e))]) from None
+        facts = getattr(self.p, "facts", None)
+        if facts is not None:  # addresses and sets from a delegated prefix: as the kernel has them now
+            from ..model.uplink import effective
+
+            cfg = effective(cfg, facts.delegated, facts.deprecated)
         res = Tracer(cfg).trace(pkt).to_dict()
         return m.TraceResponse(**res, config="candidate" if req.config else "running")
 

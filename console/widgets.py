@@ -4,9 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable, Static
+
+try:  # DataTable internals the fast paths below use (Textual 8); without them the public API is used
+    from textual._two_way_dict import TwoWayDict
+    from textual.widgets._data_table import ColumnKey, Row, RowKey
+
+    _FAST = all(hasattr(DataTable, a) for a in ("_clear_caches", "_update_dimensions", "_render_cell",
+                                                 "_get_styles_to_render_cell", "_get_row_renderables"))
+except ImportError:  # pragma: no cover
+    _FAST = False
 
 from .theme import spark_chars
 
@@ -86,11 +97,6 @@ def aligned_buckets(times: Sequence[float], values: Sequence[float], width: int)
     return cols, step
 
 
-def _subsequence(small: list, big: list) -> bool:
-    it = iter(big)
-    return all(k in it for k in small)
-
-
 def ellipsis_char(plain: bool) -> str:
     return "~" if plain else "…"
 
@@ -98,6 +104,8 @@ def ellipsis_char(plain: bool) -> str:
 def fit_cell(cell, width: int, plain: bool = False):
     """A cell cut to ``width`` cells with an ellipsis (``~`` on plain terminals) when it is longer
     (then as Text); a cell that fits is returned as it is."""
+    if isinstance(cell, str) and len(cell) <= width and cell.isascii():
+        return cell  # the common case, without making a Text
     t = cell if isinstance(cell, Text) else Text(str(cell))
     if t.cell_len <= width:
         return cell
@@ -148,7 +156,8 @@ class LiveTable(DataTable):
         self._rows: list[tuple[str, tuple]] = []
         self._shown: list[str] = []
         self._cells: dict[str, tuple] = {}
-        self._fitted: dict[str, tuple] = {}
+        self._fitted: dict[str, tuple] = {}  # key → the cells as shown (cut to the columns)
+        self._fitcache: dict[str, tuple[tuple, tuple]] = {}  # key → (cells, fitted), shown or not
         self._widths: list[int] | None = None
         self.filter_text = ""
 
@@ -191,7 +200,7 @@ class LiveTable(DataTable):
             with self.app.batch_update():
                 self.clear(columns=True)
                 self._add_columns()
-                self._cells, self._fitted, self._shown = {}, {}, []
+                self._cells, self._fitted, self._fitcache, self._shown = {}, {}, {}, []
                 self._apply(self._visible(self._rows), cur)
 
     @property
@@ -232,54 +241,135 @@ class LiveTable(DataTable):
         self._apply(self._visible(rows), self.current_key)
 
     def _fit_row(self, key: str, cells: tuple) -> tuple:
-        if self._cells.get(key) == cells and key in self._fitted:
-            return self._fitted[key]
+        """The cells cut to the column widths; remembered per row while its cells stay the same (a
+        filter typed and cleared again does not re-fit 1,000 rows)."""
+        hit = self._fitcache.get(key)
+        if hit is not None and (hit[0] is cells or hit[0] == cells):
+            return hit[1]
         plain = self._plain
-        return tuple(fit_cell(c, w, plain) for c, w in zip(cells, self._widths or [200] * len(cells), strict=False))
+        fitted = tuple(fit_cell(c, w, plain) for c, w in zip(cells, self._widths or [200] * len(cells), strict=False))
+        self._fitcache[key] = (cells, fitted)
+        return fitted
 
     def _apply(self, want: list[tuple[str, tuple]], cur: str | None) -> None:
+        """Show ``want`` (in order) and keep the cursor on ``cur``. Cells that changed in rows that
+        stay where they are are updated in place; any other change (a filter typed, rows added,
+        removed or moved) replaces the rows in one pass — O(rows), never O(rows²) as removing
+        DataTable rows one by one is — and only the rows in the window are then rendered."""
         keys = [k for k, _ in want]
         with self.app.batch_update():
-            if len(keys) < len(self._shown) - len(keys) or (keys and len(self._shown) - len(keys) > 200):
-                # Most rows go (a filter typed into a big table): removing rows one by one costs
-                # O(rows) each in DataTable; a rebuild with the few that stay is cheaper.
-                self.clear()
-                self._cells = {}
-                self._shown = []
-            elif len(keys) < len(self._shown) and self._shown[: len(keys)] == keys:
-                for k in self._shown[len(keys):]:  # rows went away at the end
-                    self.remove_row(k)
-                    del self._cells[k]
-                self._shown = self._shown[: len(keys)]
-            elif len(keys) < len(self._shown) and _subsequence(keys, self._shown):
-                gone = set(self._shown) - set(keys)  # a narrower filter: drop rows, keep the rest
-                for k in gone:
-                    self.remove_row(k)
-                    del self._cells[k]
-                self._shown = [k for k in self._shown if k not in gone]
-            elif keys[: len(self._shown)] != self._shown or len(set(keys)) != len(keys):
-                # Order changed or rows went away in the middle: rebuild (still one batched redraw).
-                self.clear()
-                self._cells = {}
-                self._shown = []
-            for k, cells in want:
-                old = self._cells.get(k)
-                if old is None:
-                    fitted = self._fit_row(k, cells)
-                    self.add_row(*fitted, key=k)
-                    self._shown.append(k)
-                    self._fitted[k] = fitted
-                elif old != cells:
-                    fitted = self._fit_row(k, cells)
-                    for i, (a, b) in enumerate(zip(self._fitted[k], fitted, strict=True)):
-                        if a != b:
-                            self.update_cell(k, f"c{i}", b)
-                    self._fitted[k] = fitted
-                self._cells[k] = cells
+            if keys == self._shown:
+                changed = []
+                for k, cells in want:
+                    if self._cells.get(k) != cells:
+                        fitted = self._fit_row(k, cells)
+                        changed.extend((k, i, b) for i, (a, b) in enumerate(zip(self._fitted[k], fitted, strict=True))
+                                       if a != b)
+                        self._fitted[k] = fitted
+                        self._cells[k] = cells
+                if len(changed) > 8 and _FAST:
+                    # Many cells (a poll's counters): one table update instead of one per cell.
+                    data = self._data
+                    for k, i, b in changed:
+                        data[RowKey(k)][ColumnKey(f"c{i}")] = b
+                    self._changed_in_bulk()
+                else:
+                    for k, i, b in changed:
+                        self.update_cell(k, f"c{i}", b)
+            else:
+                fitted_rows = [(k, self._fit_row(k, cells)) for k, cells in want]
+                self._fitted = dict(fitted_rows)
+                if len(self._fitcache) > 2 * len(self._rows) + 64:  # keys come and go (events, leases)
+                    live = {k for k, _ in self._rows}
+                    self._fitcache = {k: v for k, v in self._fitcache.items() if k in live}
+                self._cells = {k: cells for k, cells in want}
+                self._shown = keys
+                self._replace_rows(fitted_rows)
             if cur is not None and cur in self._cells:
                 idx = self._shown.index(cur)
                 if idx != self.cursor_row:
                     self.move_cursor(row=idx, animate=False)
+
+    # -- speed (issue 13): a table of one-line rows whose column widths sync() fixes ----------
+
+    def _replace_rows(self, rows: list[tuple[str, tuple]]) -> None:
+        """All rows at once. The cursor keeps its row number (clamped); the caller moves it."""
+        if not _FAST:  # another Textual: the public API (slower, same result)
+            self.clear()
+            for k, fitted in rows:
+                self.add_row(*fitted, key=k)
+            return
+        had = self.row_count
+        cols = [c.key for c in self.ordered_columns]
+        self._data.clear()
+        self.rows.clear()
+        locations = {}
+        for i, (k, fitted) in enumerate(rows):
+            rk = RowKey(k)
+            locations[rk] = i
+            self._data[rk] = dict(zip(cols, fitted, strict=False))
+            self.rows[rk] = Row(rk, 1, None, False)
+        self._row_locations = TwoWayDict(locations)
+        self._new_rows.clear()
+        self._updated_cells.clear()
+        self._changed_in_bulk()
+        if not had and rows and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()  # as add_row does when the first row appears
+
+    def _changed_in_bulk(self) -> None:
+        self._update_count += 1
+        self._clear_caches()
+        self._update_dimensions(())  # the virtual size now, before the cursor is moved and scrolled
+        self._require_update_dimensions = False
+        self.cursor_coordinate = self.cursor_coordinate  # clamped to the rows there are
+        self.hover_coordinate = self.hover_coordinate
+        self.refresh(layout=True)
+
+    def _update_dimensions(self, new_rows) -> None:
+        # Column widths are set by sync() from the content and every row is one line high, so the
+        # new rows' cells need no measuring (DataTable would measure all 8,000 cells of a 1,000-row
+        # table each time a filter is cleared).
+        super()._update_dimensions(())
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False):
+        """DataTable's cell rendering without the general Rich pipeline (Styled(Padding(cell)) through
+        render_lines) for what every body cell here is: a one-line Text that fits its column. The
+        segments are the same (see test_fast_cells_render_as_the_data_tables); anything else
+        (the header, a cell wider than its column, tabs, newlines, justified text) goes the long way."""
+        if row_index < 0 or column_index < 0 or self.fixed_rows or self.fixed_columns or not _FAST:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        cache_key = (row_key, column_key, base_style, cursor, hover, self._show_hover_cursor, self._update_count,
+                     self._pseudo_class_state)
+        cache = self._cell_render_cache
+        if cache_key in cache:
+            return cache[cache_key]
+        row = self.rows.get(row_key)
+        cell = self._get_row_renderables(row_index).cells[column_index] if row is not None else None
+        pad = self.cell_padding
+        inner = width - 2 * pad
+        if (row is None or row.height != 1 or not isinstance(cell, Text) or cell.justify not in (None, "default", "left")
+                or "\n" in cell.plain or "\t" in cell.plain or cell.cell_len > inner or inner < 0):
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        component_style, post_style = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+        console = self.app.console
+        if cell.spans:
+            body = list(cell.render(console, end=""))  # its base style is in the style map
+        else:  # Text.render() leaves a span-less text's own style out (Text.__rich_console__ adds it)
+            body = [Segment(cell.plain, console.get_style(cell.style, default=Style.null()) if cell.style else None)]
+        segs = [Segment(" " * pad), *body]
+        fill = inner - cell.cell_len
+        if fill:
+            segs.append(Segment(" " * fill))
+        segs.append(Segment(" " * pad))
+        lines = [list(Segment.apply_style(segs, pre, post_style))]
+        cache[cache_key] = lines
+        return lines
 
 
 class Banner(Static):

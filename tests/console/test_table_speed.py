@@ -1,0 +1,95 @@
+"""Issue 13, key → redraw at 1,000 rules: LiveTable renders body cells without the general Rich
+pipeline and replaces rows in one pass. These tests hold the fast paths to the DataTable's own
+results: the same segments for every kind of cell, and the same rows/cursor as the public API."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import App
+from textual.strip import Strip
+from textual.widgets import DataTable
+
+from console import widgets
+from console.widgets import LiveTable
+
+from .conftest import run_async
+
+COLS = [("name", 10), ("state", 7, "key"), ("value", None)]
+ROWS = [
+    ("a", ("plain", Text("up", style="green"), "")),
+    ("b", (Text("dim strike", style="dim strike"), "down", "[bold]not markup?[/]")),
+    ("c", (Text.assemble(("x", "bold red"), "y", ("z", "underline")), Text("1400*", style="bold yellow"), "ünïcødé 日本")),
+    ("d", ("a very long value that is cut", "-", Text("tail", style="reverse"))),
+    ("e", ("tab\there", "two\nlines", Text("right", justify="right"))),
+]
+
+
+class One(App):
+    def __init__(self, rows):
+        super().__init__()
+        self.rows = rows
+
+    def compose(self):
+        yield LiveTable(COLS, id="t")
+
+    def on_mount(self):
+        self.query_one(LiveTable).sync(self.rows)
+
+
+def _strip(lines) -> Strip:
+    return Strip(lines[0]).simplify()
+
+
+@run_async
+async def test_fast_cells_render_as_the_data_tables():
+    app = One(ROWS)
+    async with app.run_test(size=(60, 12)) as pilot:
+        t = app.query_one(LiveTable)
+        t.focus()
+        await pilot.pause()
+        checked = 0
+        for cursor in (False, True):
+            for hover in (False, True):
+                for r in range(t.row_count):
+                    for c in range(len(COLS)):
+                        width = t.ordered_columns[c].get_render_width(t)
+                        t._cell_render_cache.clear()
+                        fast = LiveTable._render_cell(t, r, c, t.rich_style, width, cursor, hover)
+                        t._cell_render_cache.clear()
+                        slow = DataTable._render_cell(t, r, c, t.rich_style, width, cursor, hover)
+                        assert _strip(fast) == _strip(slow), (r, c, cursor, hover)
+                        assert _strip(fast).cell_length == width
+                        checked += 1
+        assert checked == 4 * len(ROWS) * len(COLS)
+
+
+@run_async
+async def test_bulk_row_replacement_matches_the_public_api(monkeypatch):
+    """Filtering, clearing the filter, reordering and a grown table: the same rows, cells and cursor
+    with the fast path as with DataTable's add_row/remove_row."""
+    big = [(f"k{i}", (f"r{i:04d}", Text("up" if i % 2 else "down"), f"v{i}")) for i in range(300)]
+    results = []
+    for fast in (True, False):
+        monkeypatch.setattr(widgets, "_FAST", fast)
+        app = One(big)
+        async with app.run_test(size=(60, 20)) as pilot:
+            t = app.query_one(LiveTable)
+            t.focus()
+            await pilot.pause()
+            t.select_key("k150")
+            seen = []
+            for step in ("r01", "r015", "", "r0", "zzz", ""):
+                t.set_filter(step)
+                await pilot.pause()
+                seen.append((step, t.row_count, t.current_key, [t.get_row_at(i) for i in range(min(5, t.row_count))]))
+            t.sync(list(reversed(big)) + [("new", ("new", "up", "x"))])
+            await pilot.pause()
+            seen.append(("rev", t.row_count, t.current_key, [t.get_row_at(i) for i in range(3)]))
+            await pilot.press("G")
+            seen.append(("G", t.cursor_row, t.current_key))
+            await pilot.press("g", "j", "j")
+            seen.append(("gjj", t.cursor_row, t.current_key))
+            results.append(seen)
+    assert results[0] == results[1]
+    assert results[0][2][1] == 300 and results[0][2][2] == "k150"  # cleared filter: all rows, same row selected
+    assert results[0][4][1] == 0 and results[0][5][1] == 300

@@ -8,6 +8,8 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 try:  # DataTable internals the fast paths below use (Textual 8); without them the public API is used
@@ -370,6 +372,65 @@ class LiveTable(DataTable):
         lines = [list(Segment.apply_style(segs, pre, post_style))]
         cache[cache_key] = lines
         return lines
+
+
+class LineView(Widget):
+    """Many lines of text (a graph per interface and direction: 400 at 200 links), made and rendered
+    a line at a time and only when in view: a Static would build and lay out every line on each
+    update, and on each opening of its screen.
+
+    ``show(count, make, key)``: ``make(i)`` returns line ``i`` as Text; lines are remembered until
+    ``key`` changes (the data and width they were made from). Lines wider than the widget end in
+    ``overflow`` (an ellipsis, or cropped)."""
+
+    DEFAULT_CSS = "LineView { height: auto; }"
+
+    def __init__(self, overflow: str = "ellipsis", **kw):
+        super().__init__(**kw)
+        self.overflow = overflow
+        self._count = 0
+        self._make = None
+        self._key: object = object()
+        self._lines: dict[int, Text] = {}
+        self._strips: dict[tuple, Strip] = {}
+
+    def show(self, count: int, make, key: object = None) -> None:
+        if key is not None and key == self._key and count == self._count:
+            return
+        grew = count != self._count
+        self._key, self._count, self._make = key, count, make
+        self._lines.clear()
+        self._strips.clear()
+        self.refresh(layout=grew)
+
+    def line(self, i: int) -> Text:
+        t = self._lines.get(i)
+        if t is None:
+            t = self._lines[i] = self._make(i) if self._make is not None and 0 <= i < self._count else Text()
+        return t
+
+    def text(self) -> str:
+        """All lines as plain text (what a Static would hold)."""
+        return "\n".join(self.line(i).plain for i in range(self._count))
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return self._count
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        style = self.rich_style
+        key = (y, width, style)
+        strip = self._strips.get(key)
+        if strip is None:
+            t = self.line(y)
+            if t.cell_len > width:
+                t = t.copy()
+                t.truncate(width, overflow=self.overflow)
+            segs = Segment.apply_style(t.render(self.app.console, end="") if t.spans else
+                                       [Segment(t.plain, self.app.console.get_style(t.style) if t.style else None)], style)
+            pad = Style.from_color(bgcolor=style.bgcolor)  # as a Static pads its lines
+            strip = self._strips[key] = Strip(list(segs)).adjust_cell_length(width, pad).simplify()
+        return strip
 
 
 class Banner(Static):

@@ -93,3 +93,59 @@ async def test_bulk_row_replacement_matches_the_public_api(monkeypatch):
     assert results[0] == results[1]
     assert results[0][2][1] == 300 and results[0][2][2] == "k150"  # cleared filter: all rows, same row selected
     assert results[0][4][1] == 0 and results[0][5][1] == 300
+
+
+@run_async
+async def test_the_state_file_is_written_off_the_ui_thread_once_keys_are_quiet(tmp_path):
+    """Writing the staged candidate's text takes seconds at 1,000 rules: it must neither run after
+    every key nor hold keys up. Here the write is held open until the test lets it go: keys typed
+    meanwhile are handled; the file is written afterwards, and at exit in any case."""
+    import asyncio
+    import threading
+
+    from console.app import TalgateApp
+    from console.fake import FakeAgent, fixed_clock
+
+    from .test_input import RULE
+
+    agent = FakeAgent()
+    path = tmp_path / "candidate.yaml"
+    app = TalgateApp(agent.console_client, poll_interval=3600, plain=False, state_path=path, start="firewall")
+    app.store.clock = fixed_clock
+    app.QUIET = 0.5
+    gate, started = threading.Event(), threading.Event()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await app.first_data.wait()
+        cand = app.store.candidate
+        real = cand.text_job
+
+        def held_job():
+            job = real()
+
+            def run():
+                started.set()
+                assert gate.wait(20)
+                return job()
+            return run
+
+        cand.text_job = held_job
+        cand.put("rules", None, dict(RULE))
+        app.screen.refresh_view({"edit"})
+        await pilot.press("j")
+        assert not started.is_set() and not path.exists()  # not after a key: when keys are quiet
+        for _ in range(100):
+            if started.is_set():
+                break
+            await asyncio.sleep(0.05)
+        assert started.is_set() and app._persisting
+        table = app.screen.query_one("#rules", LiveTable)
+        before = table.cursor_row
+        await pilot.press("k", "G")  # handled while the write is held
+        assert table.cursor_row == table.row_count - 1 != before and not path.exists()
+        gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert "block-guest-http" in path.read_text() and not app._persisting
+        cand.put("rules", None, dict(RULE, name="second"))
+    assert "second" in path.read_text()  # the exit wrote the newest candidate itself

@@ -87,6 +87,7 @@ class TalgateApp(App):
         self._poll_timer = None
         self._poll_again = False  # poll_soon() during a poll: poll again when it lands
         self._pending = False
+        self._poll_after_paint = False  # a screen was shown: poll when it has been painted
         # Type-ahead (issue 13): keys are handled one at a time, each after the last one's effects
         # (a prompt opening, focus moving, a screen mounting) settled; keys arriving meanwhile wait in
         # order in _held, like a shell's input buffer.
@@ -120,11 +121,22 @@ class TalgateApp(App):
 
     def screen_shown(self, view) -> None:
         view.update_frame()
-        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases",
+        view.refresh_view({"status", "config", "interfaces", "history", "recent", "counters", "conntrack", "log", "leases",
                            "audit"})
-        # Drawn from the store first, then polled: a poll of 200 links' history holds the interpreter
-        # for a while (JSON, validation) and would hold up the screen's first paint.
-        self.call_after_refresh(self.poll_soon)
+        # Drawn from the store first, polled once painted: a poll of 200 links' history holds the
+        # interpreter for a while (JSON, validation) and would hold up the screen's first paint.
+        self._poll_after_paint = True
+        self.set_timer(0.5, self._painted)  # in case no frame is written (nothing changed on screen)
+
+    def _display(self, screen, renderable) -> None:
+        super()._display(screen, renderable)
+        if renderable is not None and self._poll_after_paint:
+            self.call_later(self._painted)
+
+    def _painted(self) -> None:
+        if self._poll_after_paint:
+            self._poll_after_paint = False
+            self.poll_soon()
 
     def poll_soon(self) -> None:
         """Poll now; when one is running, another follows it at once (polls never overlap, and a

@@ -87,7 +87,7 @@ class DashboardView(BaseView):
     def _show_sparks(self) -> None:
         """One line per interface, made only when scrolled into view (200 links: 400 graphs), and
         only again when the history or the width changed."""
-        hist = self.store.history or {}
+        hist = self.store.recent or self.store.history or {}  # (the traffic screen's, until the first poll)
         h = hist.get("interfaces") or {}
         names = sorted(h)
         times = (hist.get("times") or [])[-60:]
@@ -111,7 +111,7 @@ class DashboardView(BaseView):
             t.append(f"{human_rate(tx[-1] if tx else 0):>7}")
             return t
 
-        self.query_one("#sparks", LineView).show(max(1, len(names)), line, (id(self.store.history), width, plain))
+        self.query_one("#sparks", LineView).show(max(1, len(names)), line, (id(hist), width, plain))
 
     def _problems(self) -> Text:
         s = self.store

@@ -149,3 +149,25 @@ async def test_the_state_file_is_written_off_the_ui_thread_once_keys_are_quiet(t
         assert "block-guest-http" in path.read_text() and not app._persisting
         cand.put("rules", None, dict(RULE, name="second"))
     assert "second" in path.read_text()  # the exit wrote the newest candidate itself
+
+
+@run_async
+async def test_graphs_of_200_links_are_made_only_when_in_view():
+    from console.fake import FakeAgent, big_config
+    from console.screenshots import screen_text
+    from console.widgets import LineView
+
+    from .conftest import make_app, settle
+
+    agent = FakeAgent(big_config(0, 200), extra_ifaces=200)
+    app = make_app(agent=agent, start="traffic")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        graphs = app.screen.query_one("#graph", LineView)
+        assert graphs._count == 1 + 2 * 204  # a header, rx and tx of each link
+        assert 0 < len(graphs._lines) < 40 and "guest0 rx" in screen_text(app)
+        app.screen.query_one("#graphs").scroll_end(animate=False)
+        await settle(pilot)
+        last = sorted(agent.ifnames)[-1]
+        assert f"{last} rx" in screen_text(app) and len(graphs._lines) < 80
+        assert f"{last} rx" in graphs.text()  # every line when asked for all

@@ -14,10 +14,18 @@ from textual.widgets import DataTable, Static
 
 try:  # DataTable internals the fast paths below use (Textual 8); without them the public API is used
     from textual._two_way_dict import TwoWayDict
-    from textual.widgets._data_table import ColumnKey, Row, RowKey
+    from textual.widgets._data_table import (
+        _EMPTY_TEXT,
+        ColumnKey,
+        Row,
+        RowKey,
+        RowRenderables,
+        default_cell_formatter,
+    )
 
     _FAST = all(hasattr(DataTable, a) for a in ("_clear_caches", "_update_dimensions", "_render_cell",
-                                                 "_get_styles_to_render_cell", "_get_row_renderables"))
+                                                 "_get_styles_to_render_cell", "_get_row_renderables",
+                                                 "_compute_row_renderables", "_render_line_in_row", "_render_line"))
 except ImportError:  # pragma: no cover
     _FAST = False
 
@@ -160,6 +168,7 @@ class LiveTable(DataTable):
         self._cells: dict[str, tuple] = {}
         self._fitted: dict[str, tuple] = {}  # key → the cells as shown (cut to the columns)
         self._fitcache: dict[str, tuple[tuple, tuple]] = {}  # key → (cells, fitted), shown or not
+        self._formatted: dict[str, tuple] = {}  # key → (fitted, its cells as DataTable formats them)
         self._widths: list[int] | None = None
         self.filter_text = ""
 
@@ -202,7 +211,7 @@ class LiveTable(DataTable):
             with self.app.batch_update():
                 self.clear(columns=True)
                 self._add_columns()
-                self._cells, self._fitted, self._fitcache, self._shown = {}, {}, {}, []
+                self._cells, self._fitted, self._fitcache, self._formatted, self._shown = {}, {}, {}, {}, []
                 self._apply(self._visible(self._rows), cur)
 
     @property
@@ -284,6 +293,7 @@ class LiveTable(DataTable):
                 if len(self._fitcache) > 2 * len(self._rows) + 64:  # keys come and go (events, leases)
                     live = {k for k, _ in self._rows}
                     self._fitcache = {k: v for k, v in self._fitcache.items() if k in live}
+                    self._formatted = {k: v for k, v in self._formatted.items() if k in live}
                 self._cells = {k: cells for k, cells in want}
                 self._shown = keys
                 self._replace_rows(fitted_rows)
@@ -333,6 +343,64 @@ class LiveTable(DataTable):
         # table each time a filter is cleared).
         super()._update_dimensions(())
 
+    def _compute_row_renderables(self, row_index: int):
+        """A row's cells as DataTable formats them (a str cell is parsed as markup), remembered while the
+        row shows the same cells: DataTable formats them again after every change to the table."""
+        key = self._row_locations.get_key(row_index) if _FAST and row_index >= 0 else None
+        fitted = self._fitted.get(key.value) if key is not None else None
+        if fitted is None or self._labelled_row_exists or len(fitted) != len(self.columns):
+            return super()._compute_row_renderables(row_index)
+        hit = self._formatted.get(key.value)
+        if hit is None or hit[0] is not fitted:
+            cells = [_EMPTY_TEXT if c is None else default_cell_formatter(c, wrap=False, height=1) or _EMPTY_TEXT
+                     for c in fitted]
+            hit = self._formatted[key.value] = (fitted, RowRenderables(None, cells))
+        return hit[1]
+
+    def render_lines(self, crop):
+        self._line_style = self.rich_style  # (computed from the styles each time it is read: once per frame here)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._line_style = None
+
+    def render_line(self, y: int) -> Strip:
+        style = getattr(self, "_line_style", None)
+        if style is None or self.fixed_rows or not _FAST:
+            return super().render_line(y)
+        if y >= (self.header_height if self.show_header else 0):
+            y += self.scroll_offset.y
+        x = self.scroll_offset.x
+        return self._render_line(y, x, x + self.size.width, style)
+
+    def _render_line_in_row(self, row_key, line_no: int, base_style: Style, cursor_location, hover_location):
+        """DataTable's row line for a body row of this table (row cursor, no row labels, no fixed rows
+        or columns, no zebra stripes) without its per-line work that only other kinds of table need
+        (the widget's background colours looked up through its ancestors, per-cell highlight tests).
+        Same segments (test_fast_cells_render_as_the_data_tables); anything else goes the long way."""
+        row_index = self._row_locations.get(row_key) if _FAST else None
+        if (row_index is None or self.cursor_type != "row" or self.fixed_columns or self.fixed_rows
+                or self.zebra_stripes or (self._labelled_row_exists and self.show_row_labels)):
+            return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
+        cache_key = (row_key, line_no, base_style, cursor_location, hover_location, "row", show_cursor, show_hover,
+                     self._update_count, self._pseudo_class_state)
+        cache = self._row_render_cache
+        if cache_key in cache:
+            return cache[cache_key]
+        cursor = cursor_location.row == row_index
+        hover = hover_location.row == row_index
+        widths = [c.get_render_width(self) for c in self.ordered_columns]
+        render_cell = self._render_cell
+        row = [render_cell(row_index, i, base_style, w, cursor, hover)[line_no] for i, w in enumerate(widths)]
+        remaining = max(0, self.size.width - (sum(widths) + self._row_label_column_width))
+        extend, _ = self._get_styles_to_render_cell(False, False, False, hover_location.row == (row_index or 0), cursor,
+                                                    show_cursor, show_hover, False, False)
+        extend = base_style + extend + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        row.append([Segment(" " * remaining, extend)])
+        cache[cache_key] = pair = ([], row)
+        return pair
+
     def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
                      cursor: bool = False, hover: bool = False):
         """DataTable's cell rendering without the general Rich pipeline (Styled(Padding(cell)) through
@@ -358,7 +426,10 @@ class LiveTable(DataTable):
         component_style, post_style = self._get_styles_to_render_cell(
             False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
             self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
-        pre = base_style + Style.from_meta({"row": row_index, "column": column_index}) + component_style
+        # The cell's row/column (for the mouse) is added last: the other sums recur from cell to cell
+        # and are cached by Rich (the same styles as base + meta + component + segment + post).
+        pre = base_style + component_style
+        meta = Style.from_meta({"row": row_index, "column": column_index})
         console = self.app.console
         if cell.spans:
             body = list(cell.render(console, end=""))  # its base style is in the style map
@@ -369,7 +440,7 @@ class LiveTable(DataTable):
         if fill:
             segs.append(Segment(" " * fill))
         segs.append(Segment(" " * pad))
-        lines = [list(Segment.apply_style(segs, pre, post_style))]
+        lines = [[Segment(text, style + meta) for text, style, _c in Segment.apply_style(segs, pre, post_style)]]
         cache[cache_key] = lines
         return lines
 

@@ -61,6 +61,21 @@ async def test_fast_cells_render_as_the_data_tables():
                         assert _strip(fast).cell_length == width
                         checked += 1
         assert checked == 4 * len(ROWS) * len(COLS)
+        # whole lines (cells, the filler to the right edge, cursor and hover rows)
+        from textual.coordinate import Coordinate
+
+        for cur in range(t.row_count):
+            for hov in range(t.row_count):
+                for r in range(t.row_count):
+                    key = t._row_locations.get_key(r)
+                    args = (key, 0, t.rich_style, Coordinate(cur, 0), Coordinate(hov, 0))
+                    t._row_render_cache.clear()
+                    fast = LiveTable._render_line_in_row(t, *args)
+                    t._row_render_cache.clear()
+                    slow = DataTable._render_line_in_row(t, *args)
+                    assert fast[0] == slow[0] == []
+                    assert Strip([s for c in fast[1] for s in c]).simplify() == \
+                        Strip([s for c in slow[1] for s in c]).simplify(), (cur, hov, r)
 
 
 @run_async

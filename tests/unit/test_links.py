@@ -222,3 +222,32 @@ def test_an_invalid_document_changes_nothing(tmp_path):
 def test_validate_text_accepts_the_example():
     cfg, probs = validate_text(DOC)
     assert cfg is not None and [p for p in probs if p.severity == "error"] == [], probs
+
+
+def test_the_readme_example_is_a_valid_document():
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Interface kinds", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    cfg, probs = validate_text(block)
+    assert cfg is not None and [p for p in probs if p.severity == "error"] == [], probs
+    assert {n: i.kind for n, i in cfg.interfaces.items() if i.kind != "ethernet"} == {
+        "trunk0.10": "vlan", "trunk0.20": "vlan", "bond0": "bond", "br0": "bridge", "br0.40": "vlan",
+        "br0.41": "vlan"}
+
+
+def test_status_and_the_console_say_each_interfaces_kind(tmp_path):
+    from backend.agent.server import Agent, Caller
+    from console.screens.interfaces import kind_line
+
+    k = kernel()
+    p, _ = _pipeline(tmp_path, k)
+    p.commit(DOC, "kinds", "test")
+    st = Agent(p, str(tmp_path / "agent.sock"), None).dispatch("GET", "/v1/status", Caller(0, 1, "root", False), {})[1]
+    assert st["links"] == {"bond0": "bond", "bond0.30": "vlan", "trunk0.10": "vlan", "trunk0.20": "vlan",
+                           "br0": "bridge", "br0.40": "vlan", "lo9": "dummy"}
+    assert kind_line({"kind": "vlan", "link": "trunk0", "id": 10}) == "vlan 10 on trunk0"
+    assert kind_line({"kind": "bridge", "ports": {"eth3": {"pvid": 1}}, "vlan_filtering": True}) == \
+        "bridge: ports eth3 (vlan filtering)"
+    assert kind_line({"kind": "bond", "mode": "802.3ad", "members": "eth1"}) == "bond 802.3ad: members eth1"

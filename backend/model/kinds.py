@@ -97,6 +97,10 @@ def kind_problems(cfg) -> list[Problem]:
             elif itf.link not in ifaces:
                 p.append(Problem(f"interfaces.{name}.link", f"unknown interface {itf.link!r}: a VLAN's parent must be "
                                                             "an interface of this document"))
+            parent = ifaces.get(itf.link)
+            if parent is not None and itf.mtu and parent.mtu and itf.mtu > parent.mtu:
+                p.append(Problem(f"interfaces.{name}.mtu", f"mtu {itf.mtu} is above its parent {itf.link!r}'s "
+                                                           f"{parent.mtu}: the kernel refuses it"))
             key = (itf.link, itf.id)
             if key in vlans:
                 p.append(Problem(f"interfaces.{name}.id", f"VLAN {itf.id} on {itf.link!r} is already "

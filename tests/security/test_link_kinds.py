@@ -69,6 +69,8 @@ CASES = [
      "pattern"),
     ("parent name over 15 bytes", "  v0: {kind: vlan, link: averyveryverylong, id: 5}\n", "", "interfaces.v0.link",
      "pattern"),
+    ("vlan mtu above its parent", "  v0: {kind: vlan, link: eth1, id: 5, mtu: 9000}\n  eth9: {mtu: 1500}\n"
+     "  v1: {kind: vlan, link: eth9, id: 5, mtu: 9000}\n", "", "interfaces.v1.mtu", "above its parent 'eth9'"),
     ("foreign name", "  cni0: {kind: bridge}\n", "", "interfaces.cni0", "cannot be configured"),
     ("unknown kind", "  x0: {kind: vxlan}\n", "", "interfaces.x0.kind", "unknown interface kind"),
 ]

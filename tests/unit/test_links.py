@@ -176,9 +176,15 @@ def test_agent_made_kinds_are_not_missing_links():
 
 
 def test_the_ruleset_dispatches_vlan_and_bridge_interfaces_by_name():
-    text = json.dumps(render(load_config(DOC)).commands())
+    from .nftcheck import load_and_list, need_nft
+
+    rs = render(load_config(DOC))
+    text = json.dumps(rs.commands())
     for name in ("trunk0.10", "trunk0.20", "bond0.30", "br0.40", "br0"):
         assert f'"{name}"' in text, name
+    need_nft()
+    listed = json.dumps(load_and_list({"nftables": rs.commands()}))  # the kernel takes the names as they are
+    assert '"trunk0.10"' in listed and '"br0.40"' in listed
 
 
 # -- all or nothing through the pipeline ---------------------------------------------------
@@ -251,3 +257,19 @@ def test_status_and_the_console_say_each_interfaces_kind(tmp_path):
     assert kind_line({"kind": "bridge", "ports": {"eth3": {"pvid": 1}}, "vlan_filtering": True}) == \
         "bridge: ports eth3 (vlan filtering)"
     assert kind_line({"kind": "bond", "mode": "802.3ad", "members": "eth1"}) == "bond 802.3ad: members eth1"
+
+
+def test_the_vm_test_names_what_is_missing(monkeypatch, tmp_path):
+    from tests.lab import test_links_vm as vm
+
+    if vm.os.geteuid() != 0:
+        assert "root" in vm._missing()
+        return
+    monkeypatch.setattr(vm, "VMRUN", tmp_path / "vmrun.sh")
+    assert "vmrun.sh is missing" in vm._missing()
+    (tmp_path / "vmrun.sh").write_text("")
+    monkeypatch.setattr(vm.shutil, "which", lambda name: None)
+    assert "qemu-system-x86_64 is missing" in vm._missing()
+    monkeypatch.setattr(vm.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(vm.glob, "glob", lambda pattern: [])
+    assert "Debian's kernel is missing" in vm._missing()

@@ -17,6 +17,7 @@ back by applying the previous desired state (idempotent), which deletes what thi
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -125,69 +126,87 @@ class LinkKernel:
                                           for v in spec_.get_attrs("IFLA_BRIDGE_VLAN_INFO")}
         return out
 
-    def run(self, op: tuple) -> None:
+    def __init__(self):
+        self._ipr = None
+
+    @contextlib.contextmanager
+    def session(self):
+        """One netlink socket for a batch of ``run`` calls (opening one per operation is slow)."""
         from pyroute2 import IPRoute
 
         with IPRoute() as ipr:
-            def idx(name: str) -> int:
-                found = ipr.link_lookup(ifname=name)
-                if not found:
-                    raise LookupError(f"no such link {name!r}")
-                return found[0]
+            self._ipr = ipr
+            try:
+                yield self
+            finally:
+                self._ipr = None
 
-            what = op[0]
-            if what == "create":
-                name, s = op[1], op[2]
-                kw: dict = {"ifname": name, "kind": s["kind"]}
-                if s["kind"] == "vlan":
-                    kw.update(link=idx(s["link"]), vlan_id=s["id"])
-                elif s["kind"] == "bridge":
-                    kw.update(br_stp_state=int(s["stp"]))
-                    if s["vlan_filtering"]:
-                        kw.update(br_vlan_filtering=1, br_vlan_default_pvid=0)
-                elif s["kind"] == "bond":
-                    kw.update(bond_mode=BOND_MODES[s["mode"]], bond_miimon=s["miimon"])
-                    if s["mode"] == "802.3ad":
-                        kw.update(bond_ad_lacp_rate=LACP_RATES[s["lacp_rate"]])
-                ipr.link("add", **kw)
-            elif what == "delete":
-                found = ipr.link_lookup(ifname=op[1])
-                if found:
-                    ipr.link("del", index=found[0])
-            elif what == "set":
-                name, key, value, kind = op[1], op[2], op[3], op[4]
-                if key == "vlan_filtering":
-                    kw = {"br_vlan_filtering": int(value)}
-                    if value:
-                        kw["br_vlan_default_pvid"] = 0
-                elif key == "stp":
-                    kw = {"br_stp_state": int(value)}
-                elif key == "miimon":
-                    kw = {"bond_miimon": value}
-                else:  # primary
-                    kw = {"bond_primary": idx(value) if value else 0}
-                ipr.link("set", index=idx(name), kind=kind, **kw)
-            elif what == "master":
-                member, master, bond = op[1], op[2], op[3]
-                i = idx(member)
-                up = bool(ipr.get_links(i)[0]["flags"] & 1)
-                if bond and up:
-                    ipr.link("set", index=i, state="down")  # the kernel enslaves a bond member only when down
-                ipr.link("set", index=i, master=idx(master) if master else 0)
-                if bond and up:
-                    ipr.link("set", index=i, state="up")
-            elif what in ("vlan-add", "vlan-del"):
-                name, vid, flags, self_ = op[1], op[2], op[3], op[4]
-                kw = {"index": idx(name), "vlan_info": {"vid": vid, "flags": flags}}
-                if self_:
-                    kw["vlan_flags"] = "self"
-                try:
-                    ipr.vlan_filter("add" if what == "vlan-add" else "del", **kw)
-                except NetlinkError as e:
-                    if what == "vlan-add" or e.code != 2:  # ENOENT: gone already (a new default pvid)
-                        raise
-            else:
-                raise ValueError(f"unknown links operation {what!r}")
+    def run(self, op: tuple) -> None:
+        if self._ipr is None:
+            with self.session():
+                return self._run(self._ipr, op)
+        return self._run(self._ipr, op)
+
+    def _run(self, ipr, op: tuple) -> None:
+        def idx(name: str) -> int:
+            found = ipr.link_lookup(ifname=name)
+            if not found:
+                raise LookupError(f"no such link {name!r}")
+            return found[0]
+
+        what = op[0]
+        if what == "create":
+            name, s = op[1], op[2]
+            kw: dict = {"ifname": name, "kind": s["kind"]}
+            if s["kind"] == "vlan":
+                kw.update(link=idx(s["link"]), vlan_id=s["id"])
+            elif s["kind"] == "bridge":
+                kw.update(br_stp_state=int(s["stp"]))
+                if s["vlan_filtering"]:
+                    kw.update(br_vlan_filtering=1, br_vlan_default_pvid=0)
+            elif s["kind"] == "bond":
+                kw.update(bond_mode=BOND_MODES[s["mode"]], bond_miimon=s["miimon"])
+                if s["mode"] == "802.3ad":
+                    kw.update(bond_ad_lacp_rate=LACP_RATES[s["lacp_rate"]])
+            ipr.link("add", **kw)
+        elif what == "delete":
+            found = ipr.link_lookup(ifname=op[1])
+            if found:
+                ipr.link("del", index=found[0])
+        elif what == "set":
+            name, key, value, kind = op[1], op[2], op[3], op[4]
+            if key == "vlan_filtering":
+                kw = {"br_vlan_filtering": int(value)}
+                if value:
+                    kw["br_vlan_default_pvid"] = 0
+            elif key == "stp":
+                kw = {"br_stp_state": int(value)}
+            elif key == "miimon":
+                kw = {"bond_miimon": value}
+            else:  # primary
+                kw = {"bond_primary": idx(value) if value else 0}
+            ipr.link("set", index=idx(name), kind=kind, **kw)
+        elif what == "master":
+            member, master, bond = op[1], op[2], op[3]
+            i = idx(member)
+            up = bool(ipr.get_links(i)[0]["flags"] & 1)
+            if bond and up:
+                ipr.link("set", index=i, state="down")  # the kernel enslaves a bond member only when down
+            ipr.link("set", index=i, master=idx(master) if master else 0)
+            if bond and up:
+                ipr.link("set", index=i, state="up")
+        elif what in ("vlan-add", "vlan-del"):
+            name, vid, flags, self_ = op[1], op[2], op[3], op[4]
+            kw = {"index": idx(name), "vlan_info": {"vid": vid, "flags": flags}}
+            if self_:
+                kw["vlan_flags"] = "self"
+            try:
+                ipr.vlan_filter("add" if what == "vlan-add" else "del", **kw)
+            except NetlinkError as e:
+                if what == "vlan-add" or e.code != 2:  # ENOENT: gone already (a new default pvid)
+                    raise
+        else:
+            raise ValueError(f"unknown links operation {what!r}")
 
 
 def describe(op: tuple) -> str:
@@ -367,8 +386,9 @@ class LinksApplier:
                     self.enslaved[op[1]] = op[2]
             self._save()
             try:
-                for op in ops:
-                    self._run(op)
+                with getattr(self.kernel, "session", contextlib.nullcontext)():
+                    for op in ops:
+                        self._run(op)
             finally:
                 self._settle(want)
             return [describe(op) for op in ops]

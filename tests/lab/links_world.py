@@ -17,6 +17,7 @@ router is a real Pipeline with the registry's links, network and nftables applie
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,6 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 P = "tg-lk-"
+# How long a TCP client waits for its answer: the guest (VMRUN=1) starts bash slowly under emulation.
+TCP_WAIT = 10 if os.environ.get("VMRUN") else 3
 PORT = 8080
 SERVER = ("import socket\ns=socket.socket(socket.AF_INET6 if ':' in '{ip}' else socket.AF_INET)\n"
           "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('{ip}',{port}))\ns.listen(8)\n"
@@ -170,7 +173,7 @@ def reachability(pairs: list[tuple[str, str]]) -> dict[str, list]:
     for i, (src, dst) in enumerate(pairs):
         x = f"ip netns exec {P}{src}"
         lines.append(f"( if {x} ping -n -c3 -i0.3 -w3 {dst} >/dev/null 2>&1; then p=1; else p=0; fi; "
-                     f"t=$({x} timeout 3 bash -c 'exec 3<>/dev/tcp/{dst}/{PORT} && head -n1 <&3' 2>/dev/null); "
+                     f"t=$({x} timeout {TCP_WAIT} bash -c 'exec 3<>/dev/tcp/{dst}/{PORT} && head -n1 <&3' 2>/dev/null); "
                      f"echo \"{i}|$p|$t\" ) &")
     lines.append("wait")
     out = subprocess.run(["sh", "-c", "\n".join(lines)], capture_output=True, text=True, timeout=120).stdout

@@ -55,11 +55,12 @@ mdns:
 BASE = example_config() + SERVICES_YAML
 
 
-def candidate(base: str = BASE) -> str:
-    """Changes every applier: a VLAN (links), an address and a route (net), a new WAN port (nft), both DHCP pools,
+def candidate(base: str = BASE, vlan: bool = True) -> str:
+    """Changes every applier: a VLAN (links; vlan=False for a kernel without 802.1Q), an address and a route (net), a new WAN port (nft), both DHCP pools,
     router advertisements, the zones Unbound serves, chrony's certificate and avahi's host name."""
     t = base.replace("hostname: gw", "hostname: gw2")
-    t = t.replace("interfaces:\n", "interfaces:\n  lan0.30: {kind: vlan, link: lan0, id: 30, ipv4: [192.168.30.1/24]}\n", 1)
+    if vlan:
+        t = t.replace("interfaces:\n", "interfaces:\n  lan0.30: {kind: vlan, link: lan0, id: 30, ipv4: [192.168.30.1/24]}\n", 1)
     t = t.replace("192.168.20.1/24", "192.168.21.1/24")
     t = t.replace("  - {name: default-v6", "  - {name: extra, to: 10.77.0.0/16, via: 192.168.10.10}\n"
                                          "  - {name: default-v6")

@@ -145,6 +145,11 @@ def kind_problems(cfg) -> list[Problem]:
             if n in owner:
                 p.append(Problem(f"zones.{zname}.interfaces[{j}]", f"{n!r} is a member of {owner[n]!r}: its traffic "
                                                                    f"is {owner[n]!r}'s, put {owner[n]!r} in the zone"))
+    mgmt = cfg.system.management_interface
+    if mgmt in ifaces and (agent_made(ifaces[mgmt]) or mgmt in owner):
+        what = f"a {ifaces[mgmt].kind}" if agent_made(ifaces[mgmt]) else f"a member of {owner[mgmt]!r}"
+        p.append(Problem("system.management_interface", f"{mgmt!r} is {what}: the management link is Talos's own "
+                                                         "(an existing ethernet link the agent never makes or enslaves)"))
     for i, r in enumerate(cfg.routes):
         if r.interface in owner:
             p.append(Problem(f"routes[{i}].interface", f"{r.interface!r} is a member of {owner[r.interface]!r}: "

@@ -71,6 +71,10 @@ CASES = [
      "pattern"),
     ("vlan mtu above its parent", "  v0: {kind: vlan, link: eth1, id: 5, mtu: 9000}\n  eth9: {mtu: 1500}\n"
      "  v1: {kind: vlan, link: eth9, id: 5, mtu: 9000}\n", "", "interfaces.v1.mtu", "above its parent 'eth9'"),
+    ("management link made by the agent", "  v0: {kind: vlan, link: eth1, id: 5}\n",
+     "system: {management_interface: v0}\n", "system.management_interface", "Talos's own"),
+    ("management link enslaved", "  br0: {kind: bridge, ports: [eth1]}\n",
+     "system: {management_interface: eth1}\n", "system.management_interface", "a member of 'br0'"),
     ("foreign name", "  cni0: {kind: bridge}\n", "", "interfaces.cni0", "cannot be configured"),
     ("unknown kind", "  x0: {kind: vxlan}\n", "", "interfaces.x0.kind", "unknown interface kind"),
 ]

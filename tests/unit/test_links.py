@@ -273,3 +273,19 @@ def test_the_vm_test_names_what_is_missing(monkeypatch, tmp_path):
     monkeypatch.setattr(vm.shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(vm.glob, "glob", lambda pattern: [])
     assert "Debian's kernel is missing" in vm._missing()
+
+
+def test_a_bond_mode_change_recreates_it_and_its_members_follow(tmp_path):
+    k = kernel()
+    a = applier(tmp_path, k)
+    a.apply(Desired(load_config(DOC)))
+    k.ops.clear()
+    ab = DOC.replace("mode: lacp,", "mode: active-backup, primary: eth2,").replace("miimon: 50", "miimon: 200")
+    out = a.apply(Desired(load_config(ab)))
+    assert out[:2] == ["delete bond: bond0", "create bond: bond0 (mode active-backup)"], out
+    assert k.links["bond0"]["mode"] == "active-backup" and k.links["bond0"]["primary"] == "eth2"
+    assert k.links["bond0.30"]["link"] == "bond0"  # the VLAN on it came back with it
+    assert {n: k.links[n]["master"] for n in ("eth1", "eth2")} == {"eth1": "bond0", "eth2": "bond0"}
+    assert a.apply(Desired(load_config(ab))) == []
+    live = ab.replace("miimon: 200", "miimon: 300").replace("vlan_filtering: true", "vlan_filtering: true\n    stp: true")
+    assert sorted(a.apply(Desired(load_config(live)))) == ["set bond0 miimon: 300", "set br0 stp: True"]

@@ -324,6 +324,8 @@ def cmd_status(args) -> int:
         d = st["last_drift"]
         when = time.strftime("%H:%M:%S", time.localtime(d["time"]))
         print(f"last drift {when}: {'; '.join(d['items'])} (repaired)")
+    if st.get("links"):
+        print("links      " + ", ".join(f"{n} ({k})" for n, k in st["links"].items()))
     for name, svc in (st.get("services") or {}).items():
         extra = f"pid {svc.get('pid')}" if svc.get("pid") else ""
         print(f"service    {name:<10} {svc.get('state', '?'):<10} {extra}")

@@ -254,6 +254,8 @@ class StatusResponse(Out):
     pid: int | None = None
     hostname: str | None = None
     jobs: list[Job] = []
+    links: dict[str, str] = Field({}, description="HEAD's interfaces the agent makes, name -> kind (vlan, bridge, "
+                                                  "bond, dummy)")
 
 
 class ConfigResponse(Out):

@@ -56,7 +56,7 @@ def test_builtin_registry_order():
     from backend.host.applier import builtin
 
     names = builtin().names()
-    assert names[:2] == ["network", "nftables"] and len(names) >= 3
+    assert names[:3] == ["links", "network", "nftables"] and len(names) >= 4
 
 
 def test_pipeline_takes_a_registry(tmp_path):

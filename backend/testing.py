@@ -164,5 +164,19 @@ class InProcessAgent:
     def requests(self, path: str, method: str = "POST") -> list[dict]:
         return [b or {} for m, p, b in self.sent if p == path and m == method]
 
+    def serve(self, socket_path: str, read_only: bool = False):
+        """Serve this double on a Unix socket through the agent's real transport (backend/agent/server.py:
+        HTTP parsing, limits, the caller from SO_PEERCRED), as a separate agent process is reached: for
+        a console or benchmark in another process. Returns the server; ``.shutdown()`` stops it."""
+        import threading
+
+        from .agent.server import Agent
+
+        transport = Agent(self.pipeline, socket_path, None, reconcile_interval=0, readers=self.readers)
+        transport.service = self.service  # this double's service (its clock, its pid), not a second one
+        srv = transport._make_server(socket_path, read_only=read_only)  # noqa: SLF001
+        threading.Thread(target=srv.serve_forever, daemon=True, name="double-socket").start()
+        return srv
+
     def close(self) -> None:
         self._cleanup()

@@ -396,6 +396,20 @@ class TalgateApp(App):
         if self.current_mode != name:
             self.switch_mode(name)
 
+    def switch_mode(self, mode: str):
+        # Textual holds every repaint for 50 ms after a switch "to mask a brief transition": a screen
+        # key would then wait 50 ms for its first frame. Our screens are laid out and drawn whole in
+        # their first frame (the store's data is there before it), so there is nothing to mask.
+        self._switching = True
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self._switching = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if not getattr(self, "_switching", False):
+            super().delay_update(delay)
+
     def check_action(self, action: str, parameters) -> bool | None:
         if action == "confirm":
             return bool(self.store.confirm_pending) and not self.store.read_only

@@ -169,6 +169,8 @@ class LiveTable(DataTable):
         self._fitted: dict[str, tuple] = {}  # key → the cells as shown (cut to the columns)
         self._fitcache: dict[str, tuple[tuple, tuple]] = {}  # key → (cells, fitted), shown or not
         self._formatted: dict[str, tuple] = {}  # key → (fitted, its cells as DataTable formats them)
+        self._cellmemo: dict[tuple, tuple] = {}  # (place, look) → (formatted cell, its segments)
+        self._widthmemo: dict[str, tuple] = {}  # key → (cells, their widths)
         self._widths: list[int] | None = None
         self.filter_text = ""
 
@@ -191,11 +193,18 @@ class LiveTable(DataTable):
     def _fit(self, rows: list[tuple[str, tuple]]) -> list[int]:
         n = len(self._cols)
         nat = [len(label) for label, _hint in self._cols]
-        for _k, cells in rows:
-            for i, c in enumerate(cells):
-                w = c.cell_len if isinstance(c, Text) else len(str(c))
+        # Each row's cell widths are remembered while the row's cells are the same objects (a screen
+        # that rebuilds only its changed rows re-measures only those).
+        memo, seen = self._widthmemo, {}
+        for k, cells in rows:
+            hit = memo.get(k)
+            if hit is None or hit[0] is not cells:
+                hit = (cells, [c.cell_len if isinstance(c, Text) else len(str(c)) for c in cells])
+            seen[k] = hit
+            for i, w in enumerate(hit[1]):
                 if w > nat[i]:
                     nat[i] = w
+        self._widthmemo = seen
         nat = [min(w, 200) for w in nat]
         floors = [min(nat[i], max(4, min(len(self._cols[i][0]), 8))) for i in range(n)]
         return fit_widths(nat, floors, self._keycols, max(self._avail(), n * 3))
@@ -418,6 +427,16 @@ class LiveTable(DataTable):
             return cache[cache_key]
         row = self.rows.get(row_key)
         cell = self._get_row_renderables(row_index).cells[column_index] if row is not None else None
+        # DataTable forgets every rendered cell on any change to the table (a moved rule, a poll's
+        # counters): a cell whose formatted content is the same object, at the same place, width and
+        # look, is the same segments. Kept here until the styles change (notify_style_update).
+        memo_key = (row_index, row_key, column_key, width, base_style, cursor, hover, self._show_hover_cursor,
+                    self._pseudo_class_state, self.show_cursor)
+        memo = self._cellmemo
+        hit = memo.get(memo_key)
+        if hit is not None and hit[0] is cell:
+            cache[cache_key] = hit[1]
+            return hit[1]
         pad = self.cell_padding
         inner = width - 2 * pad
         if (row is None or row.height != 1 or not isinstance(cell, Text) or cell.justify not in (None, "default", "left")
@@ -442,7 +461,14 @@ class LiveTable(DataTable):
         segs.append(Segment(" " * pad))
         lines = [[Segment(text, style + meta) for text, style, _c in Segment.apply_style(segs, pre, post_style)]]
         cache[cache_key] = lines
+        if len(memo) > 50_000:  # a few screens of cells, many times over
+            memo.clear()
+        memo[memo_key] = (cell, lines)
         return lines
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cellmemo.clear()
 
 
 class LineView(Widget):

@@ -78,19 +78,34 @@ class FirewallView(ListEditing, BaseView):
     def rule_rows(self) -> list[tuple[str, tuple]]:
         cand = self.store.candidate
         head = {r.get("name"): r for r in cand.head.get("rules") or [] if isinstance(r, dict)}
+        # A row is made again only when its rule, place, mark or counter changed: a move or an edit
+        # rebuilds two rows of 1,000, and the table compares the others by identity. The rule is
+        # kept as a copy (lists copied too) so an edit in place is seen as well.
+        memo, seen = getattr(self, "_row_memo", {}), {}
         rows = []
         for i, r in enumerate(cand.rules):
             n = r.get("name")
             mark = "" if head.get(n) == r else ("+" if n not in head else "~")
             hits = self.store.counter("rule", n).get("packets") if n in head else None
-            name = Text(str(n), style="dim strike" if r.get("enabled") is False else "")
-            dport = join_list(r.get("dport")) or (join_list(r.get("icmp_types")) if r.get("icmp_types") else "")
-            # Keyed by position: a move or an edit updates cells in place instead of rebuilding 1,000 rows.
-            rows.append((str(i),
-                         (Text(f"{i + 1}{mark}", style="bold yellow" if mark else "dim"), name,
-                          join_list(r.get("from")), join_list(r.get("to")), r.get("proto") or "any", dport or "*",
-                          _action(r.get("action")), human_count(hits) if hits is not None else "-")))
+            key = (i, mark, hits)
+            hit = memo.get(key)
+            if hit is None or hit[0] != r:
+                hit = ({k: list(v) if isinstance(v, list) else v for k, v in r.items()}, self._rule_row(i, r, mark, hits))
+            seen[key] = hit
+            rows.append(hit[1])
+        self._row_memo = seen
         return rows
+
+    @staticmethod
+    def _rule_row(i: int, r: dict, mark: str, hits) -> tuple[str, tuple]:
+        n = r.get("name")
+        name = Text(str(n), style="dim strike" if r.get("enabled") is False else "")
+        dport = join_list(r.get("dport")) or (join_list(r.get("icmp_types")) if r.get("icmp_types") else "")
+        # Keyed by position: a move or an edit updates cells in place instead of rebuilding 1,000 rows.
+        return (str(i),
+                (Text(f"{i + 1}{mark}", style="bold yellow" if mark else "dim"), name,
+                 join_list(r.get("from")), join_list(r.get("to")), r.get("proto") or "any", dport or "*",
+                 _action(r.get("action")), human_count(hits) if hits is not None else "-"))
 
     def policy_rows(self) -> list[tuple[str, tuple]]:
         rows = []

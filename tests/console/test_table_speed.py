@@ -186,3 +186,40 @@ async def test_graphs_of_200_links_are_made_only_when_in_view():
         last = sorted(agent.ifnames)[-1]
         assert f"{last} rx" in screen_text(app) and len(graphs._lines) < 80
         assert f"{last} rx" in graphs.text()  # every line when asked for all
+
+
+@run_async
+async def test_remembered_cells_follow_changed_rows():
+    """Rendered cells are remembered across table updates by their content: after rows change in
+    place (a moved rule swaps two rows' cells), are replaced, and the widget's look changes (focus),
+    what is painted is what a new table with the same rows paints."""
+    rows = [(str(i), (Text(f"{i + 1}", style="dim"), f"r{i:04d}", f"v{i}")) for i in range(40)]
+
+    async def painted(app, pilot) -> list[str]:
+        await pilot.pause()
+        t = app.query_one(LiveTable)
+        return [Strip(t.render_line(y)).text for y in range(t.size.height)] + \
+            [str(Strip(t.render_line(y))._segments) for y in range(3)]
+
+    app = One(rows)
+    async with app.run_test(size=(60, 14)) as pilot:
+        t = app.query_one(LiveTable)
+        t.focus()
+        await painted(app, pilot)
+        moved = list(rows)
+        moved[1], moved[2] = (moved[1][0], moved[2][1]), (moved[2][0], moved[1][1])  # a move: keys stay
+        t.sync(moved)
+        t.select_key("2")
+        after_move = await painted(app, pilot)
+        t.blur()
+        after_blur = await painted(app, pilot)
+    fresh = One(moved)
+    async with fresh.run_test(size=(60, 14)) as pilot:
+        f = fresh.query_one(LiveTable)
+        f.focus()
+        await pilot.pause()
+        f.select_key("2")
+        assert await painted(fresh, pilot) == after_move
+        assert "r0002" in after_move[2] and "r0001" in after_move[3]
+        f.blur()
+        assert await painted(fresh, pilot) == after_blur

@@ -427,16 +427,6 @@ class LiveTable(DataTable):
             return cache[cache_key]
         row = self.rows.get(row_key)
         cell = self._get_row_renderables(row_index).cells[column_index] if row is not None else None
-        # DataTable forgets every rendered cell on any change to the table (a moved rule, a poll's
-        # counters): a cell whose formatted content is the same object, at the same place, width and
-        # look, is the same segments. Kept here until the styles change (notify_style_update).
-        memo_key = (row_index, row_key, column_key, width, base_style, cursor, hover, self._show_hover_cursor,
-                    self._pseudo_class_state, self.show_cursor)
-        memo = self._cellmemo
-        hit = memo.get(memo_key)
-        if hit is not None and hit[0] is cell:
-            cache[cache_key] = hit[1]
-            return hit[1]
         pad = self.cell_padding
         inner = width - 2 * pad
         if (row is None or row.height != 1 or not isinstance(cell, Text) or cell.justify not in (None, "default", "left")
@@ -445,6 +435,15 @@ class LiveTable(DataTable):
         component_style, post_style = self._get_styles_to_render_cell(
             False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
             self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        # DataTable forgets every rendered cell on any change to the table (a moved rule, a poll's
+        # counters, its screen shown again): a cell whose formatted content is the same object, at the
+        # same place and width, in the same styles, is the same segments.
+        memo_key = (row_index, column_index, width, pad, base_style, component_style, post_style)
+        memo = self._cellmemo
+        hit = memo.get(memo_key)
+        if hit is not None and hit[0] is cell:
+            cache[cache_key] = hit[1]
+            return hit[1]
         # The cell's row/column (for the mouse) is added last: the other sums recur from cell to cell
         # and are cached by Rich (the same styles as base + meta + component + segment + post).
         pre = base_style + component_style
@@ -465,10 +464,6 @@ class LiveTable(DataTable):
             memo.clear()
         memo[memo_key] = (cell, lines)
         return lines
-
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        self._cellmemo.clear()
 
 
 class LineView(Widget):

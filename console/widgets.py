@@ -529,6 +529,10 @@ class Banner(Static):
     """A one-line banner (READ-ONLY, reconnecting, errors); hidden when empty."""
 
     def show(self, text: str | None, kind: str = "warn") -> None:
+        # Unchanged (every poll of most screens): no update, which would lay the whole screen out again.
+        if (text, kind if text else None) == getattr(self, "_shown", ("", None)):
+            return
+        self._shown = (text, kind if text else None)
         self.set_classes(["-shown", f"-{kind}"] if text else [])
         self.update(text or "")
 
@@ -554,6 +558,9 @@ class StatusLine(Static):
             t.append(f" {bar} CONFIRM in {cd}s", style="bold reverse")
         if store.read_only:
             t.append(f" {bar} READ-ONLY", style="bold")
+        if t == getattr(self, "_text", None):  # unchanged: no update (it lays the screen out again)
+            return
+        self._text = t
         self.update(t)
 
 
@@ -606,6 +613,9 @@ class KeyBar(Static):
             t.append(key, style="bold reverse" if enabled else "dim")
             t.append(f" {desc} ", style="" if enabled else "dim")
             col += item
+        if t == getattr(self, "_text", None):  # the same keys (a screen shown again): no new layout
+            return
+        self._text = t
         self.update(t)
 
 

@@ -254,6 +254,7 @@ class StatusResponse(Out):
     pid: int | None = None
     hostname: str | None = None
     jobs: list[Job] = []
+    wans: dict[str, dict] = {}  # WAN member -> state, healthy, active, rtt_ms, loss_pct (backend/agent/wan.py)
 
 
 class ConfigResponse(Out):

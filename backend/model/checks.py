@@ -254,6 +254,9 @@ def check(cfg: RouterConfig) -> list[Problem]:
     from .services import check_services
 
     p += check_services(cfg)
+    from .wan import check_wans
+
+    p += check_wans(cfg)
     p += check_names(cfg)
     return p
 

@@ -24,6 +24,7 @@ from . import prefix
 from .base import HOSTNAME_RE, NAME_RE, IfName, Name, Strict, listify
 from .kubernetes import POD_SUBNETS, SERVICE_SUBNETS
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
+from .wan import Routing, Wans
 
 Action = Literal["accept", "drop", "reject"]
 
@@ -261,6 +262,9 @@ class Rule(Strict):
     action: Action
     log: bool = False
     counter: bool = True
+    # Policy routing (backend/model/wan.py): what this rule accepts leaves by that WAN / table.
+    route_via: Name | None = Field(None, description="WAN member (wans.members) the matched traffic leaves by.")
+    table: Name | int | None = Field(None, description="Routing table (routing.tables name or id) for the matched traffic.")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -391,6 +395,9 @@ class RouterConfig(Strict):
     dns: Dns | None = Field(None, description="The LAN resolver (Unbound).")
     ntp: Ntp | None = Field(None, description="Time service (chrony).")
     mdns: Mdns | None = Field(None, description="mDNS reflection between zones (avahi).")
+    # Multi-WAN and policy routing (backend/model/wan.py).
+    wans: Wans | None = Field(None, description="Uplinks with health checks: failover or balance.")
+    routing: Routing | None = Field(None, description="Extra routing tables (policy routing).")
 
     # Parsed address sets, filled lazily by backend.model.checks (set_networks, set_prefixes; a config is
     # immutable once validated; big sets are parsed once, not once per rule and zone pair).

@@ -150,7 +150,7 @@ class Tracer:
             return tuple(self._value(pkt, x, ctx) for x in left["concat"])
         if "fib" in left:
             flags = set(left["fib"]["flags"])
-            if left["fib"]["result"] != "oif" or flags - {"saddr", "iif"} or "saddr" not in flags:
+            if left["fib"]["result"] != "oif" or flags - {"saddr", "iif", "mark"} or "saddr" not in flags:
                 raise NotImplementedError(f"tracer: unknown fib expression {left}")
             return self.fib_saddr_oif(pkt, ctx, strict="iif" in flags)
         raise NotImplementedError(f"tracer: unknown expression {left}")

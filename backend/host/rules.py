@@ -129,7 +129,7 @@ class RulesApplier:
                     sup = r.get_attr("FRA_SUPPRESS_PREFIXLEN")
                     rules.add(_rule(fam, pref, table, fwmark, r.get_attr("FRA_FWMASK") if fwmark is not None else None,
                                     None if sup in (None, 0xFFFFFFFF) else sup))
-                for r in ipr.get_routes(family=af, table=0):
+                for r in ipr.get_routes(family=af):  # every table
                     table = r.get_attr("RTA_TABLE") or r["table"]
                     if r["proto"] != RTPROT_TALGATE or table in NOT_OURS_TABLES:
                         continue

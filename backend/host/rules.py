@@ -31,7 +31,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 
 from ..model import Problem
 from ..model.wan import MARK_MASK, PROBE_BIT, gateway_of, plan_marks
-from .applier import Desired, HostContext
+from .applier import Desired, HostContext, load_state, save_state
 from .net import RTPROT_TALGATE, ApplyError
 
 PREF_MAIN = 10000
@@ -110,6 +110,19 @@ class RulesApplier:
     def __init__(self, ctx: HostContext | None = None):
         self._lock = threading.Lock()
         self.warnings: list[str] = []
+        # Whether anything may be ours in the kernel (STATE/rules.json): a box without WANs or
+        # policy tables never has its rules read or touched.
+        self._state_dir = ctx.state_dir if ctx is not None else None
+        self.used = bool(load_state(self._state_dir, "rules").get("used")) if self._state_dir else True
+
+    def _mark_used(self, used: bool) -> None:
+        if self._state_dir is not None and used != self.used:
+            save_state(self._state_dir, "rules", {"used": used})
+        self.used = used
+
+    def _idle(self, d: Desired) -> bool:
+        """Nothing wanted and nothing of ours can be in the kernel: no netlink at all."""
+        return not self.used and not plan_marks(d.cfg)
 
     # -- observation ------------------------------------------------------------------------
 
@@ -176,6 +189,8 @@ class RulesApplier:
         return out
 
     def _ops(self, d: Desired) -> list[tuple]:
+        if self._idle(d):
+            return []
         want_rules, want_routes = desired_state(d)
         have_rules, have_routes, _ = self.observe()
         ops: list[tuple] = []
@@ -195,6 +210,8 @@ class RulesApplier:
 
     def apply(self, d: Desired) -> list[str]:
         with self._lock:
+            if plan_marks(d.cfg):
+                self._mark_used(True)  # before the first change: a restart still cleans up
             ops = self._ops(d)
             if ops:
                 with IPRoute() as ipr:
@@ -204,12 +221,16 @@ class RulesApplier:
                         except NetlinkError as e:
                             raise ApplyError(_path(op), f"kernel refused {describe(op)}: "
                                                         f"{e.args[1] if len(e.args) > 1 else e}") from None
+            if not plan_marks(d.cfg):
+                self._mark_used(False)  # everything of ours is gone
             return [describe(op) for op in ops]
 
     def drift(self, d: Desired) -> list[str]:
         return self.plan(d)
 
     def status(self) -> dict:
+        if not self.used:
+            return {}
         try:
             rules, routes, _ = self.observe()
         except (NetlinkError, OSError):

@@ -29,6 +29,7 @@ from backend.host.daemons.base import DaemonApplier
 from backend.host.net import ApplyError
 from backend.host.network import NetworkApplier
 from backend.host.nftables import NftApplier
+from backend.host.rules import RulesApplier
 from backend.host.services import SERVICES
 from backend.lab.lab import example_config
 from backend.render.nft import Ruleset
@@ -137,7 +138,8 @@ def rig(tmp_path, monkeypatch):
     # The registry's appliers: the network one over a fake kernel, nftables over the fake nft.
     net = FakeNet(k)
     ctx = HostContext(tmp_path / "state", base / "rendered")
-    appliers = [NetworkApplier(ctx, net=net), NftApplier(ctx), *builtin().build(ctx, stages=[DAEMONS])]
+    appliers = [NetworkApplier(ctx, net=net), RulesApplier(ctx), NftApplier(ctx),
+                *builtin().build(ctx, stages=[DAEMONS])]
     assert [a.name for a in appliers] == APPLIERS
     p = pl.Pipeline(tmp_path / "repo", tmp_path / "state", base / "rendered", appliers=appliers)
     faults: dict[str, str] = {}

@@ -65,6 +65,9 @@ def healthy(mlab):
             set_forwarding(mlab.lab, isp, True)
         mlab.faults.write_text("{}")
         assert wait_wans(mlab, {"isp": "up", "isp2": "up"}, 20), mlab.client.status()["wans"]
+        # the facts applied (a state shows before the apply it causes has finished)
+        assert wait_for(lambda: "via 198.51.100.1 dev wan0" in table(mlab, 200)
+                        and "fwmark 0x10000/0xff0000" in rules(mlab), 10)
     settle()
     yield mlab
     settle()
@@ -79,6 +82,15 @@ def wait_wans(h: LabHelper, want: dict, within: float) -> bool:
     while time.monotonic() - t0 < within:
         w = wans(h)
         if all(w.get(n, {}).get("state") == s for n, s in want.items()):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def wait_for(cond, within: float) -> bool:
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < within:
+        if cond():
             return True
         time.sleep(0.1)
     return False
@@ -236,7 +248,7 @@ def test_a_crashing_health_checker_leaves_no_route_stuck(healthy):
     # it is not left withdrawn by a checker that no longer runs
     h.faults.write_text(json.dumps({"wan.isp.round": "raise"}))
     assert wait_wans(h, {"isp": "unknown"}, 5), wans(h)
-    assert "default via 198.51.100.1 dev wan0" in table(h, 200)
+    assert wait_for(lambda: "default via 198.51.100.1 dev wan0" in table(h, 200), 5), table(h, 200)
     assert wans(h)["isp"].get("checker_restarted")
     # the checker comes back: isp (still not forwarding) is found down again, isp2 takes over
     h.faults.write_text("{}")

@@ -23,7 +23,7 @@ class AgentCollector:
 
         t = Tracer.__new__(Tracer)
         t.cfg = cfg
-        out = []
+        out = [m.interface for m in cfg.wans.members.values()] if cfg.wans else []
         for r in cfg.routes:
             if r.to in ("0.0.0.0/0", "::/0"):
                 oif = r.interface or (t.route(r.via) if r.via is not None else None)

@@ -119,6 +119,17 @@ def test_pbr_guest_by_isp2_lan_by_isp_v4_v6(healthy):
     assert r.count("lookup 200 proto 250") == 2 and r.count("suppress_prefixlength 0 proto 250") == 2
     assert "default via 198.51.100.1 dev wan0" in table(healthy, 200)
     assert "default via 2001:db8:100::1 dev wan0" in table(healthy, 200, v6=True)
+    # talgate status, text and JSON
+    out = healthy.cli("status").stdout
+    assert re.search(r"^wan +isp +wan0 +up +active +rtt [0-9.]+ ms +loss \d+%$", out, re.M), out
+    assert re.search(r"^wan +isp2 +wan1 +up +standby ", out, re.M), out
+    js = json.loads(healthy.cli("status", "--json").stdout)
+    assert js["wans"]["isp2"]["interface"] == "wan1" and js["wans"]["isp"]["active"] is True
+    # the lab knows its topology's hosts
+    st = json.loads(healthy.cli("lab", "--prefix", lab.prefix, "--state", str(lab.state), "status", "--json").stdout)
+    assert st["topology"] == "multiwan" and st["up"] and {"isp2", "inet"} <= set(st["hosts"])
+    r = healthy.cli("lab", "--prefix", lab.prefix, "--state", str(lab.state), "exec", "inet", "--", "ip", "-br", "addr")
+    assert "192.0.2.2/30" in r.stdout and "192.0.2.6/30" in r.stdout
 
 
 def test_failover_then_failback_keeps_the_flow_on_isp2(healthy):

@@ -237,3 +237,15 @@ def test_topology_is_chosen_by_name_or_by_the_config():
     for t in TOPOLOGIES.values():
         seen = [(e.host, e.ifname) for link in t.links for e in link]
         assert len(seen) == len(set(seen)) and all(len(i) <= 15 for _, i in seen)
+
+
+def test_exporter_has_each_wans_health():
+    from backend.agent.metrics import wan_health_metrics
+
+    fams = {f.name: f for f in wan_health_metrics(
+        {"isp": {"interface": "wan0", "healthy": False, "active": False, "rtt_ms": None, "loss_pct": 100.0},
+         "isp2": {"interface": "wan1", "healthy": True, "active": True, "rtt_ms": 2.5, "loss_pct": 10.0}})}
+    val = {(n, s.labels["wan"]): s.value for n, f in fams.items() for s in f.samples}
+    assert val[("talgate_wan_healthy", "isp")] == 0 and val[("talgate_wan_healthy", "isp2")] == 1
+    assert val[("talgate_wan_active", "isp2")] == 1 and val[("talgate_wan_rtt_seconds", "isp2")] == 0.0025
+    assert val[("talgate_wan_loss_ratio", "isp")] == 1.0 and ("talgate_wan_rtt_seconds", "isp") not in val

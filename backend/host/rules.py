@@ -25,6 +25,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import threading
+from pathlib import Path
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -40,6 +41,16 @@ PREF_MARK = 10100
 PREF_DEFAULT = 10900
 NOT_OURS_TABLES = {254, 255}
 FAMILIES = {4: socket.AF_INET, 6: socket.AF_INET6}
+
+
+# balance: spread connections by their ports too (the default hash is addresses only: every
+# connection between two hosts would take one uplink)
+BALANCE_SYSCTLS = {"net/ipv4/fib_multipath_hash_policy": "1", "net/ipv6/fib_multipath_hash_policy": "1"}
+PROC_SYS = "/proc/sys"
+
+
+def _sysctls(cfg) -> dict[str, str]:
+    return dict(BALANCE_SYSCTLS) if cfg.wans and cfg.wans.mode == "balance" else {}
 
 
 def _rule(fam, pref, table, fwmark=None, fwmask=None, suppress=None) -> tuple:
@@ -203,6 +214,12 @@ class RulesApplier:
                 ops.append(("route-replace", key, nh))
         for r in sorted(want_rules - have_rules, key=str):
             ops.append(("rule-add", r))
+        for k, v in _sysctls(d.cfg).items():
+            try:
+                if (Path(PROC_SYS) / k).read_text().strip() != v:
+                    ops.append(("sysctl", k, v))
+            except OSError:
+                pass  # not in this kernel: nothing to set
         return ops
 
     def plan(self, d: Desired) -> list[str]:
@@ -242,6 +259,9 @@ class RulesApplier:
     @staticmethod
     def _one(ipr: IPRoute, op: tuple) -> None:
         kind = op[0]
+        if kind == "sysctl":
+            (Path(PROC_SYS) / op[1]).write_text(op[2] + "\n")
+            return
         if kind.startswith("rule"):
             fam, pref, table, fwmark, fwmask, sup = op[1]
             kw = {"family": FAMILIES[fam], "priority": pref, "table": table, "protocol": RTPROT_TALGATE}
@@ -284,6 +304,8 @@ class RulesApplier:
 
 def describe(op: tuple) -> str:
     kind = op[0]
+    if kind == "sysctl":
+        return f"sysctl: {op[1]} = {op[2]}"
     if kind.startswith("rule"):
         fam, pref, table, fwmark, fwmask, sup = op[1]
         what = f"fwmark {fwmark:#x}/{fwmask:#x} " if fwmark is not None else ""
@@ -298,4 +320,6 @@ def describe(op: tuple) -> str:
 
 
 def _path(op: tuple) -> str:
+    if op[0] == "sysctl":
+        return "wans.mode"
     return "wans" if op[0].startswith("rule") else f"routes (table {op[1][1]})"

@@ -329,3 +329,23 @@ def test_a_foreign_rule_on_our_table_refuses_the_commit(mlab):
     finally:
         mlab.router("ip", "rule", "del", "pref", "500")
     assert "pref 500" not in rules(mlab) and "500:" not in rules(mlab)
+
+
+def test_balance_spreads_new_connections_and_keeps_them(healthy):
+    """mode: balance — new connections go out by both uplinks (by weight), each stays on its own;
+    when isp fails everything new goes by isp2."""
+    h, lab = healthy, healthy.lab
+    head = h.head()
+    text = MW.replace("mode: failover", "mode: balance").replace("priority: 2\n", "priority: 1\n")
+    h.client.commit(text, "balance", base=head)
+    try:
+        assert "nexthop via 198.51.100.1 dev wan0" in table(h, 200) and "nexthop via 100.64.0.1" in table(h, 200)
+        seen = [source_seen(lab, "lan", INET4) for _ in range(24)]
+        assert set(seen) == {ISP, ISP2}, seen
+        set_forwarding(lab, "isp", False)
+        assert wait_for(lambda: "nexthop" not in table(h, 200) and "via 100.64.0.1 dev wan1" in table(h, 200), 5)
+        assert {source_seen(lab, "lan", INET4) for _ in range(8)} == {ISP2}
+        set_forwarding(lab, "isp", True)
+        assert wait_for(lambda: "nexthop via 198.51.100.1" in table(h, 200), 20)
+    finally:
+        h.client.commit(MW, "failover again", base=h.head())

@@ -249,3 +249,38 @@ def test_exporter_has_each_wans_health():
     assert val[("talgate_wan_healthy", "isp")] == 0 and val[("talgate_wan_healthy", "isp2")] == 1
     assert val[("talgate_wan_active", "isp2")] == 1 and val[("talgate_wan_rtt_seconds", "isp2")] == 0.0025
     assert val[("talgate_wan_loss_ratio", "isp")] == 1.0 and ("talgate_wan_rtt_seconds", "isp") not in val
+
+
+def test_tcp_and_http_probes(tmp_path):
+    """A TCP target counts a completed connect, an HTTP target a status below 400 (a local server)."""
+    import http.server
+    import ipaddress
+    import os
+    import threading
+
+    from backend.agent.wan import Probes
+
+    if os.geteuid() != 0:
+        pytest.skip("SO_MARK needs CAP_NET_ADMIN")
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(200 if self.path == "/ok" else 503)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        p, lo, port = Probes(0), ipaddress.ip_address("127.0.0.1"), srv.server_address[1]
+        assert p.tcp(lo, port, 1.0) is not None
+        assert p.tcp(lo, port, 1.0, http_path="/ok") is not None
+        assert p.tcp(lo, port, 1.0, http_path="/down") is None
+        srv.shutdown()
+        srv.server_close()
+        from backend.model.wan import Target
+        assert p.probe(Target(tcp=f"127.0.0.1:{port}"), 0.5) is None  # refused: lost, not an exception
+    finally:
+        srv.server_close()

@@ -9,8 +9,10 @@ reply is ignored); TCP targets count a completed connect, HTTP targets a status 
 A member's state: ``unknown`` (no verdict yet; healthy), ``up``, ``down``, ``recovering`` (passing
 again, waiting out ``hold_down``; still down). When a member's health changes the monitor sets the
 facts (the pipeline converges: its rule and the failover table change), deletes the conntrack
-entries pinned to a WAN that went down (masqueraded IPv4 flows cannot move; their next packet
-starts over on the healthy uplink) and writes an audit event (``wan-down`` / ``wan-up``).
+entries pinned to a WAN that went down (their next packet starts over on the healthy uplink, with
+its NAT; the kernel drops masqueraded IPv4 entries whose output link changed by itself, but routed
+IPv6 and SNAT flows would keep leaving with the dead uplink's addresses) and writes an audit event
+(``wan-down`` / ``wan-recovering`` / ``wan-up``).
 Established flows on the surviving uplink are never touched: failback only moves new connections.
 
 A prober that dies is restarted by the monitor's watchdog and its WAN goes back to ``unknown``:

@@ -96,12 +96,15 @@ def _multiwan_topology() -> Topology:
             "isp2": ("203.0.113.0/24 via 192.0.2.6", "2001:db8:203::/48 via 2001:db8:2::2",
                      "198.51.100.0/24 via 192.0.2.6", "2001:db8:100::/64 via 2001:db8:2::2",
                      "2001:db8:10::/56 via 2001:db8:200::2"),
-            # inet routes back to each ISP's customers through that ISP
-            "inet": ("198.51.100.0/24 via 192.0.2.1", "2001:db8:100::/64 via 2001:db8:1::1",
-                     "2001:db8:10::/56 via 2001:db8:1::1",
-                     "100.64.0.0/24 via 192.0.2.5", "2001:db8:200::/64 via 2001:db8:2::1"),
+            # inet routes back to each ISP's customers through that ISP, from its "internet" address
+            # (so a UDP answer of a server bound to any address comes from the address asked)
+            "inet": ("198.51.100.0/24 via 192.0.2.1 src 203.0.113.10",
+                     "2001:db8:100::/64 via 2001:db8:1::1 src 2001:db8:203::10",
+                     "2001:db8:10::/56 via 2001:db8:1::1 src 2001:db8:203::10",
+                     "100.64.0.0/24 via 192.0.2.5 src 203.0.113.10",
+                     "2001:db8:200::/64 via 2001:db8:2::1 src 2001:db8:203::10"),
             **routes},
-        extra={"inet": ("addr add 203.0.113.10/32 dev lo", "addr add 2001:db8:203::10/128 dev lo")},
+        extra={"inet": ("addr add 203.0.113.10/32 dev lo", "addr add 2001:db8:203::10/128 dev lo nodad")},
         sysctls={"isp": FORWARDING, "isp2": FORWARDING, "inet": FORWARDING},
         servers={"inet": (80, 443), "lan": (80, 443), "guest": (80,), "mgmt": (80,), "router": (22,)},
         description="router with two uplinks: wan0 to isp, wan1 to isp2; both ISPs reach the internet host "

@@ -349,3 +349,40 @@ def test_balance_spreads_new_connections_and_keeps_them(healthy):
         assert wait_for(lambda: "nexthop via 198.51.100.1" in table(h, 200), 20)
     finally:
         h.client.commit(MW, "failover again", base=h.head())
+
+
+UDP_FLOW = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", 40123))  # one source port: one conntrack entry for the whole run
+s.settimeout(0.15)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    s.sendto(b"?", ("2001:db8:203::10", 80))
+    try:
+        print(round(time.monotonic(), 3), s.recv(200).decode().split()[-1], flush=True)
+    except OSError:
+        print(round(time.monotonic(), 3), "lost", flush=True)
+    time.sleep(0.05)
+"""
+
+
+def test_a_flow_pinned_to_the_dead_wan_is_flushed_and_moves(healthy):
+    """One IPv6 UDP flow (one conntrack entry) routed through isp without NAT: when isp fails its
+    entry is deleted, so the flow's next datagram starts over on isp2 (NAT66 to isp2's prefix).
+    Kept, the entry would send it out isp2 with the lan address, whose answers come back through the
+    dead isp. (Masqueraded IPv4 flows the kernel itself drops when their output link changes.)"""
+    lab = healthy.lab
+    p = subprocess.Popen(lab.exec_args("lan", [sys.executable, "-u", "-c", UDP_FLOW, "7"]), stdout=subprocess.PIPE,
+                         text=True)
+    time.sleep(1.5)
+    t0 = time.monotonic()
+    set_forwarding(lab, "isp", False)
+    out = p.communicate(timeout=20)[0].split("\n")
+    seen = [(float(t), src) for t, src in (x.split() for x in out if x.strip())]
+    before = [src for t, src in seen if t < t0]
+    after = [(round(t - t0, 2), src) for t, src in seen if t >= t0]
+    assert before and set(before) == {"2001:db8:10:10::10"}, before
+    moved = [t for t, src in after if src == SOURCE["isp2"][1]]
+    assert moved and moved[0] < 3.0, after[:60]
+    assert all(src == SOURCE["isp2"][1] for t, src in after if t > moved[0]), after

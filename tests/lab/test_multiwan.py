@@ -386,3 +386,28 @@ def test_a_flow_pinned_to_the_dead_wan_is_flushed_and_moves(healthy):
     moved = [t for t, src in after if src == SOURCE["isp2"][1]]
     assert moved and moved[0] < 3.0, after[:60]
     assert all(src == SOURCE["isp2"][1] for t, src in after if t > moved[0]), after
+
+
+def test_a_rule_sends_a_port_to_an_extra_table(healthy):
+    """routing.tables + a rule with `table:` by source zone and port: lan's HTTPS leaves by isp2
+    (that table's default), lan's HTTP by the active WAN (isp), v4 and v6; removing them removes
+    the table's routes and rule."""
+    h, lab = healthy, healthy.lab
+    text = MW.replace(
+        "  - {name: guest-via-isp2,",
+        "  - {name: lan-https-via-t, from: lan, to: wan, proto: tcp, dport: 443, action: accept, table: alt}\n"
+        "  - {name: guest-via-isp2,") + (
+        "routing:\n  tables:\n    alt:\n      id: 4200\n      routes:\n"
+        "        - {to: default, via: 100.64.0.1, interface: wan1}\n"
+        "        - {to: \"::/0\", via: \"2001:db8:200::1\", interface: wan1}\n")
+    h.client.commit(text, "lan https by the alt table", base=h.head())
+    try:
+        assert "default via 100.64.0.1 dev wan1" in table(h, 4200)
+        assert "lookup 4200 proto 250" in rules(h)
+        assert source_seen(lab, "lan", INET4, 443) == ISP2
+        assert source_seen(lab, "lan", INET4, 80) == ISP
+        assert source_seen(lab, "lan", INET6, 443) == SOURCE["isp2"][1]
+        assert source_seen(lab, "lan", INET6, 80) == "2001:db8:10:10::10"
+    finally:
+        h.client.commit(MW, "no alt table", base=h.head())
+    assert table(h, 4200) == "" and "4200" not in rules(h)

@@ -284,3 +284,16 @@ def test_tcp_and_http_probes(tmp_path):
         assert p.probe(Target(tcp=f"127.0.0.1:{port}"), 0.5) is None  # refused: lost, not an exception
     finally:
         srv.server_close()
+
+
+def test_route_via_by_address_set_renders_per_family():
+    need_nft()
+    text = MW.replace("rules:\n", "rules:\n  - {name: kids-via-isp2, from: lan, to: wan, src: [kids], action: accept, "
+                                  "route_via: isp2}\n")
+    text += "sets:\n  kids: {addresses: [192.168.10.64/26, \"2001:db8:10:10::/120\"]}\n"
+    cfg = cfg_of(text)
+    rs = render(cfg)
+    txt = rs.text()
+    assert 'iifname "lan0" ip saddr @set_kids_v4 counter meta mark set 0x00020000 comment "route_via kids-via-isp2"' in txt
+    assert 'iifname "lan0" ip6 saddr @set_kids_v6 counter meta mark set 0x00020000' in txt
+    assert load_and_list(doc=rs.document()) == load_and_list(text=txt)

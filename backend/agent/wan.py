@@ -264,7 +264,10 @@ class WanMonitor:
         head = self.p.applied.rev
         if head is None:
             return None
-        return validate_text(self.p.repo.read(head))[0]
+        try:
+            return validate_text(self.p.repo.read(head))[0]
+        except Exception:  # noqa: BLE001 - a revision not in this repo (emptied, replaced): no WANs
+            return None
 
     def sync(self) -> None:
         """Probers = the applied config's checked members; dead probers restarted (their WAN back to

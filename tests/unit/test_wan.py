@@ -297,3 +297,63 @@ def test_route_via_by_address_set_renders_per_family():
     assert 'iifname "lan0" ip saddr @set_kids_v4 counter meta mark set 0x00020000 comment "route_via kids-via-isp2"' in txt
     assert 'iifname "lan0" ip6 saddr @set_kids_v6 counter meta mark set 0x00020000' in txt
     assert load_and_list(doc=rs.document()) == load_and_list(text=txt)
+
+
+# -- the monitor over the real pipeline (fake appliers, fake probes) ------------------------------------
+
+
+def _wait(cond, within: float = 5.0) -> bool:
+    import time
+
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < within:
+        if cond():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_monitor_sets_facts_audits_and_restarts_a_crashed_checker(tmp_path, monkeypatch):
+    """isp's probes fail → isp down in the facts (no commit), audited; a crashing checker is
+    restarted and its WAN goes back to unknown (healthy); an emptied repo gives no WANs."""
+    from backend.agent import wan as wanmod
+    from backend.agent.pipeline import Pipeline
+    from backend.host.fake import fake_appliers
+
+    answers = {"wan0": 5.0, "wan1": 5.0}
+    marks = {s.mark | PROBE_BIT: f"wan{i}" for i, s in enumerate(plan_marks(cfg_of(MW)).values())}
+    monkeypatch.setattr(wanmod.Probes, "probe", lambda self, t, timeout: answers[marks[self.mark]])
+    crash = {"on": False}
+    flushed: list[str] = []  # never the machine's own conntrack table: the lab tests flush for real
+    monkeypatch.setattr(wanmod.WanMonitor, "_flush", lambda self, itf: flushed.append(itf))
+    text = MW.replace("interval: 0.3", "interval: 0.1").replace("hold_down: 3", "hold_down: 0.2")
+    p = Pipeline(tmp_path / "repo", tmp_path / "state",
+                 appliers=fake_appliers(["wan0", "wan1", "lan0", "guest0", "mgmt0"]))
+    monkeypatch.setattr(p, "_fault", lambda stage: (_ for _ in ()).throw(RuntimeError("boom"))
+                        if crash["on"] and stage == "wan.isp.round" else None)
+    p.commit(text, "multiwan", "admin", base=None)
+    mon = wanmod.WanMonitor(p, interval=0.05).start()
+    p.wans = mon
+    try:
+        assert _wait(lambda: p.status()["wans"]["isp"]["state"] == "up")
+        head = p.repo.head()
+        answers["wan0"] = None
+        assert _wait(lambda: p.facts.wan_health.get("wan0") is False)
+        st = p.status()["wans"]
+        assert st["isp"]["state"] == "down" and not st["isp"]["active"] and st["isp2"]["active"]
+        assert p.repo.head() == head  # a fact, not a commit
+        acts = [e["action"] for e in p.audit.read(20)]
+        assert "wan-down" in acts and flushed == ["wan0"]
+        crash["on"] = True
+        assert _wait(lambda: mon.restarts > 0 and p.facts.wan_health.get("wan0") is True)
+        assert "wan-checker-restart" in [e["action"] for e in p.audit.read(50)]
+        crash["on"] = False
+        assert _wait(lambda: p.facts.wan_health.get("wan0") is False)
+        answers["wan0"] = 5.0
+        assert _wait(lambda: p.facts.wan_health.get("wan0") is True)
+        assert {"wan-recovering", "wan-up"} <= {e["action"] for e in p.audit.read(100)}
+        # the applied revision is gone from the repo: status still answers, without WANs
+        p.applied.rev = "0" * 40
+        assert p.status()["wans"] == {}
+    finally:
+        mon.stop()

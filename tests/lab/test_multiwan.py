@@ -411,3 +411,26 @@ def test_a_rule_sends_a_port_to_an_extra_table(healthy):
     finally:
         h.client.commit(MW, "no alt table", base=h.head())
     assert table(h, 4200) == "" and "4200" not in rules(h)
+
+
+def test_rules_are_ours_alone_repaired_and_removed_with_the_wans(healthy):
+    """A rule removed behind the agent's back comes back (drift repair); a document without WANs
+    removes every rule and table route of ours and leaves a foreign rule alone."""
+    h = healthy
+    h.router("ip", "rule", "del", "pref", "10900")
+    assert "10900:" not in h.router("ip", "rule")
+    assert wait_for(lambda: "10900:\tfrom all lookup 200 proto 250" in h.router("ip", "rule"), 10)
+    h.router("ip", "rule", "add", "pref", "600", "lookup", "main")
+    no_wans = MW[:MW.index("# Two uplinks")] + MW[MW.index("nat:\n"):]
+    no_wans = no_wans.replace("  - {name: guest-via-isp2, from: guest, to: wan, action: accept, route_via: isp2}\n", "")
+    no_wans = no_wans.replace("nat:\n", "nat:\n  masquerade: [{out: wan}]\n")  # no per-WAN NAT any more
+    no_wans += "routes:\n  - {to: default, via: 198.51.100.1}\n"
+    try:
+        h.client.commit(no_wans, "single uplink", base=h.head())
+        assert "proto 250" not in rules(h) and "600:\tfrom all lookup main" in h.router("ip", "rule")
+        assert table(h, 100) == table(h, 101) == table(h, 200) == ""
+        assert source_seen(h.lab, "lan", INET4) == ISP
+    finally:
+        h.client.commit(MW, "two uplinks again", base=h.head())
+        h.router("ip", "rule", "del", "pref", "600")
+    assert "lookup 200 proto 250" in rules(h)

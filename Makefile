@@ -70,6 +70,7 @@ bench: install
 	$(BIN)/python bench/forwarding.py
 	$(BIN)/python bench/commit_latency.py
 	$(BIN)/python bench/multiwan.py
+	$(BIN)/python bench/prefix_change.py
 	$(BIN)/python bench/console_bench.py
 
 # The console's screens as SVGs (the same scenes as the snapshot tests), committed in screenshots/.

@@ -267,6 +267,42 @@ def cmd_log(args) -> int:
     return 0
 
 
+def _uplink_lines(uplinks: dict) -> list[str]:
+    """What each WAN learned (backend/agent/uplink.py): addresses, gateways, DNS, prefixes, expiry."""
+    import time
+
+    def left(t):
+        return f"expires in {max(0, t - time.time()):.0f} s" if t else ""
+
+    out = []
+    for link, u in sorted(uplinks.items()):
+        v4 = u.get("ipv4")
+        if v4:
+            out.append(f"uplink     {link} ipv4 {v4['address']} gw {v4.get('gateway') or '-'} "
+                       f"dns {','.join(v4.get('dns') or []) or '-'} {left(v4.get('expires'))}")
+        v6 = u.get("ipv6") or {}
+        for a in v6.get("addresses") or []:
+            out.append(f"uplink     {link} dhcpv6 {a['address']} {left(a.get('expires'))}")
+        slaac = v6.get("slaac") or {}
+        for a in slaac.get("addresses") or []:
+            out.append(f"uplink     {link} slaac {a} gw {','.join(slaac.get('gateways') or []) or '-'}")
+        if v6.get("dns"):
+            out.append(f"uplink     {link} dns6 {','.join(v6['dns'])}")
+        for p in v6.get("delegated") or []:
+            out.append(f"uplink     {link} delegated {p['prefix']} {left(p.get('expires'))}")
+        for p in v6.get("deprecated") or []:
+            out.append(f"uplink     {link} deprecated {p}")
+        for c in u.get("clients") or []:
+            state = f"pid {c['pid']}" if c.get("running") else "not running"
+            out.append(f"uplink     {link} dhclient -{c['family']} {state} restarts {c.get('restarts', 0)}")
+        for msg in u.get("problems") or []:
+            out.append(f"uplink     {link} problem: {msg}")
+        for e in (u.get("events") or [])[-3:]:
+            if e.get("level") != "info":
+                out.append(f"uplink     {link} {e['level']}: {e['message']}")
+    return out
+
+
 def cmd_status(args) -> int:
     import time
 
@@ -296,6 +332,8 @@ def cmd_status(args) -> int:
     for name, svc in (st.get("services") or {}).items():
         extra = f"pid {svc.get('pid')}" if svc.get("pid") else ""
         print(f"service    {name:<10} {svc.get('state', '?'):<10} {extra}")
+    for line in _uplink_lines((st.get("facts") or {}).get("uplinks") or {}):
+        print(line)
     # Commits that outlived their client's wait end up here: running, landed or failed (last 3).
     for j in (st.get("jobs") or [])[-3:]:
         when = time.strftime("%H:%M:%S", time.localtime(j.get("finished") or j.get("started") or 0))
@@ -354,7 +392,12 @@ def cmd_lab(args) -> int:
     try:
         if args.lab_cmd == "up":
             text = Path(args.config).read_text() if args.config else None
-            lab.up(text, topology=args.topology)
+            from .lab.isp_dhcp import up_with_isp_dhcp, wants_isp_dhcp
+
+            if text and wants_isp_dhcp(text):  # e.g. backend/lab/uplink.yaml: the isp runs Kea + radvd
+                up_with_isp_dhcp(lab, text)
+            else:
+                lab.up(text, topology=args.topology)
             st = lab.status()
             print(f"lab up ({st['topology']} topology): {' '.join(st['namespaces'])}")
             print(f"  agent      pid {st['processes']['agent']['pid']}, log {lab.state / 'agent.log'}")
@@ -432,6 +475,17 @@ def cmd_leases(args) -> int:
         ident = x.get("hwaddr") if x["family"] == 4 else x.get("duid")
         print(f"{x['family']:<2} {x['address']:<28} {(x.get('hostname') or '-'):<20} {(ident or '-'):<30} "
               f"{(x.get('interface') or '-'):<10} {left // 60}m{left % 60:02d}s")
+    return 0
+
+
+def cmd_routes(args) -> int:
+    from .observe.routes_text import table_lines
+
+    res = _client(args).routes(args.table)
+    if args.json:
+        print(json.dumps(res.model_dump(mode="json"), indent=2))
+        return 0
+    print("\n".join(table_lines([r.model_dump(mode="json") for r in res.routes], res.truncated, res.frr)))
     return 0
 
 
@@ -569,6 +623,11 @@ def build_parser() -> argparse.ArgumentParser:
     le = with_socket(sub.add_parser("leases", help="DHCP leases (v4 and v6) as Kea holds them"))
     le.add_argument("--json", action="store_true")
     le.set_defaults(func=cmd_leases)
+
+    ro = with_socket(sub.add_parser("routes", help="routing tables: connected, static, learned by BGP/OSPF"))
+    ro.add_argument("--table", default="all", help="main, local, default, a number, or all (default: all but local)")
+    ro.add_argument("--json", action="store_true")
+    ro.set_defaults(func=cmd_routes)
     return p
 
 

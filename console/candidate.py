@@ -603,6 +603,26 @@ def split_list(s: str) -> list:
     return out
 
 
+def addr_words(v) -> list[str]:
+    """An interface's ipv4/ipv6 value as words: its addresses, or 'dhcp', or what a WAN learns
+    (slaac, dhcpv6, pd/56), or WAN[0xSUBNET]HOST for an address from a delegated prefix."""
+    if v is None:
+        return []
+    if isinstance(v, dict):
+        pd = v.get("prefix_delegation")
+        return [k for k in ("slaac", "dhcpv6") if v.get(k) is True] + (
+            [f"pd/{(pd if isinstance(pd, dict) else {}).get('length', 56)}"] if pd else [])
+    out = []
+    for x in v if isinstance(v, list) else [v]:
+        if isinstance(x, dict):
+            sub = x.get("subnet", 0)
+            out.append(f"{x.get('from_delegated')}[{sub:#x}]{x.get('host') or ''}" if isinstance(sub, int)
+                       else f"{x.get('from_delegated')}[{sub}]")
+        else:
+            out.append(str(x))
+    return out
+
+
 def join_list(v) -> str:
     if v is None:
         return ""

@@ -406,6 +406,12 @@ def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | Non
             ConfigRepo.init(repo, f.read(), message="initial configuration")
         log.info("initialised config repo %s from %s", repo, init_from)
     p = Pipeline(repo, state, rendered)
+    from .uplink import Uplinks
+
+    # DHCP/DHCPv6/PD clients of the WANs that learn their address (idle when none does); leases
+    # still valid from before a restart are facts of the start-up apply.
+    uplinks = Uplinks(p, state, dhclient=os.environ.get("TALGATE_DHCLIENT", "dhclient"))
+    uplinks.restore()
     if p.repo.head() is None:
         log.info("config repo %s has no commits yet: waiting for the first `talgate commit`", repo)
     else:
@@ -425,6 +431,7 @@ def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | Non
             serve_metrics(p, metrics_listen)
         except OSError as e:
             log.error("metrics: cannot listen on %s: %s", metrics_listen, e)
+    uplinks.start()
     overdue = p.tick()  # a confirm deadline that passed while the agent was down: roll back now
     if overdue:
         log.warning("confirm deadline passed while the agent was down: rolled back with %s", overdue["rev"][:12])

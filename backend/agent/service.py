@@ -32,6 +32,7 @@ class Readers(Protocol):
     def history(self, seconds: int | None) -> dict: ...
     def leases(self) -> list[dict]: ...
     def counters(self) -> dict[str, dict]: ...
+    def routes(self, table: str) -> dict: ...
 
 
 class KernelReaders:
@@ -73,6 +74,12 @@ class KernelReaders:
         from ..host import nft as nfthost
 
         return nfthost.counters()
+
+    def routes(self, table: str) -> dict:
+        from ..observe import routes
+
+        vty = next((a.vty() for a in self.p.services.appliers if hasattr(a, "vty")), None)
+        return routes.routes(table, vty)
 
     def stop(self) -> None:
         self.hist.stop()
@@ -198,6 +205,11 @@ class Service:
         cfg, problems = validate_text(text)
         if cfg is None:
             raise ApiError("invalid", "the revision does not validate", _problems(problems))
+        facts = getattr(self.p, "facts", None)
+        if facts is not None:  # what the kernel holds: the document under the learned prefixes
+            from ..model.uplink import effective
+
+            cfg = effective(cfg, facts.delegated, facts.deprecated)
         return m.RenderResponse(rev=r, nft=render(cfg).text())
 
     def validate(self, req: m.ValidateRequest, caller: Caller) -> m.ValidateResponse:
@@ -237,6 +249,11 @@ class Service:
             pkt = Packet(**args)
         except (TypeError, ValueError) as e:
             raise ApiError("bad_request", f"bad packet: {e}", [problem("packet", str(e))]) from None
+        facts = getattr(self.p, "facts", None)
+        if facts is not None:  # addresses and sets from a delegated prefix: as the kernel has them now
+            from ..model.uplink import effective
+
+            cfg = effective(cfg, facts.delegated, facts.deprecated)
         res = Tracer(cfg).trace(pkt).to_dict()
         return m.TraceResponse(**res, config="candidate" if req.config else "running")
 
@@ -260,6 +277,9 @@ class Service:
 
     def leases(self, caller: Caller) -> m.LeasesResponse:
         return m.LeasesResponse(leases=self.readers.leases())
+
+    def routes(self, req: m.RoutesQuery, caller: Caller) -> m.RoutesResponse:
+        return m.RoutesResponse(**self.readers.routes(req.table))
 
     # -- writes (the transport refuses them on the read-only socket: Route.write) -------------
 

@@ -75,11 +75,18 @@ class Facts:
     addresses: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     delegated: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     wan_health: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
+    # Learned by the uplink manager (backend/agent/uplink.py): link -> default gateways (DHCPv4),
+    # WAN -> prefixes of a replaced delegation (still advertised, deprecated), WAN -> what was
+    # learned (addresses, gateway, DNS, domain, lease expiry; for status).
+    gateways: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    deprecated: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # status only: not part of the desired state (compare=False: a renewal does not re-render anything)
+    uplinks: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
     def __post_init__(self):
         if self.links is not None:
             object.__setattr__(self, "links", frozenset(self.links))
-        for name in ("addresses", "delegated", "wan_health"):
+        for name in ("addresses", "delegated", "wan_health", "gateways", "deprecated", "uplinks"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     def healthy(self, link: str) -> bool:
@@ -90,7 +97,10 @@ class Facts:
         return {"links": sorted(self.links) if self.links is not None else None,
                 "addresses": {k: list(v) for k, v in self.addresses.items()},
                 "delegated": {k: list(v) for k, v in self.delegated.items()},
-                "wan_health": dict(self.wan_health)}
+                "wan_health": dict(self.wan_health),
+                "gateways": {k: list(v) for k, v in self.gateways.items()},
+                "deprecated": {k: list(v) for k, v in self.deprecated.items()},
+                "uplinks": dict(self.uplinks)}
 
 
 class Desired:
@@ -102,8 +112,15 @@ class Desired:
 
     def __init__(self, cfg: RouterConfig, facts: Facts | None = None, rev: str | None = None,
                  ruleset: Any = None, tolerant: bool = False, files: bool = True):
-        self.cfg = cfg
+        from ..model.uplink import effective
+
         self.facts = facts or Facts()
+        # The document under the learned facts: addresses from a delegated prefix made concrete
+        # (the same object when the document uses no uplink feature).
+        self.source = getattr(cfg, "_source", None) or cfg
+        self.cfg = effective(self.source, self.facts.delegated, self.facts.deprecated)
+        if self.cfg is not self.source:
+            ruleset = None  # the ruleset depends on the facts: rendered for these
         self.rev = rev
         # tolerant: going back to a revision applied before (the confirm timer's rollback); an
         # applier that cannot reach it keeps its current state and says so in `warnings`.
@@ -131,9 +148,9 @@ class Desired:
 
     def with_facts(self, facts: Facts) -> Desired:
         """The same config under other facts (render products that do not depend on facts shared)."""
-        d = Desired(self.cfg, facts, self.rev)
+        d = Desired(self.source, facts, self.rev)
         with self._lock:
-            if "nft" in self._products:
+            if "nft" in self._products and d.cfg is d.source:
                 d._products["nft"] = self._products["nft"]
         return d
 
@@ -211,7 +228,7 @@ class Registry:
 def builtin() -> Registry:
     """The appliers of a real box, in order. One line per subsystem or daemon."""
     from . import network, nftables, rules
-    from .daemons import avahi, chrony, kea, radvd, unbound
+    from .daemons import avahi, chrony, frr, kea, radvd, unbound
 
     r = Registry()
     r.register(network.NetworkApplier, stage=NETWORK, name="network")
@@ -222,6 +239,7 @@ def builtin() -> Registry:
     r.register(radvd.RadvdApplier, stage=DAEMONS, name="radvd")
     r.register(chrony.ChronyApplier, stage=DAEMONS, name="chrony")
     r.register(avahi.AvahiApplier, stage=DAEMONS, name="avahi")
+    r.register(frr.FrrApplier, stage=DAEMONS, name="frr")  # OSPF/OSPFv3/BGP (routing:)
     return r
 
 

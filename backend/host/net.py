@@ -97,7 +97,7 @@ class NetApplier:
                 out.append(n)
         return out
 
-    def observe(self, owned: set[str]) -> NetState:
+    def observe(self, owned: set[str], extra_sysctls=None) -> NetState:
         st = NetState()
         with IPRoute() as ipr:
             names = {}
@@ -124,7 +124,7 @@ class NetApplier:
                     key = RouteKey(fam, str(ipaddress.ip_network(f"{dst}/{r['dst_len']}")),
                                    r.get_attr("RTA_PRIORITY") or 0)
                     st.routes[key] = {"gateway": r.get_attr("RTA_GATEWAY"), "oif": names.get(r.get_attr("RTA_OIF"))}
-        for k in SYSCTLS:
+        for k in [*SYSCTLS, *(extra_sysctls or ())]:
             try:
                 st.sysctls[k] = (self.proc_sys / k).read_text().strip()
             except OSError:
@@ -136,7 +136,7 @@ class NetApplier:
     def plan(self, want: NetState, owned_before: set[str] = frozenset()) -> list[tuple]:
         """The operations that turn the observed state into want (empty when converged)."""
         owned = {n for n in set(want.links) | set(owned_before) if not foreign_link(n)}
-        have = self.observe(owned)
+        have = self.observe(owned, [k for k in want.sysctls if k not in SYSCTLS])
         ops: list[tuple] = []
         for k, v in want.sysctls.items():
             if k in OPTIONAL_SYSCTLS and k not in have.sysctls:

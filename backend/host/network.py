@@ -40,6 +40,9 @@ def desired_state(d: Desired) -> NetState:
     for name, learned in facts.addresses.items():
         if name in st.links and cfg.interfaces[name].enabled:
             st.addrs[name] = set(st.addrs[name]) | {str(ipaddress.ip_interface(a)) for a in learned}
+    from .uplink_net import add_learned
+
+    add_learned(cfg, facts, st)
     if facts.wan_health:
         down = {n for n, ok in facts.wan_health.items() if not ok}
         by_name = {r.key: r for r in cfg.routes}

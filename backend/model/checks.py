@@ -88,7 +88,8 @@ def set_families(cfg: RouterConfig, name: str) -> set[int]:
     key = ("families", name)
     fams = cfg._nets.get(key)
     if fams is None:
-        fams = cfg._nets[key] = {p[0] for p in set_prefixes(cfg, name)}
+        fams = cfg._nets[key] = {p[0] for p in set_prefixes(cfg, name)} | (
+            {6} if cfg.sets[name].delegated else set())  # from a delegated prefix: IPv6 once learned
     return fams
 
 
@@ -257,7 +258,13 @@ def check(cfg: RouterConfig) -> list[Problem]:
     from .wan import check_wans
 
     p += check_wans(cfg)
+    from .routing import check_routing
+
+    p += check_routing(cfg)
     p += check_names(cfg)
+    from .uplink import check as check_uplinks
+
+    p += check_uplinks(cfg)
     return p
 
 

@@ -23,8 +23,10 @@ from pydantic import (
 from . import prefix
 from .base import HOSTNAME_RE, NAME_RE, IfName, Name, Strict, listify
 from .kubernetes import POD_SUBNETS, SERVICE_SUBNETS
+from .routing import Routing
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
-from .wan import Routing, Wans
+from .uplink import DelegatedAddress, Ipv6Auto
+from .wan import Wans
 
 Action = Literal["accept", "drop", "reject"]
 
@@ -149,12 +151,29 @@ def _yaml_off(v):
     return {False: "off", True: "strict"}.get(v, v) if isinstance(v, bool) else v
 
 
+def _tagged(*members, pick):
+    """A union that validates only the member pick(value) names (one error, not one per member; the
+    capitalised tags are dropped from problem paths by backend.model.load)."""
+    from typing import Union
+
+    from pydantic import Discriminator, Tag
+
+    return Annotated[Union[tuple(Annotated[t, Tag(tag)] for tag, t in members)],  # noqa: UP007
+                     Discriminator(pick)]
+
+
 class Interface(Strict):
     description: str | None = None
     enabled: bool = True
     mtu: int | None = Field(None, ge=576, le=65535, description="Link MTU (IPv6 needs >= 1280).")
-    ipv4: list[ipaddress.IPv4Interface] = Field(default_factory=list, description="Static IPv4 addresses (CIDR).")
-    ipv6: list[ipaddress.IPv6Interface] = Field(default_factory=list, description="Static IPv6 addresses (CIDR).")
+    ipv4: _tagged(("Static", list[ipaddress.IPv4Interface]), ("Dhcp", Literal["dhcp"]),
+                  pick=lambda v: "Dhcp" if v == "dhcp" else "Static") = Field(
+        default_factory=list, description="Static IPv4 addresses (CIDR), or 'dhcp' (learned: backend/model/uplink.py).")
+    ipv6: _tagged(("Static", list[_tagged(("Address", ipaddress.IPv6Interface), ("Delegated", DelegatedAddress),
+                                          pick=lambda v: "Delegated" if isinstance(v, dict) else "Address")]),
+                  ("Auto", Ipv6Auto), pick=lambda v: "Auto" if isinstance(v, dict) else "Static") = Field(
+        default_factory=list, description="Static IPv6 addresses (CIDR) and addresses from a delegated prefix "
+        "({from_delegated: WAN, subnet: N, host: ::1}), or how a WAN learns them ({slaac, dhcpv6, prefix_delegation}).")
     rp_filter: Annotated[Literal["strict", "loose", "off"], BeforeValidator(_yaml_off)] = Field(
         "strict",
         description="Anti-spoofing: a reverse-path check in nftables before conntrack (chain antispoof, rule "
@@ -164,10 +183,38 @@ class Interface(Strict):
                     "packets whose source is one of the router's own addresses. DHCPv4 discovery from 0.0.0.0 "
                     "and IPv6 link-local/unspecified sources (ND, DAD, DHCPv6) always pass.")
 
+    # What the uplink forms of ipv4/ipv6 said (after validation ipv4/ipv6 hold static addresses only).
+    _dhcp4: bool = PrivateAttr(False)
+    _v6auto: Ipv6Auto | None = PrivateAttr(None)
+    _delegated: list = PrivateAttr(default_factory=list)  # [(index in ipv6, DelegatedAddress)]
+
     @field_validator("ipv4", "ipv6", mode="before")
     @classmethod
     def _list(cls, v):
-        return _listify(v)
+        return v if v == "dhcp" or isinstance(v, dict) else _listify(v)
+
+    @model_validator(mode="after")
+    def _uplink(self):
+        if self.ipv4 == "dhcp":
+            self.ipv4, self._dhcp4 = [], True
+        if isinstance(self.ipv6, Ipv6Auto):
+            self.ipv6, self._v6auto = [], self.ipv6
+        elif any(isinstance(a, DelegatedAddress) for a in self.ipv6):
+            self._delegated = [(i, a) for i, a in enumerate(self.ipv6) if isinstance(a, DelegatedAddress)]
+            self.ipv6 = [a for a in self.ipv6 if not isinstance(a, DelegatedAddress)]
+        return self
+
+    @property
+    def dhcp4(self) -> bool:
+        return self._dhcp4
+
+    @property
+    def v6auto(self) -> Ipv6Auto | None:
+        return self._v6auto
+
+    @property
+    def delegated(self) -> list:
+        return self._delegated
 
     @model_validator(mode="after")
     def _mtu_v6(self):
@@ -231,17 +278,39 @@ class Policy(Strict):
         return self.name or f"{self.from_}-{self.to}"
 
 
+def _set_items(v) -> list:
+    """Set items: prefixes, or {from_delegated: WAN, subnet: N[, host]} (kept for the model)."""
+    items = _listify(v)
+    if not any(isinstance(a, dict) for a in items):
+        return _addresses(items)
+    return [a if isinstance(a, dict) else _addresses([a])[0] for a in items]
+
+
 class AddressSet(Strict):
     description: str | None = None
-    addresses: AddressList = Field(default_factory=list)
+    addresses: Annotated[list[str | DelegatedAddress], BeforeValidator(_set_items)] = Field(
+        default_factory=list, description="Prefixes, or {from_delegated: WAN, subnet: N[, host: ::5]} entries "
+                                          "(the /64, or one address, of a delegated prefix; follow its changes).")
+    _delegated: list = PrivateAttr(default_factory=list)  # [(index, DelegatedAddress)]
 
     @field_validator("addresses")
     @classmethod
     def _no_names(cls, v):
         for a in v:
-            if "/" not in a:
+            if isinstance(a, str) and "/" not in a:
                 raise ValueError(f"invalid address or prefix {a!r}")
         return v
+
+    @model_validator(mode="after")
+    def _split(self):
+        if any(isinstance(a, DelegatedAddress) for a in self.addresses):
+            self._delegated = [(i, a) for i, a in enumerate(self.addresses) if isinstance(a, DelegatedAddress)]
+            self.addresses = [a for a in self.addresses if isinstance(a, str)]
+        return self
+
+    @property
+    def delegated(self) -> list:
+        return self._delegated
 
 
 class Rule(Strict):
@@ -395,13 +464,16 @@ class RouterConfig(Strict):
     dns: Dns | None = Field(None, description="The LAN resolver (Unbound).")
     ntp: Ntp | None = Field(None, description="Time service (chrony).")
     mdns: Mdns | None = Field(None, description="mDNS reflection between zones (avahi).")
-    # Multi-WAN and policy routing (backend/model/wan.py).
+    routing: Routing | None = Field(None, description="Dynamic routing (FRR): OSPF, OSPFv3, BGP (backend/model/routing.py); "
+                                      "extra routing tables for policy routing (tables, backend/model/wan.py).")
+    # Multi-WAN (backend/model/wan.py).
     wans: Wans | None = Field(None, description="Uplinks with health checks: failover or balance.")
-    routing: Routing | None = Field(None, description="Extra routing tables (policy routing).")
 
     # Parsed address sets, filled lazily by backend.model.checks (set_networks, set_prefixes; a config is
     # immutable once validated; big sets are parsed once, not once per rule and zone pair).
     _nets: dict = PrivateAttr(default_factory=dict)
+    # The document an effective copy was made from (backend.model.uplink.effective), else None.
+    _source: object = PrivateAttr(None)
 
     def zone_of(self, ifname: str) -> str | None:
         for zname, z in self.zones.items():

@@ -35,7 +35,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, PrivateAttr, field_validator, model_validator
 
 from .base import DOMAIN_RE, LABEL_RE, Name, Strict, listify
 from .problem import Problem
@@ -157,6 +157,8 @@ class RouterAdvert(Strict):
     dnssl: Annotated[list[Domain], BeforeValidator(_listify)] | None = Field(None, description="Default: the LAN domain.")
     interval: int = Field(200, ge=4, le=1800, description="MaxRtrAdvInterval in seconds.")
     lifetime: int = Field(1800, ge=0, le=9000, description="Router lifetime in seconds (0: not a default router).")
+    # Prefixes of a replaced delegation, advertised with preferred lifetime 0 (backend/model/uplink.py).
+    _deprecated: list[str] = PrivateAttr(default_factory=list)
 
     @field_validator("prefixes")
     @classmethod
@@ -328,6 +330,15 @@ def check_services(cfg) -> list:
             nets = _iface_nets(cfg, ifname, ver)
             if sect is None:
                 continue
+            if not nets and ver == 6 and cfg.interfaces[ifname].delegated:
+                # the /64 comes from a delegated prefix (backend/model/uplink.py): pools are interface ids
+                for i, pool in enumerate(sect.pools):
+                    lo, hi = parse_pool(pool)
+                    if lo.version != 6 or int(hi) >= 1 << 64 or int(lo) == 0:
+                        p.append(Problem(f"{base}.{fam}.pools[{i}]", f"{pool}: {ifname}'s /64 comes from a delegated "
+                                                                     "prefix; a pool is a range of interface ids "
+                                                                     "(e.g. ::1000-::1fff)"))
+                continue
             if not nets:
                 p.append(Problem(f"{base}.{fam}", f"interface {ifname} has no {fam} address to serve a subnet from"))
                 continue
@@ -385,9 +396,10 @@ def check_services(cfg) -> list:
             continue
         v6 = [a for a in _iface_nets(cfg, ifname, 6) if not a.ip.is_link_local]
         if ra.prefixes is None:
-            if not v6:
+            if not v6 and not cfg.interfaces[ifname].delegated:  # delegated: the prefixes come at runtime
                 p.append(Problem(base, f"interface {ifname} has no IPv6 address to advertise a prefix from"))
-            elif ra.autonomous and not any(a.network.prefixlen == 64 for a in v6):
+            elif ra.autonomous and not cfg.interfaces[ifname].delegated and not any(
+                    a.network.prefixlen == 64 for a in v6):
                 p.append(Problem(base, f"SLAAC needs a /64; {ifname} has {', '.join(str(a.network) for a in v6)}",
                                  severity="warning"))
         else:

@@ -194,10 +194,6 @@ class RoutingTable(Strict):
     routes: list[TableRoute] = Field(default_factory=list, max_length=1000)
 
 
-class Routing(Strict):
-    tables: dict[Name, RoutingTable] = Field(default_factory=dict, max_length=64)
-
-
 # -- marks and tables ------------------------------------------------------------------------------
 
 

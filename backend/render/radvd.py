@@ -48,6 +48,13 @@ def render_radvd(cfg: RouterConfig) -> str | None:
             L.append("        AdvOnLink on;")
             L.append(f"        AdvAutonomous {_on(auto)};")
             L.append("    };")
+        for p in ra._deprecated:  # a replaced delegated prefix: hosts stop using it for new connections
+            L.append(f"    prefix {p} {{")
+            L.append("        AdvOnLink on;")
+            L.append(f"        AdvAutonomous {_on(ra.autonomous)};")
+            L.append("        AdvPreferredLifetime 0;")
+            L.append(f"        AdvValidLifetime {max(ra.interval * 3, 60)};")
+            L.append("    };")
         if rdnss:
             L.append(f"    RDNSS {' '.join(rdnss)} {{")
             L.append(f"        AdvRDNSSLifetime {max(ra.interval * 3, 1200)};")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..candidate import dump, join_list, scalar_or_list, split_list
+from ..candidate import addr_words, dump, join_list, scalar_or_list, split_list
 from ..forms import Field
 
 RULE_FIELDS = [
@@ -147,9 +147,16 @@ def interface_edit(candidate, name: str, values: dict):
         if not mtu_raw.isdigit():
             return None, {"mtu": ["a number, e.g. 1500"]}
         mtu = int(mtu_raw)
-    data = candidate.interface_data(name, [str(x) for x in split_list(values.get("ipv4", ""))],
-                                    [str(x) for x in split_list(values.get("ipv6", ""))], mtu,
-                                    values.get("zone", "").strip() or None)
+    orig = (candidate.data.get("interfaces") or {}).get(name) or {}
+
+    def addrs(fam: str):
+        text = values.get(fam, "")
+        if text.strip() == ", ".join(addr_words(orig.get(fam))):
+            return orig.get(fam)  # unchanged: the document's own value (dhcp, a PD entry, {slaac: …} stay as written)
+        words = [str(x) for x in split_list(text)]
+        return "dhcp" if fam == "ipv4" and words == ["dhcp"] else words
+
+    data = candidate.interface_data(name, addrs("ipv4"), addrs("ipv6"), mtu, values.get("zone", "").strip() or None)
     return data, None
 
 

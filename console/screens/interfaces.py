@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Static
 
-from ..candidate import join_list
+from ..candidate import addr_words
 from ..forms import Field, FormScreen, TextScreen
 from ..widgets import LiveTable, human_count, human_rate
 from .base import BaseView
@@ -62,8 +62,8 @@ class InterfacesView(BaseView):
                 mtu = str((i or {}).get("mtu") or conf.get("mtu") or "-")
             zone = cand.zone_of(n)
             zone = staged(zone or "-") if n in configured and zone != head_zone.get(n) else zone or "-"
-            want = [str(a) for a in (conf.get("ipv4") or []) + (conf.get("ipv6") or [])]
-            if n in configured and want != [str(a) for a in (hconf.get("ipv4") or []) + (hconf.get("ipv6") or [])]:
+            want = addr_words(conf.get("ipv4")) + addr_words(conf.get("ipv6"))
+            if n in configured and want != addr_words(hconf.get("ipv4")) + addr_words(hconf.get("ipv6")):
                 addrs = staged(" ".join(want) or "none")
             elif i:
                 addrs = " ".join((i.get("ipv4") or []) + (i.get("ipv6") or []))
@@ -112,9 +112,9 @@ class InterfacesView(BaseView):
             t.append(f"staged: mtu {conf.get('mtu') or 'default'} (live {(i or {}).get('mtu') or '-'})\n",
                      style="bold yellow")
         for fam in ("ipv4", "ipv6"):
-            if [str(a) for a in conf.get(fam) or []] != [str(a) for a in hconf.get(fam) or []]:
+            if addr_words(conf.get(fam)) != addr_words(hconf.get(fam)):
                 live = " ".join((i or {}).get(fam) or []) or "none"
-                t.append(f"staged: {fam} {' '.join(map(str, conf.get(fam) or [])) or 'none'} (live {live})\n",
+                t.append(f"staged: {fam} {' '.join(addr_words(conf.get(fam))) or 'none'} (live {live})\n",
                          style="bold yellow")
         if i:
             t.append(f"state {i['state']}  mtu {i.get('mtu')}  mac {i.get('mac') or '-'}\n")
@@ -139,8 +139,8 @@ class InterfacesView(BaseView):
             return
         cand = self.store.candidate
         conf = (cand.data.get("interfaces") or {}).get(name) or {}
-        fields = [Field("ipv4", "ipv4", join_list(conf.get("ipv4")), "192.168.10.1/24, …"),
-                  Field("ipv6", "ipv6", join_list(conf.get("ipv6")), "2001:db8::1/64, …"),
+        fields = [Field("ipv4", "ipv4", ", ".join(addr_words(conf.get("ipv4"))), "192.168.10.1/24, …"),
+                  Field("ipv6", "ipv6", ", ".join(addr_words(conf.get("ipv6"))), "2001:db8::1/64, …"),
                   Field("mtu", "mtu", str(conf.get("mtu") or ""), "1500 (empty: default)"),
                   Field("zone", "zone", cand.zone_of(name) or "", "wan | lan | …")]
         client = self.store.client

@@ -329,6 +329,8 @@ def cmd_status(args) -> int:
         loss = "-" if w.get("loss_pct") is None else f"{w['loss_pct']:.0f}%"
         print(f"wan        {name:<10} {w.get('interface', '?'):<8} {w.get('state', '?'):<10} "
               f"{'active' if w.get('active') else 'standby':<8} rtt {rtt:<9} loss {loss}")
+    if st.get("links"):
+        print("links      " + ", ".join(f"{n} ({k})" for n, k in st["links"].items()))
     for name, svc in (st.get("services") or {}).items():
         extra = f"pid {svc.get('pid')}" if svc.get("pid") else ""
         print(f"service    {name:<10} {svc.get('state', '?'):<10} {extra}")

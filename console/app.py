@@ -7,7 +7,9 @@ worker runs at a time (the next poll is scheduled when the last one finished), o
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
+import threading
 import time
 
 from textual import events, work
@@ -45,6 +47,7 @@ COMMANDS = {"trace": "trace", "confirm": "confirm", "edit": "edit"}  # :NAME [AR
 
 class TalgateApp(App):
     TITLE = "talgate"
+    QUIET = 2.0  # seconds without a key before the staged candidate is written to the state file
     ENABLE_COMMAND_PALETTE = False
     MODES = VIEWS
     BINDINGS = [
@@ -88,6 +91,7 @@ class TalgateApp(App):
         self._poll_timer = None
         self._poll_again = False  # poll_soon() during a poll: poll again when it lands
         self._pending = False
+        self._poll_after_paint = False  # a screen was shown: poll when it has been painted
         # Type-ahead (issue 13): keys are handled one at a time, each after the last one's effects
         # (a prompt opening, focus moving, a screen mounting) settled; keys arriving meanwhile wait in
         # order in _held, like a shell's input buffer.
@@ -96,6 +100,10 @@ class TalgateApp(App):
         self.state_path = state_path
         self._restore = "start" if state_path else "done"  # start → asking → done
         self._saved_gen: int | None = None
+        self._persisting = False  # a background write of the state file is running
+        self._last_key = 0.0  # time.monotonic() of the last key
+        self._persist_lock = threading.Lock()
+        self._written_gen = -1
         self._quitting = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -110,16 +118,29 @@ class TalgateApp(App):
         self.switch_mode(self.start_view)
         self.poll()
         if self.state_path:
-            self.set_interval(1.0, self.persist_candidate)
+            self.set_interval(1.0, self._persist_when_quiet)
 
     def on_unmount(self) -> None:
         self.persist_candidate()
 
     def screen_shown(self, view) -> None:
         view.update_frame()
-        view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases",
+        view.refresh_view({"status", "config", "interfaces", "history", "recent", "counters", "conntrack", "log", "leases",
                            "audit", "routes"})
-        self.poll_soon()
+        # Drawn from the store first, polled once painted: a poll of 200 links' history holds the
+        # interpreter for a while (JSON, validation) and would hold up the screen's first paint.
+        self._poll_after_paint = True
+        self.set_timer(0.5, self._painted)  # in case no frame is written (nothing changed on screen)
+
+    def _display(self, screen, renderable) -> None:
+        super()._display(screen, renderable)
+        if renderable is not None and self._poll_after_paint:
+            self.call_later(self._painted)
+
+    def _painted(self) -> None:
+        if self._poll_after_paint:
+            self._poll_after_paint = False
+            self.poll_soon()
 
     def poll_soon(self) -> None:
         """Poll now; when one is running, another follows it at once (polls never overlap, and a
@@ -148,15 +169,19 @@ class TalgateApp(App):
         if view is not None and view.is_mounted:  # not yet composed: screen_shown draws it from the store
             view.update_frame()
             view.refresh_view(changed)
-        if self.store.connected:
+        if self.store.connected and not self.first_data.is_set():
             self.first_data.set()
+            # What start-up built (the document, the candidate's round-trip tree, the screens) lives as
+            # long as the console: kept out of the collector's scans, which otherwise take 100-400 ms
+            # at 1,000 rules — a pause any key pressed meanwhile waits for.
+            gc.freeze()
         if "auto_rollback" in changed:
             r = self.store.auto_rollback
             self.notify(f"commit {(r['rev'] or '?')[:8]} was not confirmed in time: rolled back by the agent "
                         f"(HEAD {(r['to'] or '?')[:8]})", severity="error", timeout=30)
         if self._restore == "start" and self.store.candidate.head_rev:
             self._offer_restore()
-        self.persist_candidate()
+        self._persist_when_quiet()
         pending = bool(self.store.confirm_pending)
         if pending != self._pending:  # the confirm key shows in the footer only while a confirm is pending
             self._pending = pending
@@ -182,8 +207,8 @@ class TalgateApp(App):
             try:
                 await super().on_event(event)
             finally:
+                self._last_key = time.monotonic()
                 self._settle_then_replay()
-                self.persist_candidate()
             return
         await super().on_event(event)
 
@@ -226,9 +251,14 @@ class TalgateApp(App):
 
     # -- the candidate across restarts --------------------------------------------------
 
-    def persist_candidate(self) -> None:
+    def persist_candidate(self, background: bool = False) -> None:
         """Keep the state file in step with the candidate: written when it changed, removed when nothing
-        is staged (committed or discarded). Not before the saved one was offered back."""
+        is staged (committed or discarded). Not before the saved one was offered back.
+
+        ``background``: the candidate's text is written in a worker thread (see _persist_when_quiet):
+        writing a 1,000-rule document takes seconds and must not hold up the next key. One such write
+        runs at a time. Called plainly (at exit, on a restore, in tests) the file is written before it
+        returns."""
         cand = self.store.candidate
         if self.state_path is None or self.store.read_only or self._restore in ("start", "asking"):
             return
@@ -238,15 +268,57 @@ class TalgateApp(App):
             self._restore = "done"
         if cand.generation == self._saved_gen:
             return
+        gen, dirty = cand.generation, cand.dirty
+        job = cand.text_job() if dirty else None
+        base, host = cand.head_rev, (self.store.status or {}).get("hostname")
+        if background:
+            if not self._persisting:
+                self._persisting = True
+                self.run_worker(lambda: self._persist_worker(gen, job, base, host), thread=True, group="persist")
+            return
+        self._persisted(gen, self._write_state(gen, job, base, host), again=False)
+
+    def _persist_when_quiet(self) -> None:
+        """The state file is written once no key came for QUIET seconds (a poll or the 1 s timer
+        looks): writing the candidate's text is pure Python and takes seconds at 1,000 rules, and a
+        thread still competes with the keys for the interpreter. At exit it is written in any case."""
+        if time.monotonic() - self._last_key >= self.QUIET:
+            self.persist_candidate(background=True)
+
+    def _write_state(self, gen: int, job, base, host) -> Exception | None:
+        """Write (or remove) the state file for generation ``gen``; an older generation than one already
+        written is not written over it. Any thread."""
         try:
-            if cand.dirty:
-                state.save(self.state_path, cand.text(), cand.head_rev, (self.store.status or {}).get("hostname"))
-            else:
-                state.clear(self.state_path)
-            self._saved_gen = cand.generation
-        except OSError as e:
-            self._saved_gen = cand.generation  # say it once, not every second
-            self.notify(f"cannot keep the candidate in {self.state_path}: {e.strerror or e}", severity="warning")
+            text = job() if job is not None else None
+            with self._persist_lock:
+                if gen < self._written_gen:
+                    return None
+                if text is not None:
+                    state.save(self.state_path, text, base, host)
+                else:
+                    state.clear(self.state_path)
+                self._written_gen = gen
+            return None
+        except Exception as e:  # noqa: BLE001 - keeping the candidate is best effort: said, never fatal
+            return e
+
+    def _persist_worker(self, gen: int, job, base, host) -> None:
+        err = self._write_state(gen, job, base, host)
+        try:
+            self.call_from_thread(self._persisted, gen, err, True)
+        except RuntimeError:  # the app has gone meanwhile (its exit wrote the file itself)
+            pass
+
+    def _persisted(self, gen: int, err: Exception | None, again: bool) -> None:
+        if again:
+            self._persisting = False
+        # (after a failure too: it is said once, not every second)
+        self._saved_gen = gen if self._saved_gen is None else max(gen, self._saved_gen)
+        if err:
+            self.notify(f"cannot keep the candidate in {self.state_path}: {getattr(err, 'strerror', None) or err}",
+                        severity="warning")
+        elif again and self.store.candidate.generation != self._saved_gen:
+            self._persist_when_quiet()  # changed while it was written (else the 1 s timer looks again)
 
     def _offer_restore(self) -> None:
         saved = state.load(self.state_path)

@@ -13,9 +13,11 @@ from backend.client import AgentError, AgentUnreachable
 
 from .candidate import Candidate
 
+RECENT = 60  # seconds of rate history the dashboard shows
+
 # What each screen needs from the agent on every poll (status is always fetched).
 NEEDS = {
-    "dashboard": {"interfaces", "history"},
+    "dashboard": {"interfaces", "recent"},  # the last minute only: 1/5 of the samples, every second
     "interfaces": {"interfaces"},
     "firewall": {"counters"},
     "nat": {"counters"},
@@ -42,7 +44,8 @@ class Store:
     connected: bool = False
     error: str | None = None
     interfaces: list[dict] = field(default_factory=list)
-    history: dict = field(default_factory=dict)
+    history: dict = field(default_factory=dict)  # the agent's whole rate history (traffic)
+    recent: dict = field(default_factory=dict)  # its last RECENT seconds (dashboard)
     counters: dict = field(default_factory=dict)  # (kind, name, hook) → {packets, bytes}
     conntrack: dict = field(default_factory=dict)
     log: list[dict] = field(default_factory=list)
@@ -100,6 +103,8 @@ class Store:
                         out[n] = _plain(self.client.interfaces())
                     elif n == "history":
                         out[n] = _plain(self.client.history())
+                    elif n == "recent":
+                        out[n] = _plain(self.client.history(RECENT))
                     elif n == "counters":
                         out[n] = {(c.kind, c.name, c.hook): {"packets": c.packets, "bytes": c.bytes}
                                   for c in self.client.counters()}
@@ -156,7 +161,7 @@ class Store:
                 # Keep the edits; the commit will name the old base and the agent will refuse it.
                 self.candidate.head_rev_latest = cfg["rev"]
                 changed.add("config")
-        for n in ("interfaces", "history", "counters", "conntrack", "log", "leases", "audit", "routes"):
+        for n in ("interfaces", "history", "recent", "counters", "conntrack", "log", "leases", "audit", "routes"):
             if n in out and out[n] != getattr(self, n, None):
                 # Equal data is not a change: a 1,000-row table is not re-diffed for nothing.
                 setattr(self, n, out[n])

@@ -4,9 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding
+from textual.strip import Strip
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
+
+try:  # DataTable internals the fast paths below use (Textual 8); without them the public API is used
+    from textual._two_way_dict import TwoWayDict
+    from textual.widgets._data_table import (
+        _EMPTY_TEXT,
+        ColumnKey,
+        Row,
+        RowKey,
+        RowRenderables,
+        default_cell_formatter,
+    )
+
+    _FAST = all(hasattr(DataTable, a) for a in ("_clear_caches", "_update_dimensions", "_render_cell",
+                                                 "_get_styles_to_render_cell", "_get_row_renderables",
+                                                 "_compute_row_renderables", "_render_line_in_row", "_render_line"))
+except ImportError:  # pragma: no cover
+    _FAST = False
 
 from .theme import spark_chars
 
@@ -86,11 +107,6 @@ def aligned_buckets(times: Sequence[float], values: Sequence[float], width: int)
     return cols, step
 
 
-def _subsequence(small: list, big: list) -> bool:
-    it = iter(big)
-    return all(k in it for k in small)
-
-
 def ellipsis_char(plain: bool) -> str:
     return "~" if plain else "…"
 
@@ -98,6 +114,8 @@ def ellipsis_char(plain: bool) -> str:
 def fit_cell(cell, width: int, plain: bool = False):
     """A cell cut to ``width`` cells with an ellipsis (``~`` on plain terminals) when it is longer
     (then as Text); a cell that fits is returned as it is."""
+    if isinstance(cell, str) and len(cell) <= width and cell.isascii():
+        return cell  # the common case, without making a Text
     t = cell if isinstance(cell, Text) else Text(str(cell))
     if t.cell_len <= width:
         return cell
@@ -148,7 +166,9 @@ class LiveTable(DataTable):
         self._rows: list[tuple[str, tuple]] = []
         self._shown: list[str] = []
         self._cells: dict[str, tuple] = {}
-        self._fitted: dict[str, tuple] = {}
+        self._fitted: dict[str, tuple] = {}  # key → the cells as shown (cut to the columns)
+        self._fitcache: dict[str, tuple[tuple, tuple]] = {}  # key → (cells, fitted), shown or not
+        self._formatted: dict[str, tuple] = {}  # key → (fitted, its cells as DataTable formats them)
         self._widths: list[int] | None = None
         self.filter_text = ""
 
@@ -191,7 +211,7 @@ class LiveTable(DataTable):
             with self.app.batch_update():
                 self.clear(columns=True)
                 self._add_columns()
-                self._cells, self._fitted, self._shown = {}, {}, []
+                self._cells, self._fitted, self._fitcache, self._formatted, self._shown = {}, {}, {}, {}, []
                 self._apply(self._visible(self._rows), cur)
 
     @property
@@ -232,54 +252,256 @@ class LiveTable(DataTable):
         self._apply(self._visible(rows), self.current_key)
 
     def _fit_row(self, key: str, cells: tuple) -> tuple:
-        if self._cells.get(key) == cells and key in self._fitted:
-            return self._fitted[key]
+        """The cells cut to the column widths; remembered per row while its cells stay the same (a
+        filter typed and cleared again does not re-fit 1,000 rows)."""
+        hit = self._fitcache.get(key)
+        if hit is not None and (hit[0] is cells or hit[0] == cells):
+            return hit[1]
         plain = self._plain
-        return tuple(fit_cell(c, w, plain) for c, w in zip(cells, self._widths or [200] * len(cells), strict=False))
+        fitted = tuple(fit_cell(c, w, plain) for c, w in zip(cells, self._widths or [200] * len(cells), strict=False))
+        self._fitcache[key] = (cells, fitted)
+        return fitted
 
     def _apply(self, want: list[tuple[str, tuple]], cur: str | None) -> None:
+        """Show ``want`` (in order) and keep the cursor on ``cur``. Cells that changed in rows that
+        stay where they are are updated in place; any other change (a filter typed, rows added,
+        removed or moved) replaces the rows in one pass — O(rows), never O(rows²) as removing
+        DataTable rows one by one is — and only the rows in the window are then rendered."""
         keys = [k for k, _ in want]
         with self.app.batch_update():
-            if len(keys) < len(self._shown) - len(keys) or (keys and len(self._shown) - len(keys) > 200):
-                # Most rows go (a filter typed into a big table): removing rows one by one costs
-                # O(rows) each in DataTable; a rebuild with the few that stay is cheaper.
-                self.clear()
-                self._cells = {}
-                self._shown = []
-            elif len(keys) < len(self._shown) and self._shown[: len(keys)] == keys:
-                for k in self._shown[len(keys):]:  # rows went away at the end
-                    self.remove_row(k)
-                    del self._cells[k]
-                self._shown = self._shown[: len(keys)]
-            elif len(keys) < len(self._shown) and _subsequence(keys, self._shown):
-                gone = set(self._shown) - set(keys)  # a narrower filter: drop rows, keep the rest
-                for k in gone:
-                    self.remove_row(k)
-                    del self._cells[k]
-                self._shown = [k for k in self._shown if k not in gone]
-            elif keys[: len(self._shown)] != self._shown or len(set(keys)) != len(keys):
-                # Order changed or rows went away in the middle: rebuild (still one batched redraw).
-                self.clear()
-                self._cells = {}
-                self._shown = []
-            for k, cells in want:
-                old = self._cells.get(k)
-                if old is None:
-                    fitted = self._fit_row(k, cells)
-                    self.add_row(*fitted, key=k)
-                    self._shown.append(k)
-                    self._fitted[k] = fitted
-                elif old != cells:
-                    fitted = self._fit_row(k, cells)
-                    for i, (a, b) in enumerate(zip(self._fitted[k], fitted, strict=True)):
-                        if a != b:
-                            self.update_cell(k, f"c{i}", b)
-                    self._fitted[k] = fitted
-                self._cells[k] = cells
+            if keys == self._shown:
+                changed = []
+                for k, cells in want:
+                    if self._cells.get(k) != cells:
+                        fitted = self._fit_row(k, cells)
+                        changed.extend((k, i, b) for i, (a, b) in enumerate(zip(self._fitted[k], fitted, strict=True))
+                                       if a != b)
+                        self._fitted[k] = fitted
+                        self._cells[k] = cells
+                if len(changed) > 8 and _FAST:
+                    # Many cells (a poll's counters): one table update instead of one per cell.
+                    data = self._data
+                    for k, i, b in changed:
+                        data[RowKey(k)][ColumnKey(f"c{i}")] = b
+                    self._changed_in_bulk()
+                else:
+                    for k, i, b in changed:
+                        self.update_cell(k, f"c{i}", b)
+            else:
+                fitted_rows = [(k, self._fit_row(k, cells)) for k, cells in want]
+                self._fitted = dict(fitted_rows)
+                if len(self._fitcache) > 2 * len(self._rows) + 64:  # keys come and go (events, leases)
+                    live = {k for k, _ in self._rows}
+                    self._fitcache = {k: v for k, v in self._fitcache.items() if k in live}
+                    self._formatted = {k: v for k, v in self._formatted.items() if k in live}
+                self._cells = {k: cells for k, cells in want}
+                self._shown = keys
+                self._replace_rows(fitted_rows)
             if cur is not None and cur in self._cells:
                 idx = self._shown.index(cur)
                 if idx != self.cursor_row:
                     self.move_cursor(row=idx, animate=False)
+
+    # -- speed (issue 13): a table of one-line rows whose column widths sync() fixes ----------
+
+    def _replace_rows(self, rows: list[tuple[str, tuple]]) -> None:
+        """All rows at once. The cursor keeps its row number (clamped); the caller moves it."""
+        if not _FAST:  # another Textual: the public API (slower, same result)
+            self.clear()
+            for k, fitted in rows:
+                self.add_row(*fitted, key=k)
+            return
+        had = self.row_count
+        cols = [c.key for c in self.ordered_columns]
+        self._data.clear()
+        self.rows.clear()
+        locations = {}
+        for i, (k, fitted) in enumerate(rows):
+            rk = RowKey(k)
+            locations[rk] = i
+            self._data[rk] = dict(zip(cols, fitted, strict=False))
+            self.rows[rk] = Row(rk, 1, None, False)
+        self._row_locations = TwoWayDict(locations)
+        self._new_rows.clear()
+        self._updated_cells.clear()
+        self._changed_in_bulk()
+        if not had and rows and self.show_cursor and self.cursor_type != "none":
+            self._highlight_cursor()  # as add_row does when the first row appears
+
+    def _changed_in_bulk(self) -> None:
+        self._update_count += 1
+        self._clear_caches()
+        self._update_dimensions(())  # the virtual size now, before the cursor is moved and scrolled
+        self._require_update_dimensions = False
+        self.cursor_coordinate = self.cursor_coordinate  # clamped to the rows there are
+        self.hover_coordinate = self.hover_coordinate
+        self.refresh(layout=True)
+
+    def _update_dimensions(self, new_rows) -> None:
+        # Column widths are set by sync() from the content and every row is one line high, so the
+        # new rows' cells need no measuring (DataTable would measure all 8,000 cells of a 1,000-row
+        # table each time a filter is cleared).
+        super()._update_dimensions(())
+
+    def _compute_row_renderables(self, row_index: int):
+        """A row's cells as DataTable formats them (a str cell is parsed as markup), remembered while the
+        row shows the same cells: DataTable formats them again after every change to the table."""
+        key = self._row_locations.get_key(row_index) if _FAST and row_index >= 0 else None
+        fitted = self._fitted.get(key.value) if key is not None else None
+        if fitted is None or self._labelled_row_exists or len(fitted) != len(self.columns):
+            return super()._compute_row_renderables(row_index)
+        hit = self._formatted.get(key.value)
+        if hit is None or hit[0] is not fitted:
+            cells = [_EMPTY_TEXT if c is None else default_cell_formatter(c, wrap=False, height=1) or _EMPTY_TEXT
+                     for c in fitted]
+            hit = self._formatted[key.value] = (fitted, RowRenderables(None, cells))
+        return hit[1]
+
+    def render_lines(self, crop):
+        self._line_style = self.rich_style  # (computed from the styles each time it is read: once per frame here)
+        try:
+            return super().render_lines(crop)
+        finally:
+            self._line_style = None
+
+    def render_line(self, y: int) -> Strip:
+        style = getattr(self, "_line_style", None)
+        if style is None or self.fixed_rows or not _FAST:
+            return super().render_line(y)
+        if y >= (self.header_height if self.show_header else 0):
+            y += self.scroll_offset.y
+        x = self.scroll_offset.x
+        return self._render_line(y, x, x + self.size.width, style)
+
+    def _render_line_in_row(self, row_key, line_no: int, base_style: Style, cursor_location, hover_location):
+        """DataTable's row line for a body row of this table (row cursor, no row labels, no fixed rows
+        or columns, no zebra stripes) without its per-line work that only other kinds of table need
+        (the widget's background colours looked up through its ancestors, per-cell highlight tests).
+        Same segments (test_fast_cells_render_as_the_data_tables); anything else goes the long way."""
+        row_index = self._row_locations.get(row_key) if _FAST else None
+        if (row_index is None or self.cursor_type != "row" or self.fixed_columns or self.fixed_rows
+                or self.zebra_stripes or (self._labelled_row_exists and self.show_row_labels)):
+            return super()._render_line_in_row(row_key, line_no, base_style, cursor_location, hover_location)
+        show_cursor, show_hover = self.show_cursor, self._show_hover_cursor
+        cache_key = (row_key, line_no, base_style, cursor_location, hover_location, "row", show_cursor, show_hover,
+                     self._update_count, self._pseudo_class_state)
+        cache = self._row_render_cache
+        if cache_key in cache:
+            return cache[cache_key]
+        cursor = cursor_location.row == row_index
+        hover = hover_location.row == row_index
+        widths = [c.get_render_width(self) for c in self.ordered_columns]
+        render_cell = self._render_cell
+        row = [render_cell(row_index, i, base_style, w, cursor, hover)[line_no] for i, w in enumerate(widths)]
+        remaining = max(0, self.size.width - (sum(widths) + self._row_label_column_width))
+        extend, _ = self._get_styles_to_render_cell(False, False, False, hover_location.row == (row_index or 0), cursor,
+                                                    show_cursor, show_hover, False, False)
+        extend = base_style + extend + Style.from_meta({"row": row_index, "column": 0, "out_of_bounds": True})
+        row.append([Segment(" " * remaining, extend)])
+        cache[cache_key] = pair = ([], row)
+        return pair
+
+    def _render_cell(self, row_index: int, column_index: int, base_style: Style, width: int,
+                     cursor: bool = False, hover: bool = False):
+        """DataTable's cell rendering without the general Rich pipeline (Styled(Padding(cell)) through
+        render_lines) for what every body cell here is: a one-line Text that fits its column. The
+        segments are the same (see test_fast_cells_render_as_the_data_tables); anything else
+        (the header, a cell wider than its column, tabs, newlines, justified text) goes the long way."""
+        if row_index < 0 or column_index < 0 or self.fixed_rows or self.fixed_columns or not _FAST:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        cache_key = (row_key, column_key, base_style, cursor, hover, self._show_hover_cursor, self._update_count,
+                     self._pseudo_class_state)
+        cache = self._cell_render_cache
+        if cache_key in cache:
+            return cache[cache_key]
+        row = self.rows.get(row_key)
+        cell = self._get_row_renderables(row_index).cells[column_index] if row is not None else None
+        pad = self.cell_padding
+        inner = width - 2 * pad
+        if (row is None or row.height != 1 or not isinstance(cell, Text) or cell.justify not in (None, "default", "left")
+                or "\n" in cell.plain or "\t" in cell.plain or cell.cell_len > inner or inner < 0):
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        component_style, post_style = self._get_styles_to_render_cell(
+            False, False, False, hover, cursor, self.show_cursor, self._show_hover_cursor,
+            self.cursor_foreground_priority == "css", self.cursor_background_priority == "css")
+        # The cell's row/column (for the mouse) is added last: the other sums recur from cell to cell
+        # and are cached by Rich (the same styles as base + meta + component + segment + post).
+        pre = base_style + component_style
+        meta = Style.from_meta({"row": row_index, "column": column_index})
+        console = self.app.console
+        if cell.spans:
+            body = list(cell.render(console, end=""))  # its base style is in the style map
+        else:  # Text.render() leaves a span-less text's own style out (Text.__rich_console__ adds it)
+            body = [Segment(cell.plain, console.get_style(cell.style, default=Style.null()) if cell.style else None)]
+        segs = [Segment(" " * pad), *body]
+        fill = inner - cell.cell_len
+        if fill:
+            segs.append(Segment(" " * fill))
+        segs.append(Segment(" " * pad))
+        lines = [[Segment(text, style + meta) for text, style, _c in Segment.apply_style(segs, pre, post_style)]]
+        cache[cache_key] = lines
+        return lines
+
+
+class LineView(Widget):
+    """Many lines of text (a graph per interface and direction: 400 at 200 links), made and rendered
+    a line at a time and only when in view: a Static would build and lay out every line on each
+    update, and on each opening of its screen.
+
+    ``show(count, make, key)``: ``make(i)`` returns line ``i`` as Text; lines are remembered until
+    ``key`` changes (the data and width they were made from). Lines wider than the widget end in
+    ``overflow`` (an ellipsis, or cropped)."""
+
+    DEFAULT_CSS = "LineView { height: auto; }"
+
+    def __init__(self, overflow: str = "ellipsis", **kw):
+        super().__init__(**kw)
+        self.overflow = overflow
+        self._count = 0
+        self._make = None
+        self._key: object = object()
+        self._lines: dict[int, Text] = {}
+        self._strips: dict[tuple, Strip] = {}
+
+    def show(self, count: int, make, key: object = None) -> None:
+        if key is not None and key == self._key and count == self._count:
+            return
+        grew = count != self._count
+        self._key, self._count, self._make = key, count, make
+        self._lines.clear()
+        self._strips.clear()
+        self.refresh(layout=grew)
+
+    def line(self, i: int) -> Text:
+        t = self._lines.get(i)
+        if t is None:
+            t = self._lines[i] = self._make(i) if self._make is not None and 0 <= i < self._count else Text()
+        return t
+
+    def text(self) -> str:
+        """All lines as plain text (what a Static would hold)."""
+        return "\n".join(self.line(i).plain for i in range(self._count))
+
+    def get_content_height(self, container, viewport, width: int) -> int:
+        return self._count
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        style = self.rich_style
+        key = (y, width, style)
+        strip = self._strips.get(key)
+        if strip is None:
+            t = self.line(y)
+            if t.cell_len > width:
+                t = t.copy()
+                t.truncate(width, overflow=self.overflow)
+            segs = Segment.apply_style(t.render(self.app.console, end="") if t.spans else
+                                       [Segment(t.plain, self.app.console.get_style(t.style) if t.style else None)], style)
+            pad = Style.from_color(bgcolor=style.bgcolor)  # as a Static pads its lines
+            strip = self._strips[key] = Strip(list(segs)).adjust_cell_length(width, pad).simplify()
+        return strip
 
 
 class Banner(Static):

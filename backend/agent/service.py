@@ -150,10 +150,11 @@ class Service:
         try:
             cfg = validate_text(self.p.repo.read())[0] if st.get("head") else None
             hostname = cfg.system.hostname if cfg else None
+            links = {n: i.kind for n, i in cfg.interfaces.items() if i.kind != "ethernet"} if cfg else {}
         except Exception:  # noqa: BLE001 - status must always answer
-            hostname = None
+            hostname, links = None, {}
         return m.StatusResponse(**{**st, "sockets": m.Sockets(rw=self.sockets[0], ro=self.sockets[1]),
-                                   "read_only": caller.read_only, "pid": self.pid, "hostname": hostname,
+                                   "read_only": caller.read_only, "pid": self.pid, "hostname": hostname, "links": links,
                                    "jobs": [j.to_dict() for j in self.background.all()]})
 
     def _resolve(self, rev: str | None, path: str) -> str:

@@ -255,6 +255,8 @@ class StatusResponse(Out):
     hostname: str | None = None
     jobs: list[Job] = []
     wans: dict[str, dict] = {}  # WAN member -> state, healthy, active, rtt_ms, loss_pct (backend/agent/wan.py)
+    links: dict[str, str] = Field({}, description="HEAD's interfaces the agent makes, name -> kind (vlan, bridge, "
+                                                  "bond, dummy)")
 
 
 class ConfigResponse(Out):

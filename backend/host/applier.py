@@ -43,8 +43,9 @@ from typing import Any, Protocol, runtime_checkable
 from ..model import Problem
 from ..model.config import RouterConfig
 
-# Stages: appliers run in stage order (then registration order). Network first (links and
+# Stages: appliers run in stage order (then registration order). Links and network first (links and
 # addresses the ruleset and the daemons rely on), then the firewall, then the daemons.
+LINKS = 90  # links the agent makes (vlan, bridge, bond, dummy): before their addresses
 NETWORK = 100
 NFTABLES = 200
 DAEMONS = 300
@@ -227,10 +228,11 @@ class Registry:
 
 def builtin() -> Registry:
     """The appliers of a real box, in order. One line per subsystem or daemon."""
-    from . import network, nftables, rules
+    from . import links, network, nftables, rules
     from .daemons import avahi, chrony, frr, kea, radvd, unbound
 
     r = Registry()
+    r.register(links.LinksApplier, stage=LINKS, name="links")
     r.register(network.NetworkApplier, stage=NETWORK, name="network")
     r.register(rules.RulesApplier, stage=NETWORK + 50, name="rules")  # ip rules + policy tables
     r.register(nftables.NftApplier, stage=NFTABLES, name="nftables")

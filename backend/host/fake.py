@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from ..model import Problem
+from ..model.kinds import agent_made
 from .applier import Desired
 
 
@@ -64,7 +65,7 @@ class FakeApplier:
         if self.links is None:
             return []
         return [Problem(f"interfaces.{n}", "no such link in the router's network namespace")
-                for n, itf in d.cfg.interfaces.items() if itf.enabled and n not in self.links]
+                for n, itf in d.cfg.interfaces.items() if itf.enabled and n not in self.links and not agent_made(itf)]
 
     def _diff(self, want: dict) -> list[str]:
         return [f"{self.name}: {k}" for k in sorted(set(want) | set(self.kernel))

@@ -15,6 +15,7 @@ import threading
 from pathlib import Path
 
 from ..model import Problem
+from ..model.kinds import agent_made_links
 from .applier import Desired, HostContext, load_state, save_state
 from .net import NetApplier, NetState
 from .net import desired as config_state
@@ -92,6 +93,7 @@ class NetworkApplier:
             missing = {n for n in names if n not in d.facts.links}
         else:
             missing = set(self.net.missing_links(want))
+        missing -= agent_made_links(cfg)  # created by the links applier, which runs first
         return ([Problem(f"interfaces.{n}", "no such link in the router's network namespace")
                  for n, itf in cfg.interfaces.items() if n in missing and itf.enabled]
                 + [Problem(f"routes[{i}].interface", f"no such link {r.interface!r} in the router's network namespace")

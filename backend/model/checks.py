@@ -12,6 +12,7 @@ from collections import Counter
 
 from . import prefix
 from .config import RouterConfig, Rule
+from .kinds import kind_problems
 from .kubernetes import kubernetes_problems
 from .names import check_names
 from .problem import Problem
@@ -250,6 +251,7 @@ def check(cfg: RouterConfig) -> list[Problem]:
         seen_dst.setdefault(key, i)
 
     p += link_problems(cfg)
+    p += kind_problems(cfg)  # vlan/bridge/bond/dummy: parents, members, loops
 
     # LAN services (DHCP, RA, DNS, NTP, mDNS).
     from .services import check_services

@@ -231,9 +231,90 @@ class EthernetInterface(Interface):
                                       "existing link; the agent creates and removes the other kinds.")
 
 
+# Links the agent creates and removes (backend/host/links.py); the whole-document checks (parents
+# and members known, no loops, a port in one master) are in backend/model/kinds.py.
+VlanId = Annotated[int, Field(ge=1, le=4094, description="An 802.1Q VLAN id, 1-4094.")]
+
+
+class VlanInterface(Interface):
+    """An 802.1Q VLAN on a parent link (a trunk): frames tagged `id` on `link`. Name it e.g.
+    `lan0.20` (any name of at most 15 bytes)."""
+
+    kind: Literal["vlan"]
+    link: IfName = Field(description="The parent link (an interface of this document) the tagged frames use.")
+    id: VlanId
+
+
+class BridgePort(Strict):
+    """A bridge port's VLANs (only with `vlan_filtering`)."""
+
+    vids: Annotated[list[VlanId], BeforeValidator(_listify)] = Field(
+        default_factory=list, max_length=4094, description="VLANs this port carries tagged (a trunk).")
+    pvid: VlanId | None = Field(None, description="The VLAN untagged frames arriving here belong to (an access port).")
+    untagged: bool = Field(True, description="Frames of the pvid VLAN leave this port untagged.")
+
+
+def _bridge_ports(v):
+    """`ports: [a, b]` is `ports: {a: {}, b: {}}`."""
+    if isinstance(v, (list, str)):
+        items = _listify(v)
+        if all(isinstance(x, str) for x in items):
+            return {x: {} for x in items}
+    return v
+
+
+class BridgeInterface(Interface):
+    """A bridge of member ports (interfaces of this document; they carry no addresses of their own)."""
+
+    kind: Literal["bridge"]
+    ports: Annotated[dict[IfName, BridgePort], BeforeValidator(_bridge_ports)] = Field(
+        default_factory=dict, max_length=256, description="Member ports: a list of names, or name -> {vids, pvid, untagged}.")
+    vlan_filtering: bool = Field(False, description="802.1Q-aware bridge: ports carry only their vids/pvid.")
+    pvid: VlanId | None = Field(None, description="With vlan_filtering: the VLAN of the bridge's own untagged "
+                                                  "traffic (its addresses). VLANs on the bridge (kind vlan, "
+                                                  "link: the bridge) are added to it tagged.")
+    stp: bool = Field(False, description="Run the kernel's spanning tree on the bridge.")
+
+    @model_validator(mode="after")
+    def _vlans_need_filtering(self):
+        if not self.vlan_filtering and (self.pvid is not None
+                                        or any(p.vids or p.pvid is not None for p in self.ports.values())):
+            raise ValueError("per-port vids/pvid and pvid need vlan_filtering: true")
+        return self
+
+
+class BondInterface(Interface):
+    """A bond (link aggregation) of member links (ethernet interfaces of this document)."""
+
+    kind: Literal["bond"]
+    mode: Annotated[Literal["802.3ad", "active-backup"], BeforeValidator(
+        lambda v: "802.3ad" if v in ("lacp", "LACP") else v)] = Field(
+        "active-backup", description="802.3ad (LACP; `lacp` is accepted) or active-backup.")
+    members: Annotated[list[IfName], BeforeValidator(_listify)] = Field(min_length=1, max_length=16)
+    miimon: int = Field(100, ge=0, le=60000, description="Link monitoring interval, milliseconds (0: off).")
+    primary: IfName | None = Field(None, description="active-backup: the member preferred when it is up.")
+    lacp_rate: Literal["slow", "fast"] = Field("slow", description="802.3ad: LACPDU rate asked of the partner.")
+
+    @model_validator(mode="after")
+    def _primary(self):
+        if self.primary is not None and (self.mode != "active-backup" or self.primary not in self.members):
+            raise ValueError("primary must be one of the members, and only in mode active-backup")
+        if len(set(self.members)) != len(self.members):
+            raise ValueError("a member is listed twice")
+        return self
+
+
+class DummyInterface(Interface):
+    """A dummy link: always up, holds addresses (a loopback-like anchor for routing)."""
+
+    kind: Literal["dummy"]
+
+
 # Interface kinds: `interfaces.NAME.kind` selects the model (a discriminated union). A new kind is one
 # model class (subclass of Interface with `kind: Literal[...]`) registered here, plus its applier.
-INTERFACE_KINDS: dict[str, type[Interface]] = {"ethernet": EthernetInterface}
+INTERFACE_KINDS: dict[str, type[Interface]] = {"ethernet": EthernetInterface, "vlan": VlanInterface,
+                                               "bridge": BridgeInterface, "bond": BondInterface,
+                                               "dummy": DummyInterface}
 
 
 def _interface_kind(v) -> str | None:

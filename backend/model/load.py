@@ -322,6 +322,8 @@ def _pydantic_problems(e: ValidationError) -> list[Problem]:
         loc = list(err["loc"])
         # Drop union-branch tags pydantic adds (e.g. 'IPv4Address', 'function-after[...]').
         loc = [p for p in loc if not (isinstance(p, str) and ("[" in p or p[:1].isupper()))]
+        if err["type"] == "interface_kind":  # the interface union's tag: the error is its `kind`
+            loc.append("kind")
         problems.append(Problem(loc_to_path(loc), _clean_msg(err)))
     # pydantic reports one error per union branch; keep one per path.
     seen, unique = set(), []

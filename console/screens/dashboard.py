@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from ..widgets import aligned_buckets, human_rate, sparkline
+from ..widgets import LineView, aligned_buckets, human_rate, sparkline
 from .base import BaseView
 
 
@@ -27,7 +27,7 @@ class DashboardView(BaseView):
         with VerticalScroll():
             yield Static(id="summary")
             yield Static("traffic, last minute: rx | tx in bit/s", classes="title", id="t-sparks")
-            yield Static(id="sparks")
+            yield LineView(id="sparks")
             yield Static("problems", classes="title")
             yield Static(id="problems")
 
@@ -58,7 +58,7 @@ class DashboardView(BaseView):
             t.append(f" {len(s.candidate.changes())} change(s) staged — 6 or :changes to review and commit",
                      style="yellow")
         self.query_one("#summary", Static).update(t)
-        self.query_one("#sparks", Static).update(self._sparks())
+        self._show_sparks()
         self.query_one("#problems", Static).update(self._problems())
 
     def _wan(self) -> Text:
@@ -94,15 +94,25 @@ class DashboardView(BaseView):
             t.append(f" {' '.join(addrs)}  rx {human_rate(i.get('rx_rate'))} tx {human_rate(i.get('tx_rate'))}  ")
         return t
 
-    def _sparks(self) -> Text:
-        hist = self.store.history or {}
+    def on_resize(self) -> None:
+        self._show_sparks()
+
+    def _show_sparks(self) -> None:
+        """One line per interface, made only when scrolled into view (200 links: 400 graphs), and
+        only again when the history or the width changed."""
+        hist = self.store.recent or self.store.history or {}  # (the traffic screen's, until the first poll)
         h = hist.get("interfaces") or {}
+        names = sorted(h)
         times = (hist.get("times") or [])[-60:]
         name_w = max([len(n) for n in h] + [4]) + 1
         width = max(8, (self.size.width - 2 - 2 - name_w - 3 - 2 * 7) // 2)
-        t = Text(no_wrap=True)
         plain = self.app.plain
-        for name in sorted(h):
+
+        def line(i: int) -> Text:
+            if not names:
+                return Text("no samples yet", style="dim")
+            name = names[i]
+            t = Text(no_wrap=True)
             rx, tx = h[name]["rx"][-60:], h[name]["tx"][-60:]
             t.append(f"{name:<{name_w}}", style="bold")
             cols = aligned_buckets(times, rx, width)[0]  # columns fixed to the clock: no shifting bars
@@ -111,11 +121,10 @@ class DashboardView(BaseView):
             t.append(" | ")
             cols = aligned_buckets(times, tx, width)[0]
             t.append(sparkline(cols, width, plain, top=max(cols, default=0)), style="cyan")
-            t.append(f"{human_rate(tx[-1] if tx else 0):>7}\n")
-        if not h:
-            t.append("no samples yet", style="dim")
-        t.rstrip()
-        return t
+            t.append(f"{human_rate(tx[-1] if tx else 0):>7}")
+            return t
+
+        self.query_one("#sparks", LineView).show(max(1, len(names)), line, (id(hist), width, plain))
 
     def _problems(self) -> Text:
         s = self.store

@@ -18,6 +18,23 @@ COLUMNS = [("name", 10), ("zone", 7), ("state", 7, "key"), ("mtu", 5), ("rx", 7)
 STAGED_LEGEND = " * staged in the candidate, not live yet (6 to review and commit)"
 
 
+def kind_line(conf: dict) -> str:
+    """What an agent-made link is: ``vlan 10 on trunk0``, ``bridge: ports eth3, eth4 (vlan filtering)``."""
+    kind = conf.get("kind")
+    if kind == "vlan":
+        return f"vlan {conf.get('id')} on {conf.get('link')}"
+    if kind == "bridge":
+        ports = conf.get("ports") or []
+        ports = [ports] if isinstance(ports, str) else ports
+        return (f"bridge: ports {', '.join(ports) or 'none'}"
+                + (" (vlan filtering)" if conf.get("vlan_filtering") else ""))
+    if kind == "bond":
+        members = conf.get("members") or []
+        members = [members] if isinstance(members, str) else members
+        return f"bond {conf.get('mode') or 'active-backup'}: members {', '.join(members)}"
+    return str(kind)
+
+
 def staged(value) -> Text:
     """A value staged in the candidate: marked with '*' and in colour (the '*' reads on a VT100 too)."""
     return Text(f"{value}*", style="bold yellow")
@@ -107,6 +124,8 @@ class InterfacesView(BaseView):
         t = Text()
         t.append(f"{name}", style="bold")
         t.append(f"  zone {self.store.candidate.zone_of(name) or '-'}  {conf.get('description') or ''}\n")
+        if (conf.get("kind") or "ethernet") != "ethernet":
+            t.append(kind_line(conf) + "\n")
         hconf = (self.store.candidate.head.get("interfaces") or {}).get(name) or {}
         if conf.get("mtu") != hconf.get("mtu"):
             t.append(f"staged: mtu {conf.get('mtu') or 'default'} (live {(i or {}).get('mtu') or '-'})\n",

@@ -108,7 +108,7 @@ def test_a_failure_at_any_stage_restores_kernel_daemons_and_head(clean, stage):
     lab.set_faults({stage: "raise"} if stage != "advance" else
                    {stage: f"touch:{lab.gitdir / 'refs/heads/main.lock'}"})
     with pytest.raises(AgentError) as e:
-        lab.client.commit(candidate(), f"fault at {stage}")
+        lab.client.commit(candidate(vlan=False), f"fault at {stage}")
     _assert_restored(lab, before, e.value, stage)
     assert lab.tcp("mgmt", "192.168.99.1", 22) is not None
 
@@ -160,12 +160,12 @@ def test_a_stale_ref_lock_is_cleared_before_anything_changes(clean):
     try:
         before = lab.everything()
         with pytest.raises(AgentError) as e:
-            lab.client.commit(candidate(), "behind a fresh lock")
+            lab.client.commit(candidate(vlan=False), "behind a fresh lock")
         assert e.value.status == 503 and e.value.payload["code"] == "repo_busy"
         assert lab.everything() == before
         old = time.time() - 3600
         os.utime(lock, (old, old))
-        r = lab.client.commit(candidate(), "behind a stale lock")
+        r = lab.client.commit(candidate(vlan=False), "behind a stale lock")
         assert r["rev"] == lab.head() and any("stale lock" in n for n in r["notes"])
         assert "dport 2222" in lab.router("nft", "list", "table", "inet", "talgate")
     finally:

@@ -26,6 +26,7 @@ from backend.host import nft as nfthost
 from backend.host.applier import DAEMONS, HostContext, builtin
 from backend.host.daemons.avahi import AvahiApplier
 from backend.host.daemons.base import DaemonApplier
+from backend.host.links import LinksApplier
 from backend.host.net import ApplyError
 from backend.host.network import NetworkApplier
 from backend.host.nftables import NftApplier
@@ -33,6 +34,7 @@ from backend.host.rules import RulesApplier
 from backend.host.services import SERVICES
 from backend.lab.lab import example_config
 from backend.render.nft import Ruleset
+from tests.unit.fakelinks import FakeLinkKernel
 
 SERVICES_YAML = """
 dhcp:
@@ -60,10 +62,12 @@ routing:
 BASE = example_config() + SERVICES_YAML
 
 
-def candidate(base: str = BASE) -> str:
-    """Changes every applier: an address and a route (net), a new WAN port (nft), both DHCP pools,
+def candidate(base: str = BASE, vlan: bool = True) -> str:
+    """Changes every applier: a VLAN (links; vlan=False for a kernel without 802.1Q), an address and a route (net), a new WAN port (nft), both DHCP pools,
     router advertisements, the zones Unbound serves, chrony's certificate and avahi's host name."""
     t = base.replace("hostname: gw", "hostname: gw2")
+    if vlan:
+        t = t.replace("interfaces:\n", "interfaces:\n  lan0.30: {kind: vlan, link: lan0, id: 30, ipv4: [192.168.30.1/24]}\n", 1)
     t = t.replace("192.168.20.1/24", "192.168.21.1/24")
     t = t.replace("  - {name: default-v6", "  - {name: extra, to: 10.77.0.0/16, via: 192.168.10.10}\n"
                                          "  - {name: default-v6")
@@ -85,9 +89,12 @@ class FakeKernel:
         self.nft: str | None = None
         self.gen = 0
         self.fail_nft_load = False
+        self.links = FakeLinkKernel()
+        for n in ("wan0", "lan0", "guest0", "mgmt0"):
+            self.links.add(n)
 
     def snapshot(self) -> dict:
-        return {"net": copy.deepcopy(self.net), "nft": self.nft}
+        return {"net": copy.deepcopy(self.net), "nft": self.nft, "links": self.links.snapshot()}
 
 
 class FakeNet:
@@ -144,7 +151,8 @@ def rig(tmp_path, monkeypatch):
     # The registry's appliers: the network one over a fake kernel, nftables over the fake nft.
     net = FakeNet(k)
     ctx = HostContext(tmp_path / "state", base / "rendered")
-    appliers = [NetworkApplier(ctx, net=net), RulesApplier(ctx), NftApplier(ctx),
+    (tmp_path / "state").mkdir()
+    appliers = [LinksApplier(ctx, kernel=k.links), NetworkApplier(ctx, net=net), RulesApplier(ctx), NftApplier(ctx),
                 *builtin().build(ctx, stages=[DAEMONS])]
     assert [a.name for a in appliers] == APPLIERS
     p = pl.Pipeline(tmp_path / "repo", tmp_path / "state", base / "rendered", appliers=appliers)

@@ -56,7 +56,7 @@ def test_builtin_registry_order():
     from backend.host.applier import builtin
 
     names = builtin().names()
-    assert names[0] == "network" and len(names) >= 3
+    assert names[:2] == ["links", "network"] and len(names) >= 4
     # policy routing (ip rules, tables) after the links and addresses, before the firewall
     assert names.index("network") < names.index("rules") < names.index("nftables")
 

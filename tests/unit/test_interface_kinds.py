@@ -41,7 +41,7 @@ def test_a_registered_kind_joins_the_union(monkeypatch):
     with pytest.raises(ValidationError) as e:
         Doc.model_validate({"interfaces": {"b": {"kind": "tunnel", "peer": "X1"}, "c": {"kind": "nope"}}})
     paths = sorted(p.path for p in _pydantic_problems(e.value))
-    assert paths == ["interfaces.b.peer", "interfaces.c"], paths  # the union's tag is not in the path
+    assert paths == ["interfaces.b.peer", "interfaces.c.kind"], paths  # the union's tag is not in the path
     with pytest.raises(ValidationError) as e:
         Doc.model_validate({"interfaces": {"a": {"peer": "x"}}})  # ethernet has no peer
     assert [p.path for p in _pydantic_problems(e.value)] == ["interfaces.a.peer"]

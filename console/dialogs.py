@@ -135,7 +135,7 @@ class CommitScreen(_Dialog):
     KEYS = ("answer", "confirm", "force")
     BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "commit", "commit"),
                 Binding("enter", "commit", "commit", show=False)]
-    HINT = "[enter/ctrl+s] commit  [tab] next  [space] toggle  [esc] cancel"
+    HINT = "[enter] commit  [tab] next  [space] toggle  [esc] cancel"
 
     def __init__(self, text: str, base: str | None, changes: int, client, summary: str = "", draft: str = ""):
         super().__init__()
@@ -152,10 +152,10 @@ class CommitScreen(_Dialog):
             hint = f"(what and why; staged: {self.summary})" if self.summary else "(what and why)"
             yield _row("message", Input(self.draft, placeholder=hint, id="f-answer"))
             yield Static("", id="e-answer", classes="error")
-            yield _row("confirm", Input(placeholder="(seconds: rolled back unless confirmed; empty: plain)",
+            yield _row("confirm", Input(placeholder="(seconds until auto-rollback; empty: plain)",
                                         id="f-confirm"))
             yield Static("", id="e-confirm", classes="error")
-            yield _row("", Tick("force (cut access paths; needs a confirm time)", id="f-force", compact=True))
+            yield _row("", Tick("force (may cut access; needs confirm)", id="f-force", compact=True))
             yield Static("", id="e-force", classes="error")
             yield Static("", id="e-_general", classes="error wide")
             yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")
@@ -343,7 +343,7 @@ class TraceScreen(_Dialog):
     KEYS = ("iif", "src", "dst", "proto", "dport")
     BINDINGS = [Binding("escape", "close", "close"), Binding("ctrl+s", "trace", "trace"),
                 Binding("enter", "trace", "trace", show=False)]
-    HINT = "[enter/ctrl+s] trace  [tab] next  [esc] close   (nothing is sent)"
+    HINT = "[enter] trace  [tab] next  [esc] close  (nothing is sent)"
 
     def __init__(self, interfaces: list[str], client, candidate_text: str | None, staged: int,
                  packet: dict | None = None, plain: bool = False):
@@ -371,8 +371,8 @@ class TraceScreen(_Dialog):
             yield _row("dport", Input(str(pk.get("dport") or ""), placeholder="(port 1-65535, tcp/udp only)",
                                       id="f-dport"))
             yield Static("", id="e-dport", classes="error")
-            label = (f"trace the staged candidate ({self.staged} change(s)), not HEAD" if self.staged
-                     else "trace the staged candidate (nothing staged)")
+            label = (f"staged candidate, not HEAD ({self.staged} change{'s' if self.staged != 1 else ''})"
+                     if self.staged else "staged candidate (nothing staged)")
             yield _row("", Tick(label, value=bool(self.staged), id="f-candidate", compact=True))
             yield Static("", id="e-_general", classes="error")
             yield Static("", id="result")

@@ -76,7 +76,8 @@ class FormScreen(ModalScreen[dict | None]):
             yield Static(self.title_text, classes="title")
             for f in self.fields:
                 with Horizontal(classes="field"):
-                    yield Label(f.label, classes="label")
+                    yield Label(f.label if len(f.label) < LABEL_MAX else f.label[:LABEL_MAX - 2] + "~",
+                                classes="label")
                     yield Input(f.value, placeholder=as_hint(f.placeholder), id=f"f-{f.key}")
                 yield Static("", id=f"e-{f.key}", classes="error")
             yield Static("", id="e-_general", classes="error")
@@ -86,6 +87,7 @@ class FormScreen(ModalScreen[dict | None]):
         self.query_one(VerticalScroll).can_focus = False
         self.query_one(f"#f-{self.fields[0].key}", Input).focus()
         self._initial = self.values()
+        fit_labels(self, [f.label for f in self.fields])
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """A field's problem described its old value: it goes as soon as the field is changed."""
@@ -139,6 +141,22 @@ class FormScreen(ModalScreen[dict | None]):
                 self.dismiss(None)
 
         self.app.push_screen(ConfirmScreen("Discard what you typed in this form?\n(n keeps editing)"), answered)
+
+
+LABEL_MIN, LABEL_MAX = 12, 21
+
+
+def fit_labels(screen, labels: list[str]) -> None:
+    """The label column as wide as the longest label (12 to 21 cells; a longer one is cut with ~), and
+    the field errors under the fields, not under the labels."""
+    width = max(LABEL_MIN, min(LABEL_MAX, max((len(x) for x in labels), default=0) + 1))
+    if width == LABEL_MIN:
+        return
+    for w in screen.query(".dialog .label"):
+        w.styles.width = width
+    for w in screen.query(".dialog .error"):
+        if not w.has_class("wide"):
+            w.styles.padding = (0, 0, 0, width)
 
 
 def as_hint(placeholder: str) -> str:

@@ -16,6 +16,7 @@ import copy
 import json
 
 import yaml
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -337,7 +338,9 @@ class SectionScreen(ModalScreen[None]):
 
     def reload(self, select: str | None = None) -> None:
         t = self.query_one("#entries", LiveTable)
-        rows = [(k, ("#" + k if self.edit.shape == "list" else k, short(v, 200))) for k, v in self.edit.entries()]
+        # as Text: a value such as {interfaces: [wan0]} is not console markup
+        rows = [(k, (Text("#" + k if self.edit.shape == "list" else k), Text(short(v, 200))))
+                for k, v in self.edit.entries()]
         t.sync(rows)
         if select is not None:
             t.select_key(select)

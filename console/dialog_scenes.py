@@ -173,6 +173,14 @@ def section(path: str, values: dict | None = None, add: bool = False) -> Steps:
     return steps
 
 
+async def section_interface(pilot) -> None:
+    """An interface's form from :edit interfaces (its kind's model fields: rp_filter, kind) with a problem."""
+    await section("interfaces")(pilot)
+    pilot.app.screen.query_one("#entries").move_cursor(row=1)
+    await keys(pilot, "e")
+    await fill(pilot, {"mtu": "9999999", "rp_filter": "sideways"})
+
+
 def help_on(view: str) -> Steps:
     async def steps(pilot) -> None:
         await go(pilot, view)
@@ -216,6 +224,8 @@ DIALOG_SCENES: dict[str, tuple[dict, Steps]] = {
                                                               "port": "70000"}, add=True)),
     "section-dhcp-pool-problem": ({"dhcp": True}, section("dhcp.lan0.ipv4", {"pools": "[192.168.99.10-192.168.99.20]",
                                                                              "lease_time": "-5"})),
+    "section-interface-problem": ({}, section_interface),
+    "section-system-problem": ({}, section("system", {"hostname": "-gw-", "kubernetes": "{pod_cidrs: [10.244.0.0/33]}"})),
     "section-dns-problem": ({}, section("dns", {"mode": "sideways", "cache_size": "lots"})),
     "section-ntp-problem": ({}, section("ntp", {"serve": "[nowhere]"})),
     "section-mdns-problem": ({}, section("mdns", {"reflect": "[lan, nowhere]"})),

@@ -151,13 +151,13 @@ class CommitScreen(_Dialog):
                          classes="title")
             hint = f"(what and why; staged: {self.summary})" if self.summary else "(what and why)"
             yield _row("message", Input(self.draft, placeholder=hint, id="f-answer"))
-            yield Static("", id="e-answer", classes="error")
+            yield Static("", id="e-answer", classes="error", markup=False)
             yield _row("confirm", Input(placeholder="(seconds until auto-rollback; empty: plain)",
                                         id="f-confirm"))
-            yield Static("", id="e-confirm", classes="error")
+            yield Static("", id="e-confirm", classes="error", markup=False)
             yield _row("", Tick("force (may cut access; needs confirm)", id="f-force", compact=True))
-            yield Static("", id="e-force", classes="error")
-            yield Static("", id="e-_general", classes="error wide")
+            yield Static("", id="e-force", classes="error", markup=False)
+            yield Static("", id="e-_general", classes="error wide", markup=False)
             yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")
 
     def on_mount(self) -> None:
@@ -360,21 +360,21 @@ class TraceScreen(_Dialog):
             yield Static("trace a packet through the firewall", classes="title")
             yield _row("in", Select([(n, n) for n in self.interfaces], value=iif if iif else Select.NULL,
                                     allow_blank=not self.interfaces, id="f-iif", compact=True))
-            yield Static("", id="e-iif", classes="error")
+            yield Static("", id="e-iif", classes="error", markup=False)
             yield _row("src", Input(pk.get("src") or "", placeholder="(source address, IPv4 or IPv6)", id="f-src"))
-            yield Static("", id="e-src", classes="error")
+            yield Static("", id="e-src", classes="error", markup=False)
             yield _row("dst", Input(pk.get("dst") or "", placeholder="(destination address)", id="f-dst"))
-            yield Static("", id="e-dst", classes="error")
+            yield Static("", id="e-dst", classes="error", markup=False)
             yield _row("proto", Select([(p, p) for p in PROTOS], value=pk.get("proto") or "tcp", allow_blank=False,
                                        id="f-proto", compact=True))
-            yield Static("", id="e-proto", classes="error")
+            yield Static("", id="e-proto", classes="error", markup=False)
             yield _row("dport", Input(str(pk.get("dport") or ""), placeholder="(port 1-65535, tcp/udp only)",
                                       id="f-dport"))
-            yield Static("", id="e-dport", classes="error")
+            yield Static("", id="e-dport", classes="error", markup=False)
             label = (f"staged candidate, not HEAD ({self.staged} change{'s' if self.staged != 1 else ''})"
                      if self.staged else "staged candidate (nothing staged)")
             yield _row("", Tick(label, value=bool(self.staged), id="f-candidate", compact=True))
-            yield Static("", id="e-_general", classes="error")
+            yield Static("", id="e-_general", classes="error", markup=False)
             yield Static("", id="result")
             yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")
 

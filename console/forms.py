@@ -39,7 +39,7 @@ class PromptScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="title")
+            yield Static(self.title_text, classes="title", markup=False)
             yield Input(self.value, placeholder=self.placeholder, id="answer")
             yield Static("[enter] ok   [esc] cancel", classes="buttons", markup=False)
 
@@ -73,14 +73,14 @@ class FormScreen(ModalScreen[dict | None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
-            yield Static(self.title_text, classes="title")
+            yield Static(self.title_text, classes="title", markup=False)
             for f in self.fields:
                 with Horizontal(classes="field"):
                     yield Label(f.label if len(f.label) < LABEL_MAX else f.label[:LABEL_MAX - 2] + "~",
                                 classes="label")
                     yield Input(f.value, placeholder=as_hint(f.placeholder), id=f"f-{f.key}")
-                yield Static("", id=f"e-{f.key}", classes="error")
-            yield Static("", id="e-_general", classes="error")
+                yield Static("", id=f"e-{f.key}", classes="error", markup=False)
+            yield Static("", id="e-_general", classes="error", markup=False)
             yield Static("[tab] next  [ctrl+s] save  [esc] cancel", classes="buttons", markup=False, id="form-hint")
 
     def on_mount(self) -> None:
@@ -178,9 +178,9 @@ class TextScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="textdialog"):
-            yield Static(self.title_text, classes="title")
+            yield Static(self.title_text, classes="title", markup=False)
             with VerticalScroll(classes="scrollbox"):
-                yield Static(self.body)
+                yield Static(self.body, markup=False)
             yield Static("[esc] close  [up/down/pgup/pgdn] scroll", classes="buttons", markup=False)
 
     def on_mount(self) -> None:

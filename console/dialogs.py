@@ -147,7 +147,8 @@ class CommitScreen(_Dialog):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="commitdialog"):
-            yield Static(f"commit {self.changes} change(s): the agent validates, commits and applies",
+            n = self.changes
+            yield Static(f"commit {n} change{'s' if n != 1 else ''}: the agent validates, commits and applies",
                          classes="title")
             hint = f"(what and why; staged: {self.summary})" if self.summary else "(what and why)"
             yield _row("message", Input(self.draft, placeholder=hint, id="f-answer"))

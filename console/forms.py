@@ -30,26 +30,6 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class PromptScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
-
-    def __init__(self, title: str, value: str = "", placeholder: str = ""):
-        super().__init__()
-        self.title_text, self.value, self.placeholder = title, value, placeholder
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="title", markup=False)
-            yield Input(self.value, placeholder=self.placeholder, id="answer")
-            yield Static("[enter] ok   [esc] cancel", classes="buttons", markup=False)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
 @dataclass
 class Field:
     key: str

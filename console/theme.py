@@ -155,7 +155,9 @@ Input { border: none; }
 Input > .input--placeholder { text-style: none; }
 .dialog Input { text-style: underline; }
 Input:focus { text-style: reverse; }
-Checkbox:focus > .toggle--label { text-style: reverse; }
+Checkbox:focus, Checkbox.-textual-compact:focus { text-style: reverse; }
+Checkbox:focus > .toggle--label, Checkbox.-textual-compact:focus > .toggle--label {
+    color: ansi_default; background: ansi_default; text-style: none; }
 Select:focus > SelectCurrent { text-style: reverse; }
 LiveTable > .datatable--cursor { text-style: reverse bold; }
 LiveTable > .datatable--header { text-style: bold underline; }

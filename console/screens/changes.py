@@ -192,7 +192,7 @@ class ChangesView(BaseView):
                 self._discard()
 
         n = len(self.store.candidate.changes())
-        self.app.push_screen(ConfirmScreen(f"Discard {n} staged change(s)?"), done)
+        self.app.push_screen(ConfirmScreen(f"Discard {n} staged change{'s' if n != 1 else ''}?"), done)
 
     def _discard(self) -> None:
         cand = self.store.candidate

@@ -217,3 +217,42 @@ async def test_brackets_in_values_and_problems_are_shown_as_typed():
         await settle(pilot)
         err = str(app.screen.query_one("#e-hostname").render())
         assert "[A-Za-z0-9]" in err, err
+
+
+@run_async
+async def test_vt100_focus_and_checkbox_state_show_without_colour():
+    """On a VT100 (no colour) the focused field is reverse video and only it; a checkbox says [x] / [ ]."""
+    from textual.widgets import Input
+
+    def reverse_rows(app) -> set[int]:
+        strips = app.screen._compositor.render_strips()  # noqa: SLF001
+        return {y for y, s in enumerate(strips) if any(seg.style and seg.style.reverse and seg.text.strip()
+                                                      for seg in s)}
+
+    app = make_app(term="vt100")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("3", "a")
+        await settle(pilot)
+        inputs = list(app.screen.query(Input))
+        for i in range(3):
+            f = app.focused
+            assert f is inputs[i]
+            rows = reverse_rows(app)
+            assert f.region.y in rows and not any(w.region.y in rows for w in inputs if w is not f), (f.id, rows)
+            await pilot.press("tab")
+            await pilot.pause()
+        await pilot.press("escape", "y")  # discard the form
+        await settle(pilot)
+        app.store.candidate.put("rules", None, {"name": "x", "from": "guest", "to": "wan", "action": "drop"})
+        await pilot.press("6", "c", "tab", "tab")
+        await settle(pilot)
+        line = next(x for x in screen_text(app).splitlines() if "force" in x)
+        assert "[ ] force" in line and app.focused.id == "f-force"
+        assert app.focused.region.y in reverse_rows(app)  # the focused checkbox's label
+        await pilot.press("space")
+        await pilot.pause()
+        assert "[x] force" in screen_text(app)
+        await pilot.press("escape", "3", "t", "shift+tab")  # the tracer's interface select
+        await settle(pilot)
+        assert app.focused.id == "f-iif" and app.focused.region.y in reverse_rows(app)

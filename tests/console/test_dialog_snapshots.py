@@ -34,7 +34,7 @@ def drawn_text(svg: str) -> str:
     for m in _TEXT.finditer(svg):
         if 'class="terminal-title"' in svg[m.start():m.start() + 60]:
             continue
-        out.append(html.unescape(m.group(1)).replace("\u00a0", " "))
+        out.append(html.unescape(m.group(1)).replace("\u00a0", " ").replace("\n", ""))
     return "".join(out)
 
 

@@ -256,3 +256,24 @@ async def test_vt100_focus_and_checkbox_state_show_without_colour():
         await pilot.press("escape", "3", "t", "shift+tab")  # the tracer's interface select
         await settle(pilot)
         assert app.focused.id == "f-iif" and app.focused.region.y in reverse_rows(app)
+
+
+@pytest.mark.parametrize("view", ["dashboard", "interfaces", "firewall", "nat", "traffic", "changes", "leases",
+                                  "events"])
+@run_async
+async def test_help_of_every_screen_fits_80x24_and_is_one_column_at_60x20(view):
+    from textual.containers import VerticalScroll
+
+    for size in ((80, 24), (60, 20)):
+        app = make_app(**SCREEN_KW.get(view, {}))
+        async with app.run_test(size=size) as pilot:
+            await scene(view=view, keys=("question_mark",))(pilot)
+            box = app.screen.query_one(VerticalScroll)
+            text = str(app.screen.query_one("VerticalScroll Static").render())
+            assert f"{view} keys" in text and "anywhere" in text and "1 .. 8" in text
+            assert box.virtual_size.width <= box.region.width  # nothing cut at the right
+            if size == (80, 24):
+                assert box.virtual_size.height <= box.region.height, "the help scrolls at 80x24"
+                assert any("lists" in ln and f"{view} keys" in ln for ln in text.splitlines())  # two columns
+            else:
+                assert not any("lists" in ln and "keys" in ln for ln in text.splitlines())

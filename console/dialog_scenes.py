@@ -128,6 +128,19 @@ async def commit_refused(pilot) -> None:
     await keys(pilot, *"close ssh", "enter")
 
 
+async def commit_diff(pilot) -> None:
+    """ctrl+r in the commit dialog: the router.yaml lines the commit records."""
+    await go(pilot, "changes")
+    cand = pilot.app.store.candidate
+    cand.put("nat.forwards", 0, {"name": "web", "in": "wan", "proto": "tcp", "dport": 8444,
+                                 "to": "192.168.10.10:443"})
+    stage_rule(pilot)
+    pilot.app.screen.refresh_view({"edit"})
+    await settle(pilot)
+    await keys(pilot, "c")
+    await keys(pilot, *"web on 8444", "ctrl+r")
+
+
 async def discard(pilot) -> None:
     await go(pilot, "changes")
     stage_rule(pilot)
@@ -205,6 +218,7 @@ DIALOG_SCENES: dict[str, tuple[dict, Steps]] = {
     "rollback": ({}, rollback),
     "revision": ({}, revision),
     "commit-refused": ({}, commit_refused),
+    "commit-diff": ({}, commit_diff),
     "discard": ({}, discard),
     "delete-rule": ({}, delete_rule),
     "form-discard": ({}, form_discard),

@@ -6,6 +6,8 @@ a lockout refusal lists the access paths the commit would cut; a bad trace argum
 
 from __future__ import annotations
 
+import difflib
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -134,12 +136,14 @@ class CommitScreen(_Dialog):
 
     KEYS = ("answer", "confirm", "force")
     BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "commit", "commit"),
-                Binding("enter", "commit", "commit", show=False)]
-    HINT = "[enter] commit  [tab] next  [space] toggle  [esc] cancel"
+                Binding("enter", "commit", "commit", show=False), Binding("ctrl+r", "review", "diff")]
+    HINT = "[enter] commit  [tab] next  [space] tick  [^r] diff  [esc] cancel"
 
-    def __init__(self, text: str, base: str | None, changes: int, client, summary: str = "", draft: str = ""):
+    def __init__(self, text: str, base: str | None, changes: int, client, summary: str = "", draft: str = "",
+                 head_text: str | None = None):
         super().__init__()
         self.text, self.base, self.changes, self.client = text, base, changes, client
+        self.head_text = head_text  # HEAD's router.yaml: ctrl+r shows what the commit changes in it
         self.summary = summary  # what is staged, in a few words: the message field's hint
         self.draft = draft  # the message typed before an esc: offered again
         self.busy = False
@@ -190,6 +194,20 @@ class CommitScreen(_Dialog):
         if not self.busy:
             self.draft = self.values()[0]
             self.dismiss(None)
+
+    def action_review(self) -> None:
+        """ctrl+r: the commit's diff of router.yaml (exactly the lines git will record), over the dialog;
+        esc comes back to it with what was typed."""
+        from .forms import TextScreen, diff_text
+
+        if self.head_text is None:
+            return
+        diff = "".join(difflib.unified_diff(self.head_text.splitlines(keepends=True),
+                                            self.text.splitlines(keepends=True),
+                                            "HEAD/router.yaml", "candidate/router.yaml", n=2))
+        self.app.push_screen(TextScreen(f"router.yaml: what commit {self.changes} change"
+                                        f"{'s' if self.changes != 1 else ''} records", diff_text(diff or "(no change)"),
+                                        wrap=False))
 
     def action_commit(self) -> None:
         if self.busy:

@@ -152,21 +152,28 @@ class TextScreen(ModalScreen[None]):
                 Binding("k", "scroll('up')", show=False), Binding("g", "scroll('home')", show=False),
                 Binding("G", "scroll('end')", show=False)]
 
-    def __init__(self, title: str, body: str | Text):
+    def __init__(self, title: str, body: str | Text, wrap: bool = True):
         super().__init__()
-        self.title_text, self.body = title, body
+        self.title_text, self.body, self.wrap = title, body, wrap  # wrap=False: a diff scrolls sideways
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="textdialog"):
             yield Static(self.title_text, classes="title", markup=False)
             with VerticalScroll(classes="scrollbox"):
                 yield Static(self.body, markup=False)
-            yield Static("[esc] close  [up/down/pgup/pgdn] scroll", classes="buttons", markup=False)
+            yield Static("[esc] close  [up/down/pgup/pgdn] scroll" + ("" if self.wrap else "  [left/right]"),
+                         classes="buttons", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#textdialog").styles.height = "90%"
         self.query_one("#textdialog").styles.width = "95%"
-        self.query_one(VerticalScroll).focus()
+        box = self.query_one(VerticalScroll)
+        if not self.wrap:  # a diff line stays one line (its +/- in front); left/right scroll
+            body = box.query_one(Static)
+            body.styles.text_wrap = "nowrap"
+            body.styles.width = "auto"
+            box.styles.overflow_x = "auto"
+        box.focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -183,7 +183,8 @@ class ChangesView(BaseView):
             self.app.poll_soon()
 
         screen = CommitScreen(text, base, len(cand.changes()), self.app.write_client,
-                              summary=change_summary(cand.changes()), draft=getattr(self, "_draft", ""))
+                              summary=change_summary(cand.changes()), draft=getattr(self, "_draft", ""),
+                              head_text=cand.head_text)
         self.app.push_screen(screen, done)
 
     def action_discard(self) -> None:
@@ -318,7 +319,7 @@ class ChangesView(BaseView):
                 body = Text(c.config(rev).text)
             except Exception as e:  # noqa: BLE001
                 body = Text(f"cannot read {rev[:12]}: {e}", style="red")
-        self.app.call_from_thread(self.app.push_screen, TextScreen(f"revision {rev[:12]}", body))
+        self.app.call_from_thread(self.app.push_screen, TextScreen(f"revision {rev[:12]}", body, wrap=False))
 
     def action_rollback(self) -> None:
         rev = self._rev()

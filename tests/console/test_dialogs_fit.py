@@ -277,3 +277,31 @@ async def test_help_of_every_screen_fits_80x24_and_is_one_column_at_60x20(view):
                 assert any("lists" in ln and f"{view} keys" in ln for ln in text.splitlines())  # two columns
             else:
                 assert not any("lists" in ln and "keys" in ln for ln in text.splitlines())
+
+
+@run_async
+async def test_commit_dialog_shows_the_router_yaml_diff_it_records_and_comes_back():
+    """A diff before commit: ctrl+r in the commit dialog shows exactly the router.yaml lines the commit
+    records (one line for a changed port); esc returns to the dialog with the message kept."""
+    from textual.widgets import Input
+
+    from console.dialogs import CommitScreen
+    from console.forms import TextScreen
+
+    app = make_app()
+    async with app.run_test(size=(60, 20)) as pilot:
+        await scene(dialog="commit-diff")(pilot)
+        assert isinstance(app.screen, TextScreen)
+        body = str(app.screen.query_one("VerticalScroll Static").render())
+        changed = [ln for ln in body.splitlines() if ln[:1] in "+-" and not ln.startswith(("+++", "---"))]
+        assert len(changed) == 3, changed  # the forward's line out and in, the new rule in
+        assert "block-guest-http" in changed[0] and "dport: 8443" in changed[1] and "dport: 8444" in changed[2]
+        box = app.screen.query_one("VerticalScroll")
+        assert box.virtual_size.width > box.region.width  # long lines are not wrapped: they scroll sideways
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, CommitScreen)
+        assert app.screen.query_one("#f-answer", Input).value == "web on 8444"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not app.store.candidate.dirty and "dport: 8444" in app.store.client.config().text

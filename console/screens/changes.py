@@ -354,6 +354,9 @@ class ChangesView(BaseView):
             t.append(f"the diff is not available: {err}\n", style="red")
         else:
             lines = [ln for ln in diff.splitlines() if ln[:1] in "+-@" and not ln.startswith(("+++", "---"))]
+            width = min(72, self.app.size.width - 6)  # the dialog's inside: a diff line stays one line
+            cut = "~" if self.app.plain else "…"
+            lines = [ln if len(ln) <= width else ln[: width - 1] + cut for ln in lines]
             t.append("it changes:\n" if lines else "it changes nothing in router.yaml\n", style="bold")
             t.append_text(diff_text("\n".join(lines[:10])))
             if len(lines) > 10:

@@ -4,6 +4,7 @@ document's model is editable in a section form (problems at the fields)."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -108,10 +109,23 @@ async def test_plain_scroll_thumb_is_reverse_blanks_not_sub_cell_slivers():
 # -- everything editable ----------------------------------------------------------------------
 
 
+def _models(ann) -> list:
+    import typing
+
+    from pydantic import BaseModel
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return [ann]
+    return [m for a in typing.get_args(ann) for m in _models(a)]
+
+
+def _fields(model) -> dict:
+    return {f.alias or name: f for name, f in model.model_fields.items()}
+
+
 def _walk(template: str, model, problems: list[str]) -> None:
     """Every field of ``model`` (the entry at ``template``) is in that section's form or has a section."""
     from backend.model.config import INTERFACE_KINDS
-    from console.screens.section_model import _fields, _models
     from console.screens.sections import SECTIONS, SectionEdit, parse_path
 
     shape, keys = SECTIONS.get(template, (None, []))
@@ -142,6 +156,14 @@ def _walk(template: str, model, problems: list[str]) -> None:
             problems.append(f"{sub}: not editable in any form")
         for sm in subs:
             _walk(sub, sm, problems)
+
+
+def test_the_consoles_copy_of_the_schema_is_current():
+    from backend.model import json_schema
+    from console.screens.section_model import KEYS_FILE, reduce
+
+    assert json.loads(KEYS_FILE.read_text()) == reduce(json_schema()), (
+        "the model changed: talgate config schema | python -m console.screens.section_model > " + str(KEYS_FILE))
 
 
 def test_every_field_of_the_document_is_in_a_section_form():
@@ -305,3 +327,21 @@ async def test_commit_dialog_shows_the_router_yaml_diff_it_records_and_comes_bac
         await pilot.press("enter")
         await settle(pilot)
         assert not app.store.candidate.dirty and "dport: 8444" in app.store.client.config().text
+
+
+def test_an_interface_form_follows_its_kind(monkeypatch):
+    """With several interface kinds (a union tagged by kind), the form lists the fields of the item's kind."""
+    from console.screens import section_model
+    from console.screens.sections import SECTIONS
+
+    fake = {"$defs": {
+        "Eth": {"properties": {"kind": {"const": "ethernet"}, "mtu": {}}},
+        "Vlan": {"properties": {"kind": {"const": "vlan"}, "mtu": {}, "parent": {}, "id": {},
+                                "mode": {"enum": ["a", "b"]}}}},
+        "properties": {"interfaces": {"patternProperties": {"^x$": {"oneOf": [{"$ref": "#/$defs/Eth"},
+                                                                            {"$ref": "#/$defs/Vlan"}]}}}}}
+    monkeypatch.setattr(section_model, "schema", lambda: fake)
+    keys = section_model.model_keys
+    assert keys("interfaces", "dict", {"kind": "vlan"}, SECTIONS) == ["kind", "mtu", "parent", "id", "mode"]
+    assert keys("interfaces", "dict", {}, SECTIONS) == ["kind", "mtu"]
+    assert section_model.model_hint("interfaces", "mode", {"kind": "vlan"}) == "a | b"

@@ -429,6 +429,17 @@ def cmd_leases(args) -> int:
     return 0
 
 
+def cmd_routes(args) -> int:
+    from .observe.routes_text import table_lines
+
+    res = _client(args).routes(args.table)
+    if args.json:
+        print(json.dumps(res.model_dump(mode="json"), indent=2))
+        return 0
+    print("\n".join(table_lines([r.model_dump(mode="json") for r in res.routes], res.truncated, res.frr)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="talgate", description="talgate router: config in git, applied by one agent")
     p.add_argument("--version", action="version", version=f"talgate {__version__}")
@@ -560,6 +571,11 @@ def build_parser() -> argparse.ArgumentParser:
     le = with_socket(sub.add_parser("leases", help="DHCP leases (v4 and v6) as Kea holds them"))
     le.add_argument("--json", action="store_true")
     le.set_defaults(func=cmd_leases)
+
+    ro = with_socket(sub.add_parser("routes", help="routing tables: connected, static, learned by BGP/OSPF"))
+    ro.add_argument("--table", default="all", help="main, local, default, a number, or all (default: all but local)")
+    ro.add_argument("--json", action="store_true")
+    ro.set_defaults(func=cmd_routes)
     return p
 
 

@@ -208,6 +208,10 @@ class AgentClient:
         """DHCPv4 and DHCPv6 leases Kea holds (read-only socket too)."""
         return self.call("leases").leases
 
+    def routes(self, table: str = "all") -> m.RoutesResponse:
+        """Routing tables: connected, static, learned by BGP/OSPF (read-only socket too)."""
+        return self.call("routes", table=table)
+
     # -- writes ------------------------------------------------------------------------------
 
     def commit(self, text: str, message: str, base: str | None = "HEAD", confirm: int | None = None,

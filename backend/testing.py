@@ -61,8 +61,10 @@ class FixtureReaders:
 
     def __init__(self, nft: FakeNft, *, interfaces: Callable[[], list[dict]] = list,
                  neighbours: Callable[[], list[dict]] = list, history: Callable[[int | None], dict] | None = None,
-                 conntrack: Callable[[int], dict] | None = None, leases: Callable[[], list[dict]] = list):
+                 conntrack: Callable[[int], dict] | None = None, leases: Callable[[], list[dict]] = list,
+                 routes: Callable[[str], dict] | None = None):
         self.nft = nft
+        self._routes = routes or (lambda t: {"routes": [], "truncated": False, "frr": False})
         self._interfaces, self._neighbours, self._leases = interfaces, neighbours, leases
         self._history = history or (lambda s: {"interval": 1.0, "times": [], "interfaces": {}})
         self._conntrack = conntrack or (lambda n: {"total": 0, "accounting": False, "top": []})
@@ -84,6 +86,9 @@ class FixtureReaders:
 
     def counters(self) -> dict[str, dict]:
         return self.nft.counters()
+
+    def routes(self, table: str) -> dict:
+        return self._routes(table)
 
 
 class RecordingTransport(InProcessTransport):

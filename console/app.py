@@ -27,16 +27,19 @@ from .screens.firewall import FirewallView
 from .screens.interfaces import InterfacesView
 from .screens.leases import LeasesView
 from .screens.nat import NatView
+from .screens.routes import RoutesView
 from .screens.traffic import TrafficView
 from .store import NEEDS, Store
 from .theme import css, plain_terminal, use_plain_glyphs
 
 _BARS = (list(ScrollBarRender.VERTICAL_BARS), list(ScrollBarRender.HORIZONTAL_BARS))
 VIEWS = {"dashboard": DashboardView, "interfaces": InterfacesView, "firewall": FirewallView, "nat": NatView,
-         "traffic": TrafficView, "changes": ChangesView, "leases": LeasesView, "events": EventsView}
+         "traffic": TrafficView, "changes": ChangesView, "leases": LeasesView, "events": EventsView,
+         "routes": RoutesView}
 ALIASES = {"dash": "dashboard", "d": "dashboard", "if": "interfaces", "ifaces": "interfaces", "fw": "firewall",
            "rules": "firewall", "tr": "traffic", "log": "changes", "history": "changes", "diff": "changes",
-           "dhcp": "leases", "audit": "events", "ev": "events", "q": "quit", "quit": "quit", "exit": "quit"}
+           "dhcp": "leases", "audit": "events", "ev": "events", "rt": "routes", "route": "routes", "q": "quit",
+           "quit": "quit", "exit": "quit"}
 COMMANDS = {"trace": "trace", "confirm": "confirm", "edit": "edit"}  # :NAME [ARG] → action_NAME([ARG])
 
 
@@ -53,6 +56,7 @@ class TalgateApp(App):
         Binding("6", "view('changes')", "changes"),
         Binding("7", "view('leases')", "leases"),
         Binding("8", "view('events')", "events"),
+        Binding("9", "view('routes')", "routes"),
         Binding("C", "confirm", "CONFIRM", key_display="C"),
         Binding("colon", "prompt('cmd')", "cmd", key_display=":"),
         Binding("slash", "prompt('filter')", "filter", key_display="/"),
@@ -115,7 +119,7 @@ class TalgateApp(App):
     def screen_shown(self, view) -> None:
         view.update_frame()
         view.refresh_view({"status", "config", "interfaces", "history", "counters", "conntrack", "log", "leases",
-                           "audit"})
+                           "audit", "routes"})
         self.poll_soon()
 
     def poll_soon(self) -> None:

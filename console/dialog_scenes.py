@@ -240,11 +240,12 @@ DIALOG_SCENES: dict[str, tuple[dict, Steps]] = {
                                                                              "lease_time": "-5"})),
     "section-interface-problem": ({}, section_interface),
     "section-system-problem": ({}, section("system", {"hostname": "-gw-", "kubernetes": "{pod_cidrs: [10.244.0.0/33]}"})),
+    "section-bgp-problem": ({}, section("routing.bgp", {"asn": "0", "networks": "[2001:db8:10::/200]"})),
     "section-dns-problem": ({}, section("dns", {"mode": "sideways", "cache_size": "lots"})),
     "section-ntp-problem": ({}, section("ntp", {"serve": "[nowhere]"})),
     "section-mdns-problem": ({}, section("mdns", {"reflect": "[lan, nowhere]"})),
     **{f"help-{v}": ({"dhcp": True} if v == "leases" else {"events": True} if v == "events" else {}, help_on(v))
-       for v in ("dashboard", "interfaces", "nat", "traffic", "changes", "leases", "events")},
+       for v in ("dashboard", "interfaces", "nat", "traffic", "changes", "leases", "events", "routes")},
 }
 
 

@@ -166,6 +166,42 @@ def fake_neighbours() -> list[dict]:
             {"dst": "192.168.10.10", "dev": "lan0", "lladdr": "02:00:00:00:01:02", "state": "stale"}]
 
 
+def fake_routes(table: str = "all") -> dict:
+    """Routing tables as the agent reports them (connected, static, BGP, OSPF; one learned BGP route
+    that lost to a connected one)."""
+    k = {"source": "kernel", "selected": True, "installed": True, "type": "unicast"}
+    routes = [
+        {**k, "family": 4, "dst": "0.0.0.0/0", "table": "main", "kind": "static", "protocol": "talgate",
+         "gateway": "198.51.100.1", "dev": "wan0", "metric": None},
+        {**k, "family": 4, "dst": "192.168.10.0/24", "table": "main", "kind": "connected", "protocol": "kernel",
+         "gateway": None, "dev": "lan0", "metric": None},
+        {**k, "family": 4, "dst": "192.168.20.0/24", "table": "main", "kind": "connected", "protocol": "kernel",
+         "gateway": None, "dev": "guest0", "metric": None},
+        {**k, "family": 4, "dst": "192.168.77.0/24", "table": "main", "kind": "ospf", "protocol": "ospf",
+         "gateway": "192.168.10.10", "dev": "lan0", "metric": 20},
+        {**k, "family": 4, "dst": "198.51.100.0/24", "table": "main", "kind": "connected", "protocol": "kernel",
+         "gateway": None, "dev": "wan0", "metric": None},
+        {**k, "family": 4, "dst": "203.0.113.128/26", "table": "main", "kind": "bgp", "protocol": "bgp",
+         "gateway": "198.51.100.1", "dev": "wan0", "metric": 20},
+        {"source": "frr", "selected": False, "installed": False, "type": "unicast", "family": 4,
+         "dst": "192.168.10.0/24", "table": "main", "kind": "bgp", "protocol": "bgp", "gateway": "198.51.100.1",
+         "dev": "wan0", "metric": 0, "distance": 20, "age": "00:12:31"},
+        {**k, "family": 6, "dst": "::/0", "table": "main", "kind": "static", "protocol": "talgate",
+         "gateway": "2001:db8:100::1", "dev": "wan0", "metric": 1024},
+        {**k, "family": 6, "dst": "2001:db8:10:10::/64", "table": "main", "kind": "connected", "protocol": "kernel",
+         "gateway": None, "dev": "lan0", "metric": 256},
+        {**k, "family": 6, "dst": "2001:db8:77::/48", "table": "main", "kind": "ospfv3", "protocol": "ospf",
+         "gateway": "fe80::ff:fe00:102", "dev": "lan0", "metric": 20},
+        {**k, "family": 6, "dst": "2001:db8:bbbb::/48", "table": "main", "kind": "bgp", "protocol": "bgp",
+         "gateway": "2001:db8:100::1", "dev": "wan0", "metric": 20},
+        {**k, "family": 4, "dst": "10.99.0.0/16", "table": "100", "kind": "static", "protocol": "talgate",
+         "gateway": "192.168.10.10", "dev": "lan0", "metric": None},
+    ]
+    if table != "all":
+        routes = [r for r in routes if r["table"] == table]
+    return {"routes": routes, "truncated": False, "frr": True}
+
+
 def fake_history(names: list[str], seconds: int | None = None) -> dict:
     n = 300 if seconds is None else max(1, min(300, seconds))
     return {"interval": 1.0, "times": [T0 + i for i in range(300 - n, 300)],
@@ -196,7 +232,7 @@ class FakeAgent(InProcessAgent):
                          who={"author": "admin", "ssh_connection": SSH_CONNECTION},
                          readers={"interfaces": lambda: fake_interfaces(self.ifnames), "neighbours": fake_neighbours,
                                   "history": lambda s: fake_history(self.ifnames, s), "conntrack": fake_conntrack,
-                                  "leases": fake_leases})
+                                  "leases": fake_leases, "routes": fake_routes})
         if events:
             self._events(text)
         if confirm_pending:

@@ -19,11 +19,12 @@ PURPOSE = {
     "changes": "the staged candidate against HEAD, commit, history and rollback",
     "leases": "DHCP leases; reserve an address for a client",
     "events": "the agent's audit log, live: commits, confirms, rollbacks, repairs, refusals",
+    "routes": "routing tables: connected, static, BGP and OSPF routes",
 }
 
 LISTS = [("j k  up down", "move a row"), ("g G  home end", "first / last row"), ("pgup pgdn", "a page"),
          ("/", "filter rows (esc clears)"), ("enter", "open the row")]
-GLOBAL = [("1 .. 8", "the screens, as in the footer"), (":name", "go to a screen: :if :fw :nat"),
+GLOBAL = [("1 .. 9", "the screens, as in the footer"), (":name", "go to a screen: :if :fw :nat"),
           (":trace", "the packet tracer"), ("C  :confirm", "keep a pending commit"),
           ("esc", "close a dialog / the prompt"), ("ctrl+l", "redraw the terminal"),
           ("q  ctrl+c", "quit (asks if work is staged)")]

@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-SCREENS = ["dashboard", "interfaces", "firewall", "nat", "traffic", "changes", "leases", "events"]
+SCREENS = ["dashboard", "interfaces", "firewall", "nat", "traffic", "changes", "leases", "events", "routes"]
 SIZES = [(80, 24), (120, 40), (60, 20), (200, 50)]
 TERMS = ["linux", "vt100"]  # hard terminals: plain characters only (drawn at 80x24)
 SCREEN_KW = {"leases": {"dhcp": True}, "events": {"events": True}}  # fake agent state a screen shows

@@ -23,6 +23,7 @@ NEEDS = {
     "changes": {"log"},
     "leases": {"leases"},
     "events": {"audit"},
+    "routes": {"routes"},
 }
 
 
@@ -47,6 +48,7 @@ class Store:
     log: list[dict] = field(default_factory=list)
     leases: list[dict] = field(default_factory=list)
     audit: list[dict] = field(default_factory=list)  # the agent's audit log (events screen)
+    routes: dict = field(default_factory=dict)  # GET /v1/routes (routes screen)
     problems: list[dict] = field(default_factory=list)
     nft_diff: str | None = None
     candidate: Candidate = field(default_factory=Candidate)
@@ -109,6 +111,8 @@ class Store:
                         out[n] = _plain(self.client.leases())
                     elif n == "audit":
                         out[n] = self.client.audit(200)
+                    elif n == "routes":
+                        out[n] = _plain(self.client.routes())
                 except AgentUnreachable:
                     raise
                 except AgentError as e:
@@ -152,7 +156,7 @@ class Store:
                 # Keep the edits; the commit will name the old base and the agent will refuse it.
                 self.candidate.head_rev_latest = cfg["rev"]
                 changed.add("config")
-        for n in ("interfaces", "history", "counters", "conntrack", "log", "leases", "audit"):
+        for n in ("interfaces", "history", "counters", "conntrack", "log", "leases", "audit", "routes"):
             if n in out and out[n] != getattr(self, n, None):
                 # Equal data is not a change: a 1,000-row table is not re-diffed for nothing.
                 setattr(self, n, out[n])

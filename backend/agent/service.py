@@ -32,6 +32,7 @@ class Readers(Protocol):
     def history(self, seconds: int | None) -> dict: ...
     def leases(self) -> list[dict]: ...
     def counters(self) -> dict[str, dict]: ...
+    def routes(self, table: str) -> dict: ...
 
 
 class KernelReaders:
@@ -73,6 +74,12 @@ class KernelReaders:
         from ..host import nft as nfthost
 
         return nfthost.counters()
+
+    def routes(self, table: str) -> dict:
+        from ..observe import routes
+
+        vty = next((a.vty() for a in self.p.services.appliers if hasattr(a, "vty")), None)
+        return routes.routes(table, vty)
 
     def stop(self) -> None:
         self.hist.stop()
@@ -260,6 +267,9 @@ class Service:
 
     def leases(self, caller: Caller) -> m.LeasesResponse:
         return m.LeasesResponse(leases=self.readers.leases())
+
+    def routes(self, req: m.RoutesQuery, caller: Caller) -> m.RoutesResponse:
+        return m.RoutesResponse(**self.readers.routes(req.table))
 
     # -- writes (the transport refuses them on the read-only socket: Route.write) -------------
 

@@ -441,3 +441,34 @@ class Lease(Out):
 
 class LeasesResponse(Out):
     leases: list[Lease]
+
+
+# -- routes (GET /v1/routes; backend/observe/routes.py) ---------------------------------------------
+
+
+class RoutesQuery(Query):
+    table: str = Field("all", pattern=r"^(all|main|local|default|[0-9]{1,10})$",
+                       description="a table name (main, local, default), a number, or all (every table but local)")
+
+
+class RouteEntry(Out):
+    family: Literal[4, 6]
+    dst: str
+    table: str
+    kind: str = Field(description="connected, static, bgp, ospf, ospfv3, kernel, …")
+    protocol: str
+    type: str = "unicast"
+    gateway: str | None = None
+    dev: str | None = None
+    metric: int | None = None
+    distance: int | None = None
+    source: Literal["kernel", "frr"] = "kernel"
+    selected: bool = True
+    installed: bool = True
+    age: str | None = None
+
+
+class RoutesResponse(Out):
+    routes: list[RouteEntry]
+    truncated: bool = False
+    frr: bool = Field(False, description="FRR answered (its learned routes that lost are listed too)")

@@ -53,6 +53,8 @@ ROUTES: tuple[Route, ...] = (
           "top talkers by conntrack bytes"),
     Route("GET", "/history", "history", m.HistoryQuery, m.HistoryResponse, "1 s rx/tx rates per link"),
     Route("GET", "/leases", "leases", None, m.LeasesResponse, "DHCPv4/v6 leases Kea holds"),
+    Route("GET", "/routes", "routes", m.RoutesQuery, m.RoutesResponse,
+          "routing tables: connected, static and learned (BGP/OSPF) routes, per table"),
 )
 
 BY_KEY: dict[tuple[str, str], Route] = {(r.method, r.path): r for r in ROUTES}

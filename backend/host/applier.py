@@ -211,7 +211,7 @@ class Registry:
 def builtin() -> Registry:
     """The appliers of a real box, in order. One line per subsystem or daemon."""
     from . import network, nftables
-    from .daemons import avahi, chrony, kea, radvd, unbound
+    from .daemons import avahi, chrony, frr, kea, radvd, unbound
 
     r = Registry()
     r.register(network.NetworkApplier, stage=NETWORK, name="network")
@@ -221,6 +221,7 @@ def builtin() -> Registry:
     r.register(radvd.RadvdApplier, stage=DAEMONS, name="radvd")
     r.register(chrony.ChronyApplier, stage=DAEMONS, name="chrony")
     r.register(avahi.AvahiApplier, stage=DAEMONS, name="avahi")
+    r.register(frr.FrrApplier, stage=DAEMONS, name="frr")  # OSPF/OSPFv3/BGP (routing:)
     return r
 
 

@@ -36,6 +36,7 @@ CONF = {
     "radvd": "radvd.conf",
     "chrony": "chrony.conf",
     "avahi": "avahi-daemon.conf",
+    "frr": "frr.conf",  # backend/lab/frr_run.py runs zebra, staticd, bgpd, ospfd, ospf6d; the agent reloads it
 }
 ON_GENERATION = {"radvd": "hup", "chrony": "restart", "avahi": "restart"}
 
@@ -73,6 +74,8 @@ class Daemon:
             return ["radvd", "--nodaemon", "-C", c, "-p", str(run / "radvd.pid"), "-m", "stderr"]
         if self.name == "chrony":
             return ["chronyd", "-d", "-x", "-u", "root", "-f", c]
+        if self.name == "frr":
+            return [sys.executable, "-m", "backend.lab.frr_run", "--conf", c, "--run", str(run)]
         if self.name == "avahi":
             inner = (f"mkdir -p /run/avahi-daemon && mount --bind {run} /run/avahi-daemon && "
                      f"exec avahi-daemon --no-drop-root --no-chroot --no-rlimits -f {c}")

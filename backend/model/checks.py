@@ -254,6 +254,9 @@ def check(cfg: RouterConfig) -> list[Problem]:
     from .services import check_services
 
     p += check_services(cfg)
+    from .routing import check_routing
+
+    p += check_routing(cfg)
     p += check_names(cfg)
     return p
 

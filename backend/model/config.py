@@ -23,6 +23,7 @@ from pydantic import (
 from . import prefix
 from .base import HOSTNAME_RE, NAME_RE, IfName, Name, Strict, listify
 from .kubernetes import POD_SUBNETS, SERVICE_SUBNETS
+from .routing import Routing
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
 
 Action = Literal["accept", "drop", "reject"]
@@ -391,6 +392,7 @@ class RouterConfig(Strict):
     dns: Dns | None = Field(None, description="The LAN resolver (Unbound).")
     ntp: Ntp | None = Field(None, description="Time service (chrony).")
     mdns: Mdns | None = Field(None, description="mDNS reflection between zones (avahi).")
+    routing: Routing | None = Field(None, description="Dynamic routing (FRR): OSPF, OSPFv3, BGP (backend/model/routing.py).")
 
     # Parsed address sets, filled lazily by backend.model.checks (set_networks, set_prefixes; a config is
     # immutable once validated; big sets are parsed once, not once per rule and zone pair).

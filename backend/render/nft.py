@@ -499,6 +499,7 @@ def render(cfg: RouterConfig) -> Ruleset:
         for r in pair_rules.get((z, SELF), ()):
             c.rules += render_rule(cfg, r, c.name)
         c.rules += _service_rules(cfg, z, c.name)
+        c.rules += _routing_rules(cfg, z, c.name)
         c.rules += _default_rules(c.name, cfg.zones[z].input, names.zone_comment(z, "input"), cfg.zones[z].log)
         chains.append(c)
         in_entries += [([i], c.name) for i in cfg.zones[z].interfaces]
@@ -598,6 +599,23 @@ def _service_rules(cfg: RouterConfig, zone: str, chain: str) -> list[NRule]:
             ex.append(meta("nfproto", nfproto))
         ex += [meta("l4proto", proto), payload(proto, "dport", port), COUNTER, ACCEPT]
         out.append(NRule(chain, ex, f"service {svc}"))
+    return out
+
+
+def _routing_rules(cfg: RouterConfig, zone: str, chain: str) -> list[NRule]:
+    """FRR's sessions (backend/model/routing.py openings): tcp/179 from each BGP neighbor, OSPF
+    (protocol 89) on its interfaces; commented "service bgp" / "service ospf" / "service ospfv3"."""
+    from ..model.routing import openings
+
+    out = []
+    for what, who, proto, port, nfproto in openings(cfg, zone):
+        if port is None:  # OSPF: interfaces
+            ex = [meta("iifname", who), meta("nfproto", nfproto), meta("l4proto", proto)]
+        else:
+            fam = 4 if nfproto == "ipv4" else 6
+            ex = [addr_match(fam, "src", nets=[ipaddress.ip_network(a) for a in who]),
+                  meta("l4proto", proto), payload(proto, "dport", port)]
+        out.append(NRule(chain, ex + [COUNTER, ACCEPT], f"service {what}"))
     return out
 
 

@@ -56,6 +56,14 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "ntp": ("map", ["enabled", "serve", "nts_server", "local_stratum"]),
     "ntp.servers": ("list", ["address", "nts", "pool"]),
     "mdns": ("map", ["enabled", "reflect"]),
+    "routing": ("map", ["router_id"]),
+    "routing.ospf": ("map", ["enabled", "router_id", "redistribute", "default_originate", "accept_default"]),
+    "routing.ospf.interfaces": ("dict", ["area", "cost", "hello", "dead", "passive", "network"]),
+    "routing.ospfv3": ("map", ["enabled", "router_id", "redistribute", "default_originate", "accept_default"]),
+    "routing.ospfv3.interfaces": ("dict", ["area", "cost", "hello", "dead", "passive", "network"]),
+    "routing.bgp": ("map", ["enabled", "asn", "router_id", "networks", "redistribute"]),
+    "routing.bgp.neighbors": ("list", ["address", "remote_asn", "description", "zone", "import", "export",
+                                       "ebgp_multihop", "accept_default", "enabled"]),
 }
 KEY = "_key"  # the field holding a named entry's name
 
@@ -75,6 +83,11 @@ HINTS = {
     "reflect": "[lan, guest]", "address": "server address", "nts": "true | false", "pool": "true | false",
     "tls_name": "dns.example (DNS over TLS)", "file": "/path/on/the/router", "format": "domains | hosts",
     "prefixes": "[2001:db8:10:10::/64]", "interval": "seconds: 200", "lifetime": "seconds: 1800",
+    "router_id": "192.0.2.1", "redistribute": "[connected, static]", "default_originate": "true | false",
+    "accept_default": "true | false", "area": "0 or 0.0.0.0", "cost": "10", "hello": "seconds: 10",
+    "dead": "seconds: 40", "passive": "true | false", "asn": "65001", "remote_asn": "65002",
+    "networks": "[2001:db8:10::/56]", "import": "[prefixes to accept]", "export": "[prefixes to announce]",
+    "ebgp_multihop": "hops: 2", "zone": "zone the session arrives from",
 }
 
 

@@ -280,7 +280,7 @@ async def test_vt100_focus_and_checkbox_state_show_without_colour():
         assert app.focused.id == "f-iif" and app.focused.region.y in reverse_rows(app)
 
 
-@pytest.mark.parametrize("view", ["dashboard", "interfaces", "firewall", "nat", "traffic", "changes", "leases",
+@pytest.mark.parametrize("view", ["dashboard", "interfaces", "firewall", "nat", "traffic", "changes", "leases", "routes",
                                   "events"])
 @run_async
 async def test_help_of_every_screen_fits_80x24_and_is_one_column_at_60x20(view):
@@ -292,7 +292,7 @@ async def test_help_of_every_screen_fits_80x24_and_is_one_column_at_60x20(view):
             await scene(view=view, keys=("question_mark",))(pilot)
             box = app.screen.query_one(VerticalScroll)
             text = str(app.screen.query_one("VerticalScroll Static").render())
-            assert f"{view} keys" in text and "anywhere" in text and "1 .. 8" in text
+            assert f"{view} keys" in text and "anywhere" in text and "1 .. 9" in text
             assert box.virtual_size.width <= box.region.width  # nothing cut at the right
             if size == (80, 24):
                 assert box.virtual_size.height <= box.region.height, "the help scrolls at 80x24"

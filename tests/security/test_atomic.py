@@ -49,6 +49,12 @@ ntp:
   nts_server: true
 mdns:
   reflect: [lan, guest]
+routing:
+  router_id: 198.51.100.2
+  ospf: {interfaces: {lan0: {hello: 10, dead: 40}}}
+  bgp:
+    asn: 65001
+    neighbors: [{address: 198.51.100.1, remote_asn: 65002, import: ["203.0.113.0/24 le 32"]}]
 """
 BASE = example_config() + SERVICES_YAML
 

@@ -158,6 +158,8 @@ def test_non_utf8_body(env):
 @pytest.mark.parametrize("url,name", [
     ("/v1/config?rev=HEAD:router.yaml", "rev"), ("/v1/render?rev=HEAD%5E%7Btree%7D", "rev"),
     ("/v1/diff?a=%40%7B-1%7D", "a"), ("/v1/log?n=abc", "n"), ("/v1/audit?n=-1", "n"),
+    ("/v1/routes?table=..%2F..%2Fetc%2Fpasswd", "table"), ("/v1/routes?table=main%0Ashow", "table"),
+    ("/v1/routes?table=12345678901", "table"),
 ])
 def test_bad_parameters_name_themselves(env, url, name):
     out = nobody(env, get(url))

@@ -45,7 +45,8 @@ def _changed(text: str) -> str:
             .replace("zones: {lan: allow, guest: refuse}", "zones: {lan: allow, guest: allow}")  # unbound
             .replace("ra:\n  lan0: {}", "ra:\n  lan0: {}\n  guest0: {}")                  # radvd
             .replace("serve: [lan]", "serve: [lan, guest]")                               # chrony
-            .replace("reflect: [lan, guest]", "reflect: [lan, guest, mgmt]"))             # avahi
+            .replace("reflect: [lan, guest]", "reflect: [lan, guest, mgmt]")              # avahi
+            .replace("hello: 10, dead: 40", "hello: 5, dead: 20"))                        # frr
 
 
 def _daemon_names() -> list[str]:
@@ -73,15 +74,15 @@ def _no_daemon_checkers(monkeypatch):
     monkeypatch.setattr(base.DaemonApplier, "checker", lambda self, f: None)
 
 
-def test_all_six_daemons_are_registered_in_order():
-    assert _daemon_names() == ["kea-dhcp4", "kea-dhcp6", "unbound", "radvd", "chrony", "avahi"]
+def test_all_seven_daemons_are_registered_in_order():
+    assert _daemon_names() == ["kea-dhcp4", "kea-dhcp6", "unbound", "radvd", "chrony", "avahi", "frr"]
 
 
 def test_drift_and_repair_cover_daemon_configs(tmp_path):
     p = _pipeline(tmp_path)
     text = _text(tmp_path)
     res = p.commit(text, "services", "t")
-    assert res["services"] == 6
+    assert res["services"] == 7
     assert p.drift() == [] and p.apply()["changes"] == 0
     conf = tmp_path / "svc/rendered/unbound/unbound.conf"
     good = conf.read_text()
@@ -127,7 +128,7 @@ def test_a_failure_at_any_stage_restores_every_file_byte_for_byte(tmp_path, stag
     p.faults = None
     assert p.drift() == []
     res = p.commit(new, "firewall + every daemon", "t")
-    assert res["services"] == 6 and res["nft"] == 1
+    assert res["services"] == 7 and res["nft"] == 1
 
 
 @pytest.mark.parametrize("failing", _daemon_names())
@@ -156,7 +157,7 @@ def test_a_daemon_write_failure_restores_every_applier_and_head(tmp_path, monkey
     assert p.drift() == []
     # Once the fault is gone the same commit lands, and every daemon's config changed.
     res = p.commit(new, "firewall + every daemon", "t")
-    assert res["services"] == 6 and res["nft"] == 1
+    assert res["services"] == 7 and res["nft"] == 1
 
 
 def test_a_daemon_refusing_its_reload_fails_the_apply(tmp_path, monkeypatch):

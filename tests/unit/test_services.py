@@ -43,6 +43,12 @@ ntp:
   servers: [{address: time.example.net, nts: true}]
 mdns:
   reflect: [lan, guest]
+routing:
+  router_id: 198.51.100.2
+  ospf: {interfaces: {lan0: {hello: 10, dead: 40}}}
+  bgp:
+    asn: 65001
+    neighbors: [{address: 198.51.100.1, remote_asn: 65002, import: ["203.0.113.0/24 le 32"]}]
 """
 TEXT = example_config() + SVC
 PATHS = ServicePaths("/r/rendered", "/r/run", "/r/state")
@@ -269,10 +275,14 @@ def test_firewall_opens_exactly_the_services_of_each_zone():
     rs = render(cfg())
     comments = {z: [r.comment for r in _chain(rs, f"zone_{z}_in").rules] for z in ("lan", "guest", "wan", "mgmt")}
     assert [c for c in comments["lan"] if c.startswith("service")] == [
-        "service dhcp", "service dhcpv6", "service dns", "service dns", "service ntp", "service mdns"]
+        "service dhcp", "service dhcpv6", "service dns", "service dns", "service ntp", "service mdns",
+        "service ospf"]
     assert [c for c in comments["guest"] if c.startswith("service")] == [
         "service dhcp", "service dns", "service dns", "service mdns"]
-    assert not [c for c in comments["wan"] + comments["mgmt"] if c.startswith("service")]
+    # routing: BGP from its neighbor in wan (tcp/179 from that address only), OSPF on lan0.
+    assert [c for c in comments["wan"] if c.startswith("service")] == ["service bgp"]
+    assert "ip saddr 198.51.100.1 meta l4proto tcp tcp dport 179" in _chain(rs, "zone_wan_in").rules[-2].text()
+    assert not [c for c in comments["mgmt"] if c.startswith("service")]
     # After the user's rules, before the zone default.
     lan = comments["lan"]
     assert lan.index("rule ping-router") < lan.index("service dhcp") < lan.index("zone lan input")
@@ -346,7 +356,7 @@ def test_applier_writes_bumps_generation_is_idempotent_and_removes(tmp_path, mon
     a = ServiceApplier(tmp_path / "rendered")
     assert a.paths == ServicePaths(str(tmp_path / "rendered"), str(tmp_path / "run"), str(tmp_path / "state"))
     c = cfg(text)
-    assert a.apply(c) == 6
+    assert a.apply(c) == 7
     for svc, (name, _) in SERVICES.items():
         assert (tmp_path / "rendered" / svc / name).exists()
         assert (tmp_path / "rendered" / svc / ".generation").read_text() == "1\n"

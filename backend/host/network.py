@@ -73,6 +73,7 @@ class NetworkApplier:
         st = self._load(ctx)
         self.owned: tuple[str, ...] = tuple(st.get("owned", ()))
         self.net.original_mtu = dict(st.get("original_mtu") or {})
+        self._first = None
 
     # -- persisted ownership -----------------------------------------------------------------
 
@@ -121,6 +122,42 @@ class NetworkApplier:
             self.owned = tuple(sorted(d.cfg.interfaces))
             self._save()
             return [describe(op) for op in ops]
+
+    # -- the first commit: no previous revision to apply ------------------------------------------
+
+    def begin_first(self, d: Desired) -> None:
+        """Before a transaction without a previous revision: the links it may touch as they are
+        (state, MTU, permanent addresses, our routes, the sysctls it sets), to put back on failure."""
+        self._first = None
+        names = set(self.owned) | set(d.cfg.interfaces)
+        extra = [k for k in desired_state(d).sysctls]
+        try:
+            with self._lock:
+                self._first = (self.net.observe(names, extra), dict(self.net.original_mtu), self.owned)
+        except Exception:  # noqa: BLE001 - no snapshot: undo_first says so instead of guessing
+            self._first = None
+
+    def end(self) -> None:
+        self._first = None
+
+    def undo_first(self) -> list[str]:
+        """Put the links this first transaction touched back as observed at its start: the
+        addresses and routes it added go, those it removed come back, MTU and state as they were
+        (links created by this transaction are gone with the links applier's undo)."""
+        first = self._first
+        if first is None:
+            return ["network: no snapshot of the links before this commit; addresses were left as applied"]
+        before, mtus, owned = first
+        with self._lock:
+            try:
+                self.net.execute(self.net.plan(before, set(before.links)))
+            except Exception as e:  # noqa: BLE001 - reported as a restore error
+                return [f"network: {e}"]
+            finally:
+                self.net.original_mtu = mtus
+                self.owned = owned
+                self._save()
+        return []
 
     def drift(self, d: Desired) -> list[str]:
         return [describe(op) for op in self._ops(d, set(self.owned))]

@@ -1,0 +1,86 @@
+"""A failed very first commit against a real kernel, run as a script in a fresh network namespace
+(``unshare --net``; test_first_commit_lab.py runs it): veth pairs p1/x1 and p2/x2, p1 with an address
+and an MTU of its own. A real Pipeline (links + network appliers) applies a first document — a
+bridge br0 over p1 and p2, a new address and MTU on p1, a route — and fails after the network
+applier (TALGATE_FAULTS-style fault). Prints one JSON line: the links/addresses before and after."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+DOC = """
+interfaces:
+  p1: {ipv4: [192.168.77.1/24], mtu: 1300}
+  p2: {}
+  br0: {kind: bridge, ports: [p2], ipv4: [192.168.78.1/24]}
+routes:
+  - {name: far, to: 10.77.0.0/16, via: 192.168.77.10}
+zones:
+  lan: {interfaces: [p1, br0]}
+"""
+
+
+def sh(*cmd: str) -> str:
+    return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+
+
+def observe() -> dict:
+    links = {lk["ifname"]: {"mtu": lk["mtu"], "master": lk.get("master"), "up": "UP" in lk["flags"],
+                            "addrs": sorted(f"{a['local']}/{a['prefixlen']}" for a in lk.get("addr_info", [])
+                                            if a.get("scope") != "link")}
+             for lk in json.loads(sh("ip", "-j", "addr", "show"))}
+    routes = sorted(r["dst"] for r in json.loads(sh("ip", "-j", "route", "show")))
+    return {"links": links, "routes": routes}
+
+
+def main() -> None:
+    from backend.agent.pipeline import ApplyFailed, Pipeline
+    from backend.host.applier import HostContext
+    from backend.host.links import LinksApplier
+    from backend.host.network import NetworkApplier
+
+    sh("ip", "link", "set", "lo", "up")
+    for a, b in (("p1", "x1"), ("p2", "x2")):
+        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+        sh("ip", "link", "set", a, "up")
+    sh("ip", "addr", "add", "10.99.0.1/24", "dev", "p1")
+    sh("ip", "link", "set", "p1", "mtu", "1400")
+    before = observe()
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state"
+        state.mkdir()
+        ctx = HostContext(state, Path(tmp) / "rendered")
+        p = Pipeline(Path(tmp) / "repo", state, Path(tmp) / "rendered",
+                     appliers=[LinksApplier(ctx), NetworkApplier(ctx)])
+        seen: dict = {}
+
+        def fault(stage: str) -> None:
+            if stage == "network":
+                seen["applied"] = observe()
+                raise RuntimeError("injected fault at network")
+
+        p.faults = fault
+        error = None
+        try:
+            p.commit(DOC, "first", "test")
+        except ApplyFailed as e:
+            error = {"message": str(e), "detail": e.detail}
+        after = observe()
+        links_json = json.loads((state / "links.json").read_text()) if (state / "links.json").exists() else {}
+        # not sticky: with the fault gone the same first commit lands
+        p.faults = None
+        p.commit(DOC, "first", "test")
+        landed = observe()
+    print(json.dumps({"before": before, "applied": seen.get("applied"), "after": after, "error": error,
+                      "links_json": links_json, "landed": landed}))
+
+
+if __name__ == "__main__":
+    main()

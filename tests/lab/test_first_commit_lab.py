@@ -1,0 +1,37 @@
+"""The very first commit (no previous revision) failing after the kernel changed: the links it
+created are deleted, the addresses, MTU and routes it changed are put back (issue 14; the rule:
+any failure after the first kernel change restores everything). Real kernel, in a fresh network
+namespace (first_commit_world.py)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+WORLD = Path(__file__).with_name("first_commit_world.py")
+
+
+def test_a_failed_first_commit_leaves_the_kernel_as_it_was():
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare (a network namespace of its own)")
+    r = subprocess.run(["unshare", "--net", sys.executable, str(WORLD)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    before, applied, after = out["before"], out["applied"], out["after"]
+    # the commit really changed the kernel before it failed ...
+    assert "br0" in applied["links"] and applied["links"]["p2"]["master"] == "br0"
+    assert applied["links"]["p1"]["addrs"] == ["192.168.77.1/24"] and applied["links"]["p1"]["mtu"] == 1300
+    assert "10.77.0.0/16" in applied["routes"]
+    # ... and it all went back: no bridge, p2 released, p1's own address and MTU, no route
+    assert out["error"] and "injected fault at network" in out["error"]["message"]
+    assert out["error"]["detail"]["restore_errors"] == []
+    assert after == before
+    assert out["links_json"].get("created", {}) == {} and out["links_json"].get("enslaved", {}) == {}
+    # not sticky: the same first commit lands once the fault is gone
+    assert out["landed"]["links"]["p2"]["master"] == "br0" and "10.77.0.0/16" in out["landed"]["routes"]

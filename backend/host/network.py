@@ -17,8 +17,11 @@ from pathlib import Path
 from ..model import Problem
 from ..model.kinds import agent_made_links
 from .applier import Desired, HostContext, load_state, save_state
-from .net import NetApplier, NetState
+from .net import SYSCTLS, NetApplier, NetState
 from .net import desired as config_state
+
+
+LINK_SYSCTL = "net/ipv6/conf/"  # the per-link sysctls (net/ipv6/conf/LINK/KEY) remembered before a change
 
 
 def route_link(cfg, route) -> str | None:
@@ -73,6 +76,10 @@ class NetworkApplier:
         st = self._load(ctx)
         self.owned: tuple[str, ...] = tuple(st.get("owned", ()))
         self.net.original_mtu = dict(st.get("original_mtu") or {})
+        # per-link sysctls a config set (accept_ra/autoconf of a WAN with ipv6: {...}) -> the value
+        # before; put back when the config stops setting them
+        self.original_sysctls: dict[str, str] = {k: str(v) for k, v in (st.get("original_sysctls") or {}).items()
+                                                 if isinstance(k, str) and k.startswith(LINK_SYSCTL) and k not in SYSCTLS}
         self._first = None
 
     # -- persisted ownership -----------------------------------------------------------------
@@ -81,7 +88,26 @@ class NetworkApplier:
         return load_state(ctx.state_dir, "network")
 
     def _save(self) -> None:
-        save_state(self._file.parent, "network", {"owned": list(self.owned), "original_mtu": self.net.original_mtu})
+        save_state(self._file.parent, "network", {"owned": list(self.owned), "original_mtu": self.net.original_mtu,
+                                                  "original_sysctls": self.original_sysctls})
+
+    def _want(self, d: Desired) -> NetState:
+        """desired_state + the per-link sysctls a former config set, back to their value before."""
+        st = desired_state(d)
+        proc = getattr(self.net, "proc_sys", None)
+        for k, v in self.original_sysctls.items():
+            if k not in st.sysctls and proc is not None and (proc / k).exists():  # a link gone: nothing to put back
+                st.sysctls[k] = v
+        return st
+
+    def _remember_sysctls(self, st: NetState) -> None:
+        proc = getattr(self.net, "proc_sys", None)
+        for k in st.sysctls:
+            if k.startswith(LINK_SYSCTL) and k not in SYSCTLS and k not in self.original_sysctls and proc is not None:
+                try:
+                    self.original_sysctls[k] = (proc / k).read_text().strip()
+                except OSError:
+                    pass
 
     # -- the protocol -----------------------------------------------------------------------------
 
@@ -105,7 +131,7 @@ class NetworkApplier:
         with self._lock:
             saved = dict(self.net.original_mtu)
             try:
-                return self.net.plan(desired_state(d), owned)
+                return self.net.plan(self._want(d), owned)
             finally:
                 self.net.original_mtu = saved
 
@@ -116,10 +142,15 @@ class NetworkApplier:
         with self._lock:
             # Remember every link we may touch before touching it, so a restore can clean up.
             self.owned = tuple(sorted(set(self.owned) | set(d.cfg.interfaces)))
+            want = self._want(d)
+            self._remember_sysctls(want)
             self._save()
-            ops = self.net.plan(desired_state(d), set(self.owned))
+            ops = self.net.plan(want, set(self.owned))
             self.net.execute(ops)
             self.owned = tuple(sorted(d.cfg.interfaces))
+            # a sysctl put back to its value before (or whose link is gone) is no longer ours
+            wanted = desired_state(d).sysctls
+            self.original_sysctls = {k: v for k, v in self.original_sysctls.items() if k in wanted}
             self._save()
             return [describe(op) for op in ops]
 
@@ -130,10 +161,11 @@ class NetworkApplier:
         (state, MTU, permanent addresses, our routes, the sysctls it sets), to put back on failure."""
         self._first = None
         names = set(self.owned) | set(d.cfg.interfaces)
-        extra = [k for k in desired_state(d).sysctls]
+        extra = [*desired_state(d).sysctls, *self.original_sysctls]
         try:
             with self._lock:
-                self._first = (self.net.observe(names, extra), dict(self.net.original_mtu), self.owned)
+                self._first = (self.net.observe(names, extra), dict(self.net.original_mtu), self.owned,
+                               dict(self.original_sysctls))
         except Exception:  # noqa: BLE001 - no snapshot: undo_first says so instead of guessing
             self._first = None
 
@@ -147,7 +179,7 @@ class NetworkApplier:
         first = self._first
         if first is None:
             return ["network: no snapshot of the links before this commit; addresses were left as applied"]
-        before, mtus, owned = first
+        before, mtus, owned, sysctls = first
         with self._lock:
             try:
                 self.net.execute(self.net.plan(before, set(before.links)))
@@ -156,6 +188,7 @@ class NetworkApplier:
             finally:
                 self.net.original_mtu = mtus
                 self.owned = owned
+                self.original_sysctls = sysctls
                 self._save()
         return []
 

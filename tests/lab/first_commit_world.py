@@ -82,5 +82,40 @@ def main() -> None:
                       "links_json": links_json, "landed": landed}))
 
 
+def accept_ra() -> None:
+    """A WAN with ipv6: {slaac: true}, then without it, then with it and dropped from the document:
+    accept_ra and autoconf each time (the kernel's values before come back)."""
+    from backend.agent.pipeline import Pipeline
+    from backend.host.applier import HostContext
+    from backend.host.network import NetworkApplier
+
+    sh("ip", "link", "set", "lo", "up")
+    for a, b in (("w1", "y1"), ("l1", "z1")):
+        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+    sh("sysctl", "-qw", "net.ipv6.conf.w1.autoconf=0")  # a value of its own before the agent
+
+    def read() -> list[str]:
+        return [Path(f"/proc/sys/net/ipv6/conf/w1/{k}").read_text().strip() for k in ("accept_ra", "autoconf")]
+
+    base = "interfaces:\n  l1: {ipv4: [192.168.80.1/24]}\n"
+    out = {"before": read()}
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state"
+        state.mkdir()
+        ctx = HostContext(state, Path(tmp) / "rendered")
+        p = Pipeline(Path(tmp) / "repo", state, Path(tmp) / "rendered", appliers=[NetworkApplier(ctx)])
+        p.commit(base + "  w1: {ipv6: {slaac: true}}\n", "slaac", "test")
+        out["slaac"] = read()
+        p.commit(base + "  w1: {}\n", "static", "test")
+        out["static"] = read()
+        out["drift"] = p.appliers[0].drift(p._current) if getattr(p, "_current", None) else None
+        p.commit(base + "  w1: {ipv6: {dhcpv6: true}}\n", "dhcpv6", "test")
+        out["dhcpv6"] = read()
+        p.commit(base, "dropped", "test")
+        out["dropped"] = read()
+        out["state"] = json.loads((state / "network.json").read_text())
+    print(json.dumps(out))
+
+
 if __name__ == "__main__":
-    main()
+    accept_ra() if sys.argv[1:] == ["accept_ra"] else main()

@@ -17,12 +17,17 @@ import pytest
 WORLD = Path(__file__).with_name("first_commit_world.py")
 
 
-def test_a_failed_first_commit_leaves_the_kernel_as_it_was():
+def world(*args: str) -> dict:
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("needs root and unshare (a network namespace of its own)")
-    r = subprocess.run(["unshare", "--net", sys.executable, str(WORLD)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(["unshare", "--net", "--mount", sys.executable, str(WORLD), *args],
+                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_a_failed_first_commit_leaves_the_kernel_as_it_was():
+    out = world()
     before, applied, after = out["before"], out["applied"], out["after"]
     # the commit really changed the kernel before it failed ...
     assert "br0" in applied["links"] and applied["links"]["p2"]["master"] == "br0"
@@ -35,3 +40,16 @@ def test_a_failed_first_commit_leaves_the_kernel_as_it_was():
     assert out["links_json"].get("created", {}) == {} and out["links_json"].get("enslaved", {}) == {}
     # not sticky: the same first commit lands once the fault is gone
     assert out["landed"]["links"]["p2"]["master"] == "br0" and "10.77.0.0/16" in out["landed"]["routes"]
+
+
+def test_accept_ra_goes_back_when_a_wan_stops_learning_ipv6():
+    """issue 14: a WAN with ipv6: {...} accepts RAs (accept_ra=2); without it (or dropped from the
+    document) the kernel's values before come back, and the applier forgets them."""
+    out = world("accept_ra")
+    assert out["before"] == ["1", "0"]
+    assert out["slaac"] == ["2", "1"]
+    assert out["static"] == out["before"]
+    assert out["drift"] == []
+    assert out["dhcpv6"] == ["2", "0"]
+    assert out["dropped"] == out["before"]
+    assert out["state"].get("original_sysctls") == {}

@@ -20,7 +20,6 @@ from .applier import Desired, HostContext, load_state, save_state
 from .net import SYSCTLS, NetApplier, NetState
 from .net import desired as config_state
 
-
 LINK_SYSCTL = "net/ipv6/conf/"  # the per-link sysctls (net/ipv6/conf/LINK/KEY) remembered before a change
 
 

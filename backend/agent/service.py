@@ -210,7 +210,7 @@ class Service:
         if facts is not None:  # what the kernel holds: the document under the learned prefixes
             from ..model.uplink import effective
 
-            cfg = effective(cfg, facts.delegated, facts.deprecated)
+            cfg = effective(cfg, facts.delegated, facts.deprecated, facts.lifetimes)
         return m.RenderResponse(rev=r, nft=render(cfg).text())
 
     def validate(self, req: m.ValidateRequest, caller: Caller) -> m.ValidateResponse:
@@ -254,7 +254,7 @@ class Service:
         if facts is not None:  # addresses and sets from a delegated prefix: as the kernel has them now
             from ..model.uplink import effective
 
-            cfg = effective(cfg, facts.delegated, facts.deprecated)
+            cfg = effective(cfg, facts.delegated, facts.deprecated, facts.lifetimes)
         res = Tracer(cfg).trace(pkt).to_dict()
         return m.TraceResponse(**res, config="candidate" if req.config else "running")
 

@@ -153,7 +153,8 @@ def resolve(cfg, delegated: Mapping[str, tuple[str, ...]]) -> tuple[dict, list[s
 
 
 def effective(cfg, delegated: Mapping[str, tuple[str, ...]] | None = None,
-              deprecated: Mapping[str, tuple[str, ...]] | None = None):
+              deprecated: Mapping[str, tuple[str, ...]] | None = None,
+              lifetimes: Mapping[str, tuple[int, int]] | None = None):
     """The document as the renderers see it under the learned prefixes: a copy with concrete
     addresses in place of from_delegated entries (none while nothing is delegated), the prefixes of
     a replaced delegation listed for radvd as deprecated, and an input rule letting DHCPv6 replies
@@ -186,6 +187,12 @@ def effective(cfg, delegated: Mapping[str, tuple[str, ...]] | None = None,
             lo, hi = parse_pool(pool)
             pools.append(f"{ipaddress.IPv6Address(base | int(lo))}-{ipaddress.IPv6Address(base | int(hi))}")
         scope.ipv6.pools = pools
+    for path, e, on_itf in _entries(src) if lifetimes else ():  # RA lifetimes of a delegated /64
+        ra = eff.ra.get(path.split(".")[1]) if on_itf else None
+        for pre in (delegated or {}).get(e.from_delegated, ()) if ra is not None else ():
+            net = pd_address(pre, e.subnet, None)
+            if net is not None and pre in lifetimes:
+                ra._lifetimes[net] = tuple(lifetimes[pre])
     if deprecated:
         old, _ = resolve(src, deprecated)
         for (kind, name), addrs in old.items():

@@ -13,7 +13,6 @@ import ipaddress
 from ..model.config import RouterConfig
 from ..model.services import lan_domain, ra_interfaces, serves
 
-
 RADVD_VALID, RADVD_PREFERRED = 86400, 14400  # radvd's default prefix lifetimes
 
 

@@ -117,5 +117,62 @@ def accept_ra() -> None:
     print(json.dumps(out))
 
 
+PD_DOC = """
+interfaces:
+  w1: {ipv6: {prefix_delegation: {length: 56}}}
+  l1: {ipv6: [{from_delegated: w1, subnet: 0x10, host: "::1"}]}
+zones:
+  wan: {interfaces: [w1]}
+  lan: {interfaces: [l1]}
+"""
+
+
+def pd_unreachable() -> None:
+    """A delegated /56 with subnet 0x10 on l1: the rest of the /56 is unreachable (RFC 7084 WPD-5),
+    following the delegation (a new prefix, then none) without a commit."""
+    from backend.agent.pipeline import Pipeline
+    from backend.host.applier import Facts, HostContext
+    from backend.host.network import NetworkApplier
+
+    sh("ip", "link", "set", "lo", "up")
+    for a, b in (("w1", "y1"), ("l1", "z1"), ("d1", "e1")):
+        sh("ip", "link", "add", a, "type", "veth", "peer", "name", b)
+    # a default route outside the document (d1): without the unreachable route the rest of the
+    # delegated prefix would leave by it (back to the ISP)
+    for n in ("d1", "e1", "l1", "z1"):
+        sh("ip", "link", "set", n, "up")
+    sh("ip", "-6", "addr", "add", "2001:db8:1::2/64", "dev", "d1", "nodad")
+    sh("ip", "-6", "route", "add", "default", "via", "2001:db8:1::1", "dev", "d1")
+
+    def look() -> dict:
+        routes = json.loads(sh("ip", "-j", "-6", "route", "show", "type", "unreachable", "proto", "250"))
+        get = {}
+        for ip in ("2001:db8:4000:1ff::1", "2001:db8:4000:110::5", "2001:db8:5000:1ff::1", "2001:db8:5000:110::5"):
+            r = subprocess.run(["ip", "-j", "-6", "route", "get", ip], capture_output=True, text=True)
+            get[ip] = "unreachable" if r.returncode else (json.loads(r.stdout)[0].get("type") or json.loads(r.stdout)[0].get("dev"))
+        return {"routes": sorted(f"{r['dst']} metric {r.get('metric')}" for r in routes), "get": get}
+
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        state = Path(tmp) / "state"
+        state.mkdir()
+        ctx = HostContext(state, Path(tmp) / "rendered")
+        p = Pipeline(Path(tmp) / "repo", state, Path(tmp) / "rendered", appliers=[NetworkApplier(ctx)])
+        p.commit(PD_DOC, "pd", "test")
+        out["none"] = look()
+        head = p.repo.head()
+        p.set_facts(Facts(delegated={"w1": ("2001:db8:4000:100::/56",)}))
+        out["first"] = look()
+        p.set_facts(Facts(delegated={"w1": ("2001:db8:5000:100::/56",)}))
+        out["second"] = look()
+        out["drift"] = p.appliers[0].drift(p._current)
+        p.set_facts(Facts())
+        out["gone"] = look()
+        out["head_moved"] = p.repo.head() != head
+    print(json.dumps(out))
+
+
+MODES = {"accept_ra": accept_ra, "pd_unreachable": pd_unreachable}
+
 if __name__ == "__main__":
-    accept_ra() if sys.argv[1:] == ["accept_ra"] else main()
+    MODES.get(sys.argv[1] if sys.argv[1:] else "", main)()

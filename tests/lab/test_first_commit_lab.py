@@ -53,3 +53,19 @@ def test_accept_ra_goes_back_when_a_wan_stops_learning_ipv6():
     assert out["dhcpv6"] == ["2", "0"]
     assert out["dropped"] == out["before"]
     assert out["state"].get("original_sysctls") == {}
+
+
+def test_the_unused_part_of_a_delegated_prefix_is_unreachable():
+    """RFC 7084 WPD-5: an unreachable route (proto 250) for the delegated prefix; the /64 on the LAN
+    is more specific. It follows the delegation without a commit, and goes with it."""
+    out = world("pd_unreachable")
+    assert out["none"]["routes"] == [] and out["none"]["get"]["2001:db8:4000:1ff::1"] == "d1"
+    assert out["first"]["routes"] == ["2001:db8:4000:100::/56 metric 1024"]
+    assert out["first"]["get"]["2001:db8:4000:1ff::1"] == "unreachable"
+    assert out["first"]["get"]["2001:db8:4000:110::5"] == "l1"
+    assert out["second"]["routes"] == ["2001:db8:5000:100::/56 metric 1024"]
+    assert out["second"]["get"]["2001:db8:5000:1ff::1"] == "unreachable"
+    assert out["second"]["get"]["2001:db8:5000:110::5"] == "l1"
+    assert out["drift"] == []
+    assert out["gone"]["routes"] == [] and out["gone"]["get"]["2001:db8:5000:1ff::1"] == "d1"
+    assert not out["head_moved"]

@@ -136,8 +136,11 @@ def test_desired_state_under_facts():
     st = desired_state(d)
     assert st.addrs["wan0"] == {"198.51.100.150/24"} and st.addrs["lan0"] == {"192.168.10.1/24",
                                                                              "2001:db8:4000:110::1/64"}
-    [(key, route)] = st.routes.items()
+    [(key, route)] = [(k, r) for k, r in st.routes.items() if r.get("type") != "unreachable"]
     assert (key.dst, route["gateway"], route["oif"]) == ("0.0.0.0/0", "198.51.100.1", "wan0")
+    # RFC 7084 WPD-5: the delegated prefix is unreachable but for the /64s in use (more specific)
+    [pd] = [k for k, r in st.routes.items() if r.get("type") == "unreachable"]
+    assert (pd.family, pd.dst, pd.metric) == (6, "2001:db8:4000:100::/56", 1024)
     assert st.sysctls["net/ipv6/conf/wan0/accept_ra"] == "2" and st.sysctls["net/ipv6/conf/wan0/autoconf"] == "1"
     assert "2001:db8:4000:110::/64" in d.ruleset.text()
     # an unhealthy WAN loses its learned default route too; other facts re-render the ruleset

@@ -19,11 +19,10 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from ..model.config import RouterConfig
-
-RTN_UNREACHABLE = 7
 from ..model.links import foreign_link
 
 RTPROT_TALGATE = 250  # "proto 250" in `ip route`; ours alone
+RTN_UNREACHABLE = 7   # route type of the unused part of a delegated prefix
 MAIN_TABLE = 254
 IFA_F_NODAD = 0x02
 IFA_F_PERMANENT = 0x80

@@ -22,7 +22,9 @@ applier back to the previous revision, in order, and HEAD does not move. An appl
 journal implements the optional transaction hooks ``begin()``, ``undo() -> list[str]`` (errors)
 and ``end()``: it is put back by ``undo`` (the daemons: every file byte for byte); the others by
 ``apply(previous desired)`` (the kernel appliers: idempotent, so the ones that never ran do
-nothing). Optional attributes: ``warnings`` (what a tolerant apply kept as it was) and ``fault``
+nothing). The very first commit has no previous revision: a kernel applier that can tell what it
+added implements ``begin_first(desired)`` (remember the kernel before it) and ``undo_first() ->
+list[str]`` (put that back; the links and network appliers). Optional attributes: ``warnings`` (what a tolerant apply kept as it was) and ``fault``
 (the pipeline's fault-injection hook, for tests).
 
 Adding a daemon or a kernel subsystem = one module with an applier class + one ``register`` line in

@@ -69,6 +69,7 @@ demo-down: install
 bench: install
 	$(BIN)/python bench/forwarding.py
 	$(BIN)/python bench/commit_latency.py
+	$(BIN)/python bench/multiwan.py
 	$(BIN)/python bench/prefix_change.py
 	$(BIN)/python bench/console_bench.py
 

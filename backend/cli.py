@@ -339,6 +339,11 @@ def cmd_status(args) -> int:
         d = st["last_drift"]
         when = time.strftime("%H:%M:%S", time.localtime(d["time"]))
         print(f"last drift {when}: {'; '.join(d['items'])} (repaired)")
+    for name, w in (st.get("wans") or {}).items():
+        rtt = "-" if w.get("rtt_ms") is None else f"{w['rtt_ms']:.1f} ms"
+        loss = "-" if w.get("loss_pct") is None else f"{w['loss_pct']:.0f}%"
+        print(f"wan        {name:<10} {w.get('interface', '?'):<8} {w.get('state', '?'):<10} "
+              f"{'active' if w.get('active') else 'standby':<8} rtt {rtt:<9} loss {loss}")
     if st.get("links"):
         print("links      " + ", ".join(f"{n} ({k})" for n, k in st["links"].items()))
     for name, svc in (st.get("services") or {}).items():
@@ -411,9 +416,9 @@ def cmd_lab(args) -> int:
             if text and wants_isp_dhcp(text):  # e.g. backend/lab/uplink.yaml: the isp runs Kea + radvd
                 up_with_isp_dhcp(lab, text)
             else:
-                lab.up(text)
+                lab.up(text, topology=args.topology)
             st = lab.status()
-            print(f"lab up: {' '.join(st['namespaces'])}")
+            print(f"lab up ({st['topology']} topology): {' '.join(st['namespaces'])}")
             print(f"  agent      pid {st['processes']['agent']['pid']}, log {lab.state / 'agent.log'}")
             print(f"  sockets    {lab.socket} (read-write), {lab.ro_socket} (read-only)")
             print(f"  config     {lab.repo}/router.yaml — edit it, then `talgate diff` and `talgate commit -m MSG`")
@@ -428,7 +433,8 @@ def cmd_lab(args) -> int:
             if args.json:
                 print(json.dumps(st, indent=2))
             else:
-                print(f"lab {'up' if st['up'] else 'down'}: {' '.join(st['namespaces']) or 'no namespaces'}")
+                print(f"lab {'up' if st['up'] else 'down'} ({st['topology']} topology, hosts {' '.join(st['hosts'])}): "
+                      f"{' '.join(st['namespaces']) or 'no namespaces'}")
                 for name, p in st["processes"].items():
                     print(f"  {name:<14} pid {p['pid']:<8} {'running' if p['alive'] else 'DEAD'}")
             return 0 if st["up"] else 3
@@ -611,7 +617,10 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--state", help="state folder (default /run/talgate-lab)")
     lsub = lab.add_subparsers(dest="lab_cmd", required=True)
     up = lsub.add_parser("up", help="build the lab and start the agent in tg-router")
-    up.add_argument("--config", help="initial router.yaml (default: the lab example)")
+    up.add_argument("--config", help="initial router.yaml (default: the lab example; backend/lab/multiwan.yaml: "
+                                     "two uplinks)")
+    up.add_argument("--topology", help="lab topology: default, multiwan (default: the one the config names in a "
+                                       "'# talgate-lab: topology=NAME' line, else default)")
     lsub.add_parser("down", help="stop the lab and remove its namespaces")
     ls = lsub.add_parser("status", help="namespaces and processes")
     ls.add_argument("--json", action="store_true")

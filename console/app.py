@@ -98,6 +98,7 @@ class TalgateApp(App):
         self._held: list[events.Key] | None = None
         # The staged candidate survives a restart in a per-user state file (None: not kept, as in tests).
         self.state_path = state_path
+        self.state_shown: str | None = None  # the state file's path as dialogs show it (default: ~/…)
         self._restore = "start" if state_path else "done"  # start → asking → done
         self._saved_gen: int | None = None
         self._persisting = False  # a background write of the state file is running
@@ -251,6 +252,12 @@ class TalgateApp(App):
 
     # -- the candidate across restarts --------------------------------------------------
 
+    @property
+    def state_label(self) -> str:
+        if self.state_shown:
+            return self.state_shown
+        return state.shown_path(self.state_path)
+
     def persist_candidate(self, background: bool = False) -> None:
         """Keep the state file in step with the candidate: written when it changed, removed when nothing
         is staged (committed or discarded). Not before the saved one was offered back.
@@ -332,7 +339,7 @@ class TalgateApp(App):
         on = "the current HEAD" if base == cand.head_rev else \
             f"revision {(base or '?')[:12]} (HEAD has moved since: you can rebase it)"
         msg = (f"A staged candidate was kept when the console closed ({when}), made on {on}.\n"
-               f"Restore it? (d discards it for good; esc decides later: it stays in {self.state_path})")
+               f"Restore it? (d discards it for good; esc decides later: it stays in {self.state_label})")
 
         def answered(choice):
             if choice == "restore":
@@ -374,7 +381,7 @@ class TalgateApp(App):
                 text, err = self.store.client.config(base).text, None
             except (AgentError, AgentUnreachable) as e:
                 text, err = None, (f"not restored: its base revision {(base or '-')[:12]} is not in this agent's "
-                                   f"history ({getattr(e, 'message', e)}); the file stays: {self.state_path}")
+                                   f"history ({getattr(e, 'message', e)}); the file stays: {self.state_label}")
             self.call_from_thread(fetched, text, err)
 
         self.run_worker(work_, thread=True, group="restore")
@@ -428,7 +435,7 @@ class TalgateApp(App):
             return
         self._quitting = True
         n = len(cand.changes())
-        kept = (f"They are kept in {self.state_path} and offered when the console starts again."
+        kept = (f"They are kept in {self.state_label} and offered when the console starts again."
                 if self.state_path else "They will be lost.")
         msg = f"{n} staged change{'s' if n != 1 else ''} not committed. {kept}"
 
@@ -494,7 +501,9 @@ class TalgateApp(App):
     def action_help(self) -> None:
         from .help import help_text
 
-        self.push_screen(TextScreen(f"help: {getattr(self.screen, 'NAME', 'keys')}", help_text(self, self.screen)))
+        inside = int(self.size.width * 0.95) - 4  # the help dialog: 95% wide, border and padding
+        self.push_screen(TextScreen(f"help: {getattr(self.screen, 'NAME', 'keys')}",
+                                    help_text(self, self.screen, inside)))
 
     # -- writes (in workers; the UI never blocks on the agent) ----------------------------
 

@@ -6,6 +6,8 @@ a lockout refusal lists the access paths the commit would cut; a bad trace argum
 
 from __future__ import annotations
 
+import difflib
+
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -134,12 +136,14 @@ class CommitScreen(_Dialog):
 
     KEYS = ("answer", "confirm", "force")
     BINDINGS = [Binding("escape", "cancel", "cancel"), Binding("ctrl+s", "commit", "commit"),
-                Binding("enter", "commit", "commit", show=False)]
-    HINT = "[enter/ctrl+s] commit  [tab] next  [space] toggle  [esc] cancel"
+                Binding("enter", "commit", "commit", show=False), Binding("ctrl+r", "review", "diff")]
+    HINT = "[enter] commit  [tab] next  [space] tick  [^r] diff  [esc] cancel"
 
-    def __init__(self, text: str, base: str | None, changes: int, client, summary: str = "", draft: str = ""):
+    def __init__(self, text: str, base: str | None, changes: int, client, summary: str = "", draft: str = "",
+                 head_text: str | None = None):
         super().__init__()
         self.text, self.base, self.changes, self.client = text, base, changes, client
+        self.head_text = head_text  # HEAD's router.yaml: ctrl+r shows what the commit changes in it
         self.summary = summary  # what is staged, in a few words: the message field's hint
         self.draft = draft  # the message typed before an esc: offered again
         self.busy = False
@@ -147,17 +151,18 @@ class CommitScreen(_Dialog):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog", id="commitdialog"):
-            yield Static(f"commit {self.changes} change(s): the agent validates, commits and applies",
+            n = self.changes
+            yield Static(f"commit {n} change{'s' if n != 1 else ''}: the agent validates, commits and applies",
                          classes="title")
             hint = f"(what and why; staged: {self.summary})" if self.summary else "(what and why)"
             yield _row("message", Input(self.draft, placeholder=hint, id="f-answer"))
-            yield Static("", id="e-answer", classes="error")
-            yield _row("confirm", Input(placeholder="(seconds: rolled back unless confirmed; empty: plain)",
+            yield Static("", id="e-answer", classes="error", markup=False)
+            yield _row("confirm", Input(placeholder="(seconds until auto-rollback; empty: plain)",
                                         id="f-confirm"))
-            yield Static("", id="e-confirm", classes="error")
-            yield _row("", Tick("force (cut access paths; needs a confirm time)", id="f-force", compact=True))
-            yield Static("", id="e-force", classes="error")
-            yield Static("", id="e-_general", classes="error wide")
+            yield Static("", id="e-confirm", classes="error", markup=False)
+            yield _row("", Tick("force (may cut access; needs confirm)", id="f-force", compact=True))
+            yield Static("", id="e-force", classes="error", markup=False)
+            yield Static("", id="e-_general", classes="error wide", markup=False)
             yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")
 
     def on_mount(self) -> None:
@@ -189,6 +194,20 @@ class CommitScreen(_Dialog):
         if not self.busy:
             self.draft = self.values()[0]
             self.dismiss(None)
+
+    def action_review(self) -> None:
+        """ctrl+r: the commit's diff of router.yaml (exactly the lines git will record), over the dialog;
+        esc comes back to it with what was typed."""
+        from .forms import TextScreen, diff_text
+
+        if self.head_text is None:
+            return
+        diff = "".join(difflib.unified_diff(self.head_text.splitlines(keepends=True),
+                                            self.text.splitlines(keepends=True),
+                                            "HEAD/router.yaml", "candidate/router.yaml", n=2))
+        self.app.push_screen(TextScreen(f"router.yaml: what commit {self.changes} change"
+                                        f"{'s' if self.changes != 1 else ''} records", diff_text(diff or "(no change)"),
+                                        wrap=False))
 
     def action_commit(self) -> None:
         if self.busy:
@@ -343,7 +362,7 @@ class TraceScreen(_Dialog):
     KEYS = ("iif", "src", "dst", "proto", "dport")
     BINDINGS = [Binding("escape", "close", "close"), Binding("ctrl+s", "trace", "trace"),
                 Binding("enter", "trace", "trace", show=False)]
-    HINT = "[enter/ctrl+s] trace  [tab] next  [esc] close   (nothing is sent)"
+    HINT = "[enter] trace  [tab] next  [esc] close  (nothing is sent)"
 
     def __init__(self, interfaces: list[str], client, candidate_text: str | None, staged: int,
                  packet: dict | None = None, plain: bool = False):
@@ -360,21 +379,21 @@ class TraceScreen(_Dialog):
             yield Static("trace a packet through the firewall", classes="title")
             yield _row("in", Select([(n, n) for n in self.interfaces], value=iif if iif else Select.NULL,
                                     allow_blank=not self.interfaces, id="f-iif", compact=True))
-            yield Static("", id="e-iif", classes="error")
+            yield Static("", id="e-iif", classes="error", markup=False)
             yield _row("src", Input(pk.get("src") or "", placeholder="(source address, IPv4 or IPv6)", id="f-src"))
-            yield Static("", id="e-src", classes="error")
+            yield Static("", id="e-src", classes="error", markup=False)
             yield _row("dst", Input(pk.get("dst") or "", placeholder="(destination address)", id="f-dst"))
-            yield Static("", id="e-dst", classes="error")
+            yield Static("", id="e-dst", classes="error", markup=False)
             yield _row("proto", Select([(p, p) for p in PROTOS], value=pk.get("proto") or "tcp", allow_blank=False,
                                        id="f-proto", compact=True))
-            yield Static("", id="e-proto", classes="error")
+            yield Static("", id="e-proto", classes="error", markup=False)
             yield _row("dport", Input(str(pk.get("dport") or ""), placeholder="(port 1-65535, tcp/udp only)",
                                       id="f-dport"))
-            yield Static("", id="e-dport", classes="error")
-            label = (f"trace the staged candidate ({self.staged} change(s)), not HEAD" if self.staged
-                     else "trace the staged candidate (nothing staged)")
+            yield Static("", id="e-dport", classes="error", markup=False)
+            label = (f"staged candidate, not HEAD ({self.staged} change{'s' if self.staged != 1 else ''})"
+                     if self.staged else "staged candidate (nothing staged)")
             yield _row("", Tick(label, value=bool(self.staged), id="f-candidate", compact=True))
-            yield Static("", id="e-_general", classes="error")
+            yield Static("", id="e-_general", classes="error", markup=False)
             yield Static("", id="result")
             yield Static(self.HINT, classes="buttons", markup=False, id="form-hint")
 

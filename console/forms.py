@@ -30,26 +30,6 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(yes)
 
 
-class PromptScreen(ModalScreen[str | None]):
-    BINDINGS = [Binding("escape", "cancel", "cancel")]
-
-    def __init__(self, title: str, value: str = "", placeholder: str = ""):
-        super().__init__()
-        self.title_text, self.value, self.placeholder = title, value, placeholder
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.title_text, classes="title")
-            yield Input(self.value, placeholder=self.placeholder, id="answer")
-            yield Static("[enter] ok   [esc] cancel", classes="buttons", markup=False)
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
 @dataclass
 class Field:
     key: str
@@ -73,19 +53,21 @@ class FormScreen(ModalScreen[dict | None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(classes="dialog"):
-            yield Static(self.title_text, classes="title")
+            yield Static(self.title_text, classes="title", markup=False)
             for f in self.fields:
                 with Horizontal(classes="field"):
-                    yield Label(f.label, classes="label")
+                    yield Label(f.label if len(f.label) < LABEL_MAX else f.label[:LABEL_MAX - 2] + "~",
+                                classes="label")
                     yield Input(f.value, placeholder=as_hint(f.placeholder), id=f"f-{f.key}")
-                yield Static("", id=f"e-{f.key}", classes="error")
-            yield Static("", id="e-_general", classes="error")
+                yield Static("", id=f"e-{f.key}", classes="error", markup=False)
+            yield Static("", id="e-_general", classes="error", markup=False)
             yield Static("[tab] next  [ctrl+s] save  [esc] cancel", classes="buttons", markup=False, id="form-hint")
 
     def on_mount(self) -> None:
         self.query_one(VerticalScroll).can_focus = False
         self.query_one(f"#f-{self.fields[0].key}", Input).focus()
         self._initial = self.values()
+        fit_labels(self, [f.label for f in self.fields])
 
     def on_input_changed(self, event: Input.Changed) -> None:
         """A field's problem described its old value: it goes as soon as the field is changed."""
@@ -141,6 +123,22 @@ class FormScreen(ModalScreen[dict | None]):
         self.app.push_screen(ConfirmScreen("Discard what you typed in this form?\n(n keeps editing)"), answered)
 
 
+LABEL_MIN, LABEL_MAX = 12, 21
+
+
+def fit_labels(screen, labels: list[str]) -> None:
+    """The label column as wide as the longest label (12 to 21 cells; a longer one is cut with ~), and
+    the field errors under the fields, not under the labels."""
+    width = max(LABEL_MIN, min(LABEL_MAX, max((len(x) for x in labels), default=0) + 1))
+    if width == LABEL_MIN:
+        return
+    for w in screen.query(".dialog .label"):
+        w.styles.width = width
+    for w in screen.query(".dialog .error"):
+        if not w.has_class("wide"):
+            w.styles.padding = (0, 0, 0, width)
+
+
 def as_hint(placeholder: str) -> str:
     """A placeholder must not read as a value already typed (a VT100 shows no dimming): '8443' → '(e.g. 8443)'."""
     p = placeholder.strip()
@@ -154,21 +152,28 @@ class TextScreen(ModalScreen[None]):
                 Binding("k", "scroll('up')", show=False), Binding("g", "scroll('home')", show=False),
                 Binding("G", "scroll('end')", show=False)]
 
-    def __init__(self, title: str, body: str | Text):
+    def __init__(self, title: str, body: str | Text, wrap: bool = True):
         super().__init__()
-        self.title_text, self.body = title, body
+        self.title_text, self.body, self.wrap = title, body, wrap  # wrap=False: a diff scrolls sideways
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="textdialog"):
-            yield Static(self.title_text, classes="title")
+            yield Static(self.title_text, classes="title", markup=False)
             with VerticalScroll(classes="scrollbox"):
-                yield Static(self.body)
-            yield Static("[esc] close  [up/down/pgup/pgdn] scroll", classes="buttons", markup=False)
+                yield Static(self.body, markup=False)
+            yield Static("[esc] close  [up/down/pgup/pgdn] scroll" + ("" if self.wrap else "  [left/right]"),
+                         classes="buttons", markup=False)
 
     def on_mount(self) -> None:
         self.query_one("#textdialog").styles.height = "90%"
         self.query_one("#textdialog").styles.width = "95%"
-        self.query_one(VerticalScroll).focus()
+        box = self.query_one(VerticalScroll)
+        if not self.wrap:  # a diff line stays one line (its +/- in front); left/right scroll
+            body = box.query_one(Static)
+            body.styles.text_wrap = "nowrap"
+            body.styles.width = "auto"
+            box.styles.overflow_x = "auto"
+        box.focus()
 
     def action_close(self) -> None:
         self.dismiss(None)

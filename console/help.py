@@ -18,6 +18,7 @@ PURPOSE = {
     "traffic": "rates per interface and the top talkers",
     "changes": "the staged candidate against HEAD, commit, history and rollback",
     "leases": "DHCP leases; reserve an address for a client",
+    "events": "the agent's audit log, live: commits, confirms, rollbacks, repairs, refusals",
     "routes": "routing tables: connected, static, BGP and OSPF routes",
 }
 
@@ -27,7 +28,7 @@ GLOBAL = [("1 .. 9", "the screens, as in the footer"), (":name", "go to a screen
           (":trace", "the packet tracer"), ("C  :confirm", "keep a pending commit"),
           ("esc", "close a dialog / the prompt"), ("ctrl+l", "redraw the terminal"),
           ("q  ctrl+c", "quit (asks if work is staged)")]
-LEFT, RIGHT = 28, 44  # 72 columns: the help dialog's inside at 80×24
+LEFT, RIGHT = 28, 44  # 72 columns: the help dialog's inside at 80×24; narrower: one column
 
 
 def _entries(screen, app) -> list[tuple[str, str]]:
@@ -67,17 +68,26 @@ def _render(rows: list[tuple[str, str, str]], key_width: int, width: int) -> lis
     return out
 
 
-def help_text(app, screen) -> Text:
+def help_text(app, screen, width: int = LEFT + RIGHT) -> Text:
+    """The help for ``screen``, ``width`` cells wide: two columns from 72 cells, one column below
+    (60×20: nothing is cut or wrapped; the dialog scrolls)."""
     name = getattr(screen, "NAME", "this screen")
     mine = _entries(screen, app)
     left = _column(f"{name} keys", mine or [("-", "none: this screen is a view")])
     right = _column("lists", LISTS) + [("blank", "", "")] + _column("anywhere", GLOBAL)
-    lw = _render(left, 6, LEFT)
-    rw = _render(right[: len(LISTS) + 1], 13, RIGHT) + _render(right[len(LISTS) + 1:], 11, RIGHT)
+    two = width >= LEFT + RIGHT
+    lw = _render(left, 6, LEFT if two else min(width, RIGHT))
+    rw = _render(right[: len(LISTS) + 1], 13, min(width, RIGHT)) + _render(right[len(LISTS) + 1:], 11, min(width, RIGHT))
     t = Text(no_wrap=True, overflow="ellipsis")
-    t.append(PURPOSE.get(name, "") + "\n", style="italic")
+    t.append(PURPOSE.get(name, "") + "\n", style="italic")  # prose: wraps where the dialog is narrow
     if any(d.startswith("(") for _, d in mine):
         t.append("(in brackets: not available right now)\n", style="dim")
+    if not two:
+        for line in [*lw, Text(""), *rw]:
+            t.append_text(line)
+            t.append("\n")
+        t.rstrip()
+        return t
     blank = Text(" " * LEFT)
     for i in range(max(len(lw), len(rw))):
         t.append_text(lw[i] if i < len(lw) else blank)

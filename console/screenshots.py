@@ -1,9 +1,9 @@
 """Write every console screen and dialog as SVG (80x24, 120x40, 60x20, 200x50, TERM=linux and vt100)
 from the fake agent's fixed state.
 
-    python -m console.screenshots [OUTDIR]      (default: screenshots/)
+    python -m console.screenshots [OUTDIR [NAME...]]      (default: screenshots/, every picture)
 
-The snapshot tests (tests/console/test_snapshots.py) drive the same scenes, so the committed SVGs
+The snapshot tests (tests/console/test_snapshots.py, test_dialog_snapshots.py) drive the same scenes, so the committed SVGs
 show exactly what the tests pin.
 """
 
@@ -45,14 +45,20 @@ def screen_text(app) -> str:
 
 
 def assert_plain(app) -> None:
-    """On a hard terminal every character drawn is ASCII (no ▼, ▐X▌, box lines or …)."""
+    """On a hard terminal every character drawn is ASCII (no ▼, ▐X▌, box lines or …), and none of it is a
+    "?" the compositor's last-resort net put in for a glyph it has no plain stand-in for."""
+    from .theme import UNMAPPED
+
+    UNMAPPED.clear()
     text = screen_text(app)
-    bad = sorted({c for c in text if not (c == "\n" or " " <= c <= "~")})
+    bad = sorted({c for c in text if not (c == "\n" or " " <= c <= "~")} | UNMAPPED)
     assert not bad, f"non-ASCII on a plain terminal: {bad!r}\n{text}"
 
 
-def make_app(read_only: bool = False, plain: bool = False, agent=None, term: str | None = None, **fake_kw):
+def make_app(read_only: bool = False, plain: bool = False, agent=None, term: str | None = None,
+             saved_candidate: bool = False, **fake_kw):
     from .app import TalgateApp
+    from .dialog_scenes import prepare
     from .fake import FakeAgent, fixed_clock
     from .theme import plain_terminal
 
@@ -62,6 +68,7 @@ def make_app(read_only: bool = False, plain: bool = False, agent=None, term: str
     # poll slowly: the first poll fills the screen, later ones would only repeat the fixed state.
     app = TalgateApp(agent.console_client, read_only=read_only, poll_interval=3600, plain=plain)
     app.store.clock = fixed_clock  # countdowns (leases, commit-confirm) do not move
+    prepare(app, agent, saved_candidate=saved_candidate)
     return app
 
 
@@ -73,12 +80,21 @@ async def settle(pilot) -> None:
         await pilot.pause()
 
 
-def scene(view: str, staged: bool = False, keys: tuple[str, ...] = (), fields: dict | None = None,
-          plain_check: bool = False):
-    """A run_before for snap_compare / take_svg_screenshot: go to ``view``, optionally stage a rule, press keys."""
+def scene(view: str = "", staged: bool = False, keys: tuple[str, ...] = (), fields: dict | None = None,
+          plain_check: bool = False, dialog: str = ""):
+    """A run_before for snap_compare / take_svg_screenshot: go to ``view``, optionally stage a rule, press keys;
+    or open ``dialog`` (a scene of console/dialog_scenes.py)."""
 
     async def run_before(pilot) -> None:
         await settle(pilot)
+        if dialog:
+            from .dialog_scenes import DIALOG_SCENES
+
+            await DIALOG_SCENES[dialog][1](pilot)
+            await settle(pilot)
+            if plain_check:
+                assert_plain(pilot.app)
+            return
         if staged:
             pilot.app.store.candidate.put("rules", None, dict(STAGED_RULE))
         if pilot.app.current_mode != view:
@@ -121,6 +137,19 @@ def jobs() -> list[tuple[str, dict, dict, tuple[int, int]]]:
     return out
 
 
+def dialog_jobs() -> list[tuple[str, dict, dict, tuple[int, int]]]:
+    """Every dialog of console/dialog_scenes.py at each size and on each hard terminal."""
+    from .dialog_scenes import DIALOG_SCENES
+
+    out = []
+    for d, (app_kw, _steps) in DIALOG_SCENES.items():
+        for w, h in SIZES:
+            out.append((f"dialog-{d}-{w}x{h}", app_kw, {"dialog": d}, (w, h)))
+        for term in TERMS:
+            out.append((f"dialog-{d}-{term}", {**app_kw, "term": term}, {"dialog": d, "plain_check": True}, (80, 24)))
+    return out
+
+
 # name → (app kwargs, scene kwargs, size)
 EXTRAS = {
     "history": ({}, {"view": "changes", "keys": ("h",)}, (80, 24)),
@@ -142,7 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     os.environ["TZ"] = "UTC"
     time.tzset()
-    for name, app_kw, scene_kw, size in jobs():
+    only = set(argv[1:])  # names to write (default: all)
+    for name, app_kw, scene_kw, size in jobs() + dialog_jobs():
+        if only and name not in only:
+            continue
         svg = take_svg_screenshot(app=make_app(**app_kw), terminal_size=size, run_before=scene(**scene_kw))
         (out / f"{name}.svg").write_text(svg)
         print(f"wrote {out / name}.svg")

@@ -24,6 +24,15 @@ def default_path(env=None) -> Path:
     return root / "talgate" / "candidate.yaml"
 
 
+def shown_path(path, home: str | None = None) -> str:
+    """The state file's path for a dialog: under the home directory as ``~/…`` (shorter at 60 columns)."""
+    home = os.path.expanduser("~") if home is None else home
+    p = str(path)
+    if home and home != "/" and p.startswith(home.rstrip("/") + "/"):
+        return "~/" + p[len(home.rstrip("/")) + 1:]
+    return p
+
+
 def save(path: Path, text: str, base: str | None, host: str | None = None) -> None:
     """Write atomically, 0600 (the file is created with that mode: never readable by others, not even briefly)."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)

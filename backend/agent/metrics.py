@@ -23,7 +23,7 @@ class AgentCollector:
 
         t = Tracer.__new__(Tracer)
         t.cfg = cfg
-        out = []
+        out = [m.interface for m in cfg.wans.members.values()] if cfg.wans else []
         for r in cfg.routes:
             if r.to in ("0.0.0.0/0", "::/0"):
                 oif = r.interface or (t.route(r.via) if r.via is not None else None)
@@ -60,6 +60,7 @@ class AgentCollector:
                 state = "missing"
             wan.add_metric([name], 1.0 if state in ("up", "unknown") else 0.0)
         yield wan
+        yield from wan_health_metrics(st.get("wans") or {})
         drops = CounterMetricFamily("talgate_nft_drop_packets", "Packets dropped or rejected by talgate's "
                                     "default rules, by the config item that dropped them", labels=["chain"])
         try:
@@ -69,6 +70,24 @@ class AgentCollector:
         except nfthost.NftError as e:
             log.warning("metrics: %s", e)
         yield drops
+
+
+def wan_health_metrics(wans: dict):
+    """Multi-WAN health (backend/agent/wan.py): state, active, RTT and loss per WAN member."""
+    labels = ["wan", "interface"]
+    healthy = GaugeMetricFamily("talgate_wan_healthy", "1 when the WAN's health checks pass", labels=labels)
+    active = GaugeMetricFamily("talgate_wan_active", "1 when new connections leave by this WAN", labels=labels)
+    rtt = GaugeMetricFamily("talgate_wan_rtt_seconds", "Median RTT of the WAN's health probes", labels=labels)
+    loss = GaugeMetricFamily("talgate_wan_loss_ratio", "Share of the WAN's health probes lost (0-1)", labels=labels)
+    for name, w in wans.items():
+        lv = [name, w.get("interface") or ""]
+        healthy.add_metric(lv, 1.0 if w.get("healthy") else 0.0)
+        active.add_metric(lv, 1.0 if w.get("active") else 0.0)
+        if w.get("rtt_ms") is not None:
+            rtt.add_metric(lv, w["rtt_ms"] / 1000)
+        if w.get("loss_pct") is not None:
+            loss.add_metric(lv, w["loss_pct"] / 100)
+    yield from (healthy, active, rtt, loss)
 
 
 def serve_metrics(pipeline, listen: str) -> None:

@@ -162,6 +162,7 @@ class Pipeline:
                 a.fault = self._fault
         self.repo.clear_stale_locks()
         self.pending: dict | None = self._load_pending()
+        self.wans = None  # the WAN health monitor (backend/agent/wan.py), when the agent runs one
 
     # -- persisted state -----------------------------------------------------------------
 
@@ -632,6 +633,7 @@ class Pipeline:
             "services": self.services.status(),
             "appliers": [a.name for a in self.appliers],
             "facts": self.facts.to_dict(),
+            "wans": self.wans.status() if self.wans is not None else {},
         }
 
 

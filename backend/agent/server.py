@@ -422,6 +422,9 @@ def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | Non
         except (Refused, ApplyFailed, RepoError) as e:
             p.last_error = f"start-up apply failed: {e}"
             log.error("%s", p.last_error)
+    from .wan import WanMonitor
+
+    p.wans = WanMonitor(p).start()  # WAN health checks: Facts.wan_health, no commit
     if metrics_listen:
         from .metrics import serve_metrics
 

@@ -254,6 +254,7 @@ class StatusResponse(Out):
     pid: int | None = None
     hostname: str | None = None
     jobs: list[Job] = []
+    wans: dict[str, dict] = {}  # WAN member -> state, healthy, active, rtt_ms, loss_pct (backend/agent/wan.py)
     links: dict[str, str] = Field({}, description="HEAD's interfaces the agent makes, name -> kind (vlan, bridge, "
                                                   "bond, dummy)")
     routing: dict | None = Field(None, description="BGP peers and OSPF neighbors as FRR last said (refreshed every "

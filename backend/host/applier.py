@@ -233,12 +233,13 @@ class Registry:
 
 def builtin() -> Registry:
     """The appliers of a real box, in order. One line per subsystem or daemon."""
-    from . import links, network, nftables
+    from . import links, network, nftables, rules
     from .daemons import avahi, chrony, frr, kea, radvd, unbound
 
     r = Registry()
     r.register(links.LinksApplier, stage=LINKS, name="links")
     r.register(network.NetworkApplier, stage=NETWORK, name="network")
+    r.register(rules.RulesApplier, stage=NETWORK + 50, name="rules")  # ip rules + policy tables
     r.register(nftables.NftApplier, stage=NFTABLES, name="nftables")
     r.register(kea.appliers, stage=DAEMONS, name="kea")  # kea-dhcp4 and kea-dhcp6
     r.register(unbound.UnboundApplier, stage=DAEMONS, name="unbound")

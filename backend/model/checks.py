@@ -257,6 +257,9 @@ def check(cfg: RouterConfig) -> list[Problem]:
     from .services import check_services
 
     p += check_services(cfg)
+    from .wan import check_wans
+
+    p += check_wans(cfg)
     from .routing import check_routing
 
     p += check_routing(cfg)

@@ -27,6 +27,7 @@ from .nptv6 import Nptv6
 from .routing import Routing
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
 from .uplink import DelegatedAddress, Ipv6Auto
+from .wan import Wans
 
 Action = Literal["accept", "drop", "reject"]
 
@@ -412,6 +413,9 @@ class Rule(Strict):
     action: Action
     log: bool = False
     counter: bool = True
+    # Policy routing (backend/model/wan.py): what this rule accepts leaves by that WAN / table.
+    route_via: Name | None = Field(None, description="WAN member (wans.members) the matched traffic leaves by.")
+    table: Name | int | None = Field(None, description="Routing table (routing.tables name or id) for the matched traffic.")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -543,7 +547,10 @@ class RouterConfig(Strict):
     dns: Dns | None = Field(None, description="The LAN resolver (Unbound).")
     ntp: Ntp | None = Field(None, description="Time service (chrony).")
     mdns: Mdns | None = Field(None, description="mDNS reflection between zones (avahi).")
-    routing: Routing | None = Field(None, description="Dynamic routing (FRR): OSPF, OSPFv3, BGP (backend/model/routing.py).")
+    routing: Routing | None = Field(None, description="Dynamic routing (FRR): OSPF, OSPFv3, BGP (backend/model/routing.py); "
+                                      "extra routing tables for policy routing (tables, backend/model/wan.py).")
+    # Multi-WAN (backend/model/wan.py).
+    wans: Wans | None = Field(None, description="Uplinks with health checks: failover or balance.")
 
     # Parsed address sets, filled lazily by backend.model.checks (set_networks, set_prefixes; a config is
     # immutable once validated; big sets are parsed once, not once per rule and zone pair).

@@ -48,7 +48,8 @@ DNS_NAME_MAX = 253
 
 # Chains the renderer creates on its own (no document name in them). Document-derived chains all
 # start with "zone_", so they can never be one of these.
-BUILTIN_CHAINS = ("input", "forward", "output", "prerouting_nat", "postrouting_nat")
+BUILTIN_CHAINS = ("input", "forward", "output", "prerouting_nat", "postrouting_nat",
+                  "wan_raw", "wan_mark", "wan_out", "wan_post", "wan_nat")  # the last: render/pbr.py
 
 
 # -- nft identifiers -------------------------------------------------------------------------

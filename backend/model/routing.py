@@ -42,6 +42,7 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from .base import IfName, Name, Strict, listify
 from .problem import Problem
+from .wan import RoutingTable
 
 MAX_ASN = 4294967295
 MAX_NEIGHBORS = 256
@@ -201,6 +202,9 @@ class Routing(Strict):
     ospf: Ospf | None = None
     ospfv3: Ospf | None = None
     bgp: Bgp | None = None
+    # Policy routing (backend/model/wan.py, backend/host/rules.py): rules[].table sends traffic here.
+    tables: dict[Name, RoutingTable] = Field(default_factory=dict, max_length=64,
+                                             description="Extra routing tables (id, routes) for policy routing.")
 
     @field_validator("ospf", "ospfv3")
     @classmethod

@@ -533,6 +533,9 @@ def render(cfg: RouterConfig) -> Ruleset:
 
     chains += _nat_chains(cfg)
     chains += _antispoof_chains(cfg)
+    from .pbr import pbr_chains  # multi-WAN and policy routing marks
+
+    chains += pbr_chains(cfg)
     return Ruleset(chains, sets)
 
 
@@ -542,11 +545,12 @@ ANTISPOOF_CHAIN = "antispoof"
 ANTISPOOF_PRIO = -300  # "raw": before conntrack (-200) and DNAT (-100), so a spoofed packet leaves no state
 
 
-def fib_saddr_oif_missing(strict: bool) -> E:
-    """``fib saddr [. iif] oif missing``: no route back to the source (through the arrival
+def fib_saddr_oif_missing(strict: bool, mark: bool = False) -> E:
+    """``fib saddr [. mark] [. iif] oif missing``: no route back to the source (through the arrival
     interface when strict). The router's own addresses resolve to local routes, which fib reports
-    as missing too."""
-    flags = ["saddr", "iif"] if strict else ["saddr"]
+    as missing too. With mark (multi-WAN), the lookup uses the packet's mark: a WAN's packets are
+    checked against that WAN's table (backend/render/pbr.py marks them first)."""
+    flags = ["saddr", *(["mark"] if mark else []), *(["iif"] if strict else [])]
     return E({"match": {"op": "==", "left": {"fib": {"result": "oif", "flags": flags}}, "right": False}},
              f"fib {' . '.join(flags)} oif missing")
 
@@ -568,7 +572,7 @@ def _antispoof_chains(cfg: RouterConfig) -> list[NChain]:
     c.rules.append(NRule(c.name, [payload("ip6", "saddr", ["::", {"prefix": {"addr": "fe80::", "len": 10}}]), ACCEPT],
                          "antispoof ipv6-link-local"))
     for name, mode in checks:
-        c.rules.append(NRule(c.name, [meta("iifname", name), fib_saddr_oif_missing(mode == "strict"), COUNTER, DROP],
+        c.rules.append(NRule(c.name, [meta("iifname", name), fib_saddr_oif_missing(mode == "strict", bool(cfg.wans)), COUNTER, DROP],
                              f"antispoof {name}"))
     return [c]
 

@@ -163,9 +163,9 @@ class Tracer:
             return tuple(self._value(pkt, x, ctx) for x in left["concat"])
         if "fib" in left:
             flags = set(left["fib"]["flags"])
-            if left["fib"]["result"] != "oif" or flags - {"saddr", "iif"} or "saddr" not in flags:
+            if left["fib"]["result"] != "oif" or flags - {"saddr", "iif", "mark"} or "saddr" not in flags:
                 raise NotImplementedError(f"tracer: unknown fib expression {left}")
-            return self.fib_saddr_oif(pkt, ctx, strict="iif" in flags)
+            return self.fib_saddr_oif(pkt, ctx, strict="iif" in flags, mark="mark" in flags)
         raise NotImplementedError(f"tracer: unknown expression {left}")
 
     def _elem_match(self, v, e) -> bool:
@@ -281,10 +281,17 @@ class Tracer:
                     out[a.ip] = name
         return out
 
-    def route(self, dst, depth: int = 0) -> str | None:
+    def route(self, dst, depth: int = 0, wan: str | None = None) -> str | None:
         """Egress interface for dst: connected subnets, then static routes; longest prefix wins,
-        then the lower metric (connected routes first), as in the kernel's FIB."""
+        then the lower metric (connected routes first), as in the kernel's FIB. With ``wans``, a
+        default route goes by the preferred WAN (its table comes before main's default), or by
+        the WAN member ``wan`` (a packet carrying that WAN's mark)."""
         cands: list[tuple[int, int, str]] = []
+        members = self.cfg.wans.members if getattr(self.cfg, "wans", None) else {}
+        usable = [m for n, m in members.items() if (m.gateway if dst.version == 4 else m.gateway6) is not None
+                  and (wan is None or n == wan)]
+        if usable:
+            cands.append((0, 1, min(usable, key=lambda m: m.priority).interface))
         for name, itf in self.cfg.interfaces.items():
             if itf.enabled:
                 cands += [(a.network.prefixlen, 0, name) for a in [*itf.ipv4, *itf.ipv6]
@@ -300,7 +307,7 @@ class Tracer:
                 cands.append((net.prefixlen, -(r.metric or (1024 if net.version == 6 else 1)), oif))
         return max(cands, key=lambda c: (c[0], c[1]))[2] if cands else None
 
-    def fib_saddr_oif(self, pkt: Packet, ctx: dict, strict: bool) -> str | None:
+    def fib_saddr_oif(self, pkt: Packet, ctx: dict, strict: bool, mark: bool = False) -> str | None:
         """What the kernel's ``fib saddr [. iif] oif`` yields in prerouting: the interface the
         route back to the source leaves through (only if it is the arrival interface when strict),
         None ("missing") when there is no such route or the source is local (the router's own or
@@ -317,7 +324,12 @@ class Tracer:
         if src.version == 6 and any(a.network.prefixlen < 127 and src == a.network.network_address
                                     for itf in self.cfg.interfaces.values() if itf.enabled for a in itf.ipv6):
             return None  # RTF_ANYCAST
-        oif = self.route(src)
+        # with mark (multi-WAN): a packet arriving on a WAN carries its mark (render/pbr.py wan_raw)
+        # and is looked up in that WAN's table
+        wan = None
+        if mark and getattr(self.cfg, "wans", None):
+            wan = next((n for n, m in self.cfg.wans.members.items() if m.interface == pkt.iif), None)
+        oif = self.route(src, wan=wan)
         if oif is None or (strict and oif != pkt.iif):
             return None
         return oif

@@ -183,7 +183,8 @@ class ChangesView(BaseView):
             self.app.poll_soon()
 
         screen = CommitScreen(text, base, len(cand.changes()), self.app.write_client,
-                              summary=change_summary(cand.changes()), draft=getattr(self, "_draft", ""))
+                              summary=change_summary(cand.changes()), draft=getattr(self, "_draft", ""),
+                              head_text=cand.head_text)
         self.app.push_screen(screen, done)
 
     def action_discard(self) -> None:
@@ -192,7 +193,7 @@ class ChangesView(BaseView):
                 self._discard()
 
         n = len(self.store.candidate.changes())
-        self.app.push_screen(ConfirmScreen(f"Discard {n} staged change(s)?"), done)
+        self.app.push_screen(ConfirmScreen(f"Discard {n} staged change{'s' if n != 1 else ''}?"), done)
 
     def _discard(self) -> None:
         cand = self.store.candidate
@@ -318,7 +319,7 @@ class ChangesView(BaseView):
                 body = Text(c.config(rev).text)
             except Exception as e:  # noqa: BLE001
                 body = Text(f"cannot read {rev[:12]}: {e}", style="red")
-        self.app.call_from_thread(self.app.push_screen, TextScreen(f"revision {rev[:12]}", body))
+        self.app.call_from_thread(self.app.push_screen, TextScreen(f"revision {rev[:12]}", body, wrap=False))
 
     def action_rollback(self) -> None:
         rev = self._rev()
@@ -353,6 +354,9 @@ class ChangesView(BaseView):
             t.append(f"the diff is not available: {err}\n", style="red")
         else:
             lines = [ln for ln in diff.splitlines() if ln[:1] in "+-@" and not ln.startswith(("+++", "---"))]
+            width = min(72, self.app.size.width - 6)  # the dialog's inside: a diff line stays one line
+            cut = "~" if self.app.plain else "…"
+            lines = [ln if len(ln) <= width else ln[: width - 1] + cut for ln in lines]
             t.append("it changes:\n" if lines else "it changes nothing in router.yaml\n", style="bold")
             t.append_text(diff_text("\n".join(lines[:10])))
             if len(lines) > 10:

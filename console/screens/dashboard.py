@@ -63,6 +63,19 @@ class DashboardView(BaseView):
 
     def _wan(self) -> Text:
         s = self.store
+        wans = (s.status or {}).get("wans") or {}
+        if wans:  # multi-WAN: each member's health (backend/agent/wan.py)
+            t = Text()
+            for name, w in wans.items():
+                t.append(f"{name} ", style="bold")
+                t.append(f"({w.get('interface')}) ", style="dim")
+                st = w.get("state") or "?"
+                t.append(st, style="green" if w.get("healthy") else "bold red")
+                if w.get("active"):
+                    t.append(" active", style="bold")
+                rtt, loss = w.get("rtt_ms"), w.get("loss_pct")
+                t.append(f" rtt {'-' if rtt is None else f'{rtt:.1f}ms'} loss {'-' if loss is None else f'{loss:.0f}%'}  ")
+            return t
         zones = s.candidate.head.get("zones") or {}
         wan_ifs = (zones.get("wan") or {}).get("interfaces") or []
         byname = {i["name"]: i for i in s.interfaces}

@@ -16,6 +16,7 @@ import copy
 import json
 
 import yaml
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -26,6 +27,7 @@ from ..candidate import dump, short
 from ..forms import ConfirmScreen, Field, FormScreen, TextScreen
 from ..widgets import LiveTable
 from .editing import map_problems
+from .section_model import model_hint, model_keys
 
 # template → (shape, keys the document knows there); "*" matches an entry's name
 SECTIONS: dict[str, tuple[str, list[str]]] = {
@@ -54,6 +56,14 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "ntp": ("map", ["enabled", "serve", "nts_server", "local_stratum"]),
     "ntp.servers": ("list", ["address", "nts", "pool"]),
     "mdns": ("map", ["enabled", "reflect"]),
+    "routing": ("map", ["router_id"]),
+    "routing.ospf": ("map", ["enabled", "router_id", "redistribute", "default_originate", "accept_default"]),
+    "routing.ospf.interfaces": ("dict", ["area", "cost", "hello", "dead", "passive", "network"]),
+    "routing.ospfv3": ("map", ["enabled", "router_id", "redistribute", "default_originate", "accept_default"]),
+    "routing.ospfv3.interfaces": ("dict", ["area", "cost", "hello", "dead", "passive", "network"]),
+    "routing.bgp": ("map", ["enabled", "asn", "router_id", "networks", "redistribute"]),
+    "routing.bgp.neighbors": ("list", ["address", "remote_asn", "description", "zone", "import", "export",
+                                       "ebgp_multihop", "accept_default", "enabled"]),
 }
 KEY = "_key"  # the field holding a named entry's name
 
@@ -73,6 +83,19 @@ HINTS = {
     "reflect": "[lan, guest]", "address": "server address", "nts": "true | false", "pool": "true | false",
     "tls_name": "dns.example (DNS over TLS)", "file": "/path/on/the/router", "format": "domains | hosts",
     "prefixes": "[2001:db8:10:10::/64]", "interval": "seconds: 200", "lifetime": "seconds: 1800",
+    "router_id": "192.0.2.1", "redistribute": "[connected, static]", "default_originate": "true | false",
+    "accept_default": "true | false", "area": "0 or 0.0.0.0", "cost": "10", "hello": "seconds: 10",
+    "dead": "seconds: 40", "passive": "true | false", "asn": "65001", "remote_asn": "65002",
+    "networks": "[2001:db8:10::/56]", "import": "[prefixes to accept]", "export": "[prefixes to announce]",
+    "ebgp_multihop": "hops: 2", "zone": "zone the session arrives from",
+}
+
+
+# a key whose meaning depends on the section (template, key) → placeholder
+TEMPLATE_HINTS = {
+    ("dhcp", "ipv4"): "{pools: [a-b]}; or :edit dhcp.NAME.ipv4",
+    ("dhcp", "ipv6"): "{pools: [a-b]}; or :edit dhcp.NAME.ipv6",
+    ("system", "kubernetes"): "{pod_cidrs: [10.244.0.0/16], service_cidrs: [10.96.0.0/12]}",
 }
 
 
@@ -150,10 +173,17 @@ def parse_field(text: str):
         return None, f"not a YAML value: {str(e).splitlines()[0]}"
 
 
-def form_fields(keys: list[str], item: dict, name: str | None) -> list[Field]:
+def form_fields(keys: list[str], item: dict, name: str | None, template: str | None = None,
+                shape: str = "map") -> list[Field]:
+    """The known keys first, then the model's other keys at ``template`` (section_model.py), then any
+    other key the item has."""
     out = [Field(KEY, "name", name or "", "the entry's name")] if name is not None else []
+    if template:
+        keys = keys + [k for k in model_keys(template, shape, item, SECTIONS) if k not in keys]
     for k in keys + [k for k in item if k not in keys]:
-        out.append(Field(k, k, field_text(item.get(k)), HINTS.get(k, "a YAML value")))
+        hint = TEMPLATE_HINTS.get((template, k)) or HINTS.get(k) or (model_hint(template, k, item) if template
+                                                                     else None) or "a YAML value"
+        out.append(Field(k, k, field_text(item.get(k)), hint))
     return out
 
 
@@ -178,6 +208,7 @@ class SectionEdit:
 
     def __init__(self, cand, parts: tuple[str, ...], shape: str, keys: list[str]):
         self.cand, self.parts, self.shape, self.keys = cand, parts, shape, keys
+        self.template = template_of(parts)
         self.elsewhere: list[str] = []  # problems the last checked edit makes outside its item
 
     def entries(self) -> list[tuple[str, object]]:
@@ -189,13 +220,14 @@ class SectionEdit:
     def fields(self, entry: str | None) -> list[Field]:
         """Fields for an entry (None: a new one); a map section's form is the mapping itself."""
         cur = get_at(self.cand.data, self.parts)
+        t, shape = self.template, self.shape
         if self.shape == "map":
-            return form_fields(self.keys, cur if isinstance(cur, dict) else {}, None)
+            return form_fields(self.keys, cur if isinstance(cur, dict) else {}, None, t, shape)
         if self.shape == "list":
             item = cur[int(entry)] if entry is not None and isinstance(cur, list) else {}
-            return form_fields(self.keys, item if isinstance(item, dict) else {}, None)
+            return form_fields(self.keys, item if isinstance(item, dict) else {}, None, t, shape)
         item = (cur or {}).get(entry) if entry is not None else {}
-        return form_fields(self.keys, item if isinstance(item, dict) else {}, entry or "")
+        return form_fields(self.keys, item if isinstance(item, dict) else {}, entry or "", t, shape)
 
     def apply(self, entry: str | None, values: dict) -> tuple[dict | None, str, dict[str, list[str]]]:
         """(the document with this edit, the problem prefix of the edited item, field problems)."""
@@ -337,7 +369,9 @@ class SectionScreen(ModalScreen[None]):
 
     def reload(self, select: str | None = None) -> None:
         t = self.query_one("#entries", LiveTable)
-        rows = [(k, ("#" + k if self.edit.shape == "list" else k, short(v, 200))) for k, v in self.edit.entries()]
+        # as Text: a value such as {interfaces: [wan0]} is not console markup
+        rows = [(k, (Text("#" + k if self.edit.shape == "list" else k), Text(short(v, 200))))
+                for k, v in self.edit.entries()]
         t.sync(rows)
         if select is not None:
             t.select_key(select)

@@ -30,6 +30,7 @@ from backend.host.links import LinksApplier
 from backend.host.net import ApplyError
 from backend.host.network import NetworkApplier
 from backend.host.nftables import NftApplier
+from backend.host.rules import RulesApplier
 from backend.host.services import SERVICES
 from backend.lab.lab import example_config
 from backend.render.nft import Ruleset
@@ -151,7 +152,7 @@ def rig(tmp_path, monkeypatch):
     net = FakeNet(k)
     ctx = HostContext(tmp_path / "state", base / "rendered")
     (tmp_path / "state").mkdir()
-    appliers = [LinksApplier(ctx, kernel=k.links), NetworkApplier(ctx, net=net), NftApplier(ctx),
+    appliers = [LinksApplier(ctx, kernel=k.links), NetworkApplier(ctx, net=net), RulesApplier(ctx), NftApplier(ctx),
                 *builtin().build(ctx, stages=[DAEMONS])]
     assert [a.name for a in appliers] == APPLIERS
     p = pl.Pipeline(tmp_path / "repo", tmp_path / "state", base / "rendered", appliers=appliers)

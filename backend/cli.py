@@ -303,6 +303,21 @@ def _uplink_lines(uplinks: dict) -> list[str]:
     return out
 
 
+def _routing_lines(routing: dict | None) -> list[str]:
+    """BGP peers and OSPF neighbors (backend/observe/routing_state.py), as FRR said at most a few s ago."""
+    if not routing:
+        return []
+    out = []
+    for s in routing.get("sessions") or []:
+        rcv = "-" if s.get("received") is None else s["received"]
+        snt = "" if s.get("sent") is None else f" sent {s['sent']}"
+        counts = "" if s.get("accepted") is None else f" received {rcv} accepted {s['accepted']}{snt}"
+        where = f" on {s['interface']}" if s.get("interface") else ""
+        out.append(f"routing    {s['protocol']} {s['peer']}{where} {s['state']} up {s.get('uptime') or '-'}{counts}")
+    out += [f"routing    error: {e}" for e in routing.get("errors") or []]
+    return out
+
+
 def cmd_status(args) -> int:
     import time
 
@@ -335,6 +350,8 @@ def cmd_status(args) -> int:
         extra = f"pid {svc.get('pid')}" if svc.get("pid") else ""
         print(f"service    {name:<10} {svc.get('state', '?'):<10} {extra}")
     for line in _uplink_lines((st.get("facts") or {}).get("uplinks") or {}):
+        print(line)
+    for line in _routing_lines(st.get("routing")):
         print(line)
     # Commits that outlived their client's wait end up here: running, landed or failed (last 3).
     for j in (st.get("jobs") or [])[-3:]:

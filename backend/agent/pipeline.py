@@ -288,6 +288,8 @@ class Pipeline:
         for a in self.appliers:
             if hasattr(a, "begin"):
                 a.begin()
+            if previous is None and hasattr(a, "begin_first"):
+                a.begin_first(d)  # no revision to go back to: the applier remembers what was there
         try:
             try:
                 result = self._converge(d)
@@ -315,11 +317,14 @@ class Pipeline:
                     errors += a.undo()
                 elif previous is not None:
                     a.apply(previous)
+                elif hasattr(a, "undo_first"):
+                    errors += a.undo_first()  # the first commit: remove what this transaction added
             except Exception as e2:  # noqa: BLE001 - report every failure, restore the rest
                 errors.append(f"{a.name}: {e2}")
         self._current = previous if not errors else None
         if previous is None:
-            self.last_error += "; the daemons' files were put back; there is no previous revision for the kernel"
+            self.last_error += ("; the daemons' files were put back and what this commit added to the kernel's links "
+                                "and addresses removed; there is no previous revision for the rest of the kernel")
         else:
             self.last_error += f"; restored {short(previous.rev)}"
         if errors:

@@ -27,6 +27,7 @@ import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 from ..api.dispatch import MAX_JSON_DEPTH, dispatch, encode, parse_body
 from ..api.errors import ApiError
@@ -432,6 +433,11 @@ def run_agent(repo: str, state: str, socket_path: str, ro_socket_path: str | Non
         except OSError as e:
             log.error("metrics: cannot listen on %s: %s", metrics_listen, e)
     uplinks.start()
+    from ..observe.routing_state import RoutingState
+
+    # BGP/OSPF session state for status, asked of FRR by a thread every few seconds (never by a poll)
+    p.routing_state = RoutingState(lambda: next((Path(x["vty"]) for a in p.services.appliers if hasattr(a, "vty")
+                                                 and (x := a.status_extra()).get("vty")), None)).start()
     overdue = p.tick()  # a confirm deadline that passed while the agent was down: roll back now
     if overdue:
         log.warning("confirm deadline passed while the agent was down: rolled back with %s", overdue["rev"][:12])

@@ -85,6 +85,12 @@ class KernelReaders:
         self.hist.stop()
 
 
+def _routing(p) -> dict | None:
+    """The BGP/OSPF sessions the agent's thread last read from FRR (backend/observe/routing_state.py)."""
+    rs = getattr(p, "routing_state", None)
+    return rs.snapshot() if rs is not None else None
+
+
 def structured_counters(raw: dict[str, dict]) -> list[m.Counter]:
     """nft rule comments ("rule NAME", "zone Z input", "policy a-b" …) → kind + name (+ hook)."""
     out = []
@@ -155,7 +161,8 @@ class Service:
             hostname, links = None, {}
         return m.StatusResponse(**{**st, "sockets": m.Sockets(rw=self.sockets[0], ro=self.sockets[1]),
                                    "read_only": caller.read_only, "pid": self.pid, "hostname": hostname, "links": links,
-                                   "jobs": [j.to_dict() for j in self.background.all()]})
+                                   "jobs": [j.to_dict() for j in self.background.all()],
+                                   "routing": _routing(self.p)})
 
     def _resolve(self, rev: str | None, path: str) -> str:
         """A revision from the request (RepoError → its code, with the parameter's path)."""
@@ -210,7 +217,7 @@ class Service:
         if facts is not None:  # what the kernel holds: the document under the learned prefixes
             from ..model.uplink import effective
 
-            cfg = effective(cfg, facts.delegated, facts.deprecated)
+            cfg = effective(cfg, facts.delegated, facts.deprecated, facts.lifetimes)
         return m.RenderResponse(rev=r, nft=render(cfg).text())
 
     def validate(self, req: m.ValidateRequest, caller: Caller) -> m.ValidateResponse:
@@ -254,7 +261,7 @@ class Service:
         if facts is not None:  # addresses and sets from a delegated prefix: as the kernel has them now
             from ..model.uplink import effective
 
-            cfg = effective(cfg, facts.delegated, facts.deprecated)
+            cfg = effective(cfg, facts.delegated, facts.deprecated, facts.lifetimes)
         res = Tracer(cfg).trace(pkt).to_dict()
         return m.TraceResponse(**res, config="candidate" if req.config else "running")
 

@@ -109,7 +109,7 @@ class Uplinks:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_slaac = 0.0
-        self._published = {"addresses": {}, "gateways": {}, "delegated": {}, "deprecated": {}}
+        self._published = {"addresses": {}, "gateways": {}, "delegated": {}, "deprecated": {}, "lifetimes": {}}
         self.problems: dict[str, list[str]] = {}
         self._kill_stale()
 
@@ -148,7 +148,7 @@ class Uplinks:
         self._follow_config()
         self._expire(now)
         new = self.facts_of(now)
-        kernel = {k: new[k] for k in ("addresses", "gateways", "delegated", "deprecated")}
+        kernel = {k: new[k] for k in ("addresses", "gateways", "delegated", "deprecated", "lifetimes")}
         with self.p.lock:
             self.p.facts = dataclasses.replace(self.p.facts, **kernel, uplinks=new["uplinks"])
         self._published = kernel
@@ -453,10 +453,11 @@ class Uplinks:
             pass
 
     def facts_of(self, now: float) -> dict:
-        addresses, gateways, delegated, deprecated, info = {}, {}, {}, {}, {}
+        addresses, gateways, delegated, deprecated, info, lifetimes = {}, {}, {}, {}, {}, {}
         for link, ln in self.learned.items():
             if ln.prefixes:
                 delegated[link] = tuple(sorted(ln.prefixes))
+            lifetimes.update({p: tuple(u.lifetimes) for p, u in ln.prefixes.items() if u.lifetimes})
         # delegated prefixes that cannot hold the configured subnet ids: said in status and events
         problems = resolve(self.cfg, delegated)[1] if self.cfg is not None else []
         for msg in problems:
@@ -484,11 +485,11 @@ class Uplinks:
                 "problems": [m for m in problems if any(p in m for p in delegated.get(link, ()))],
             }
         return {"addresses": addresses, "gateways": gateways, "delegated": delegated,
-                "deprecated": deprecated, "uplinks": info}
+                "deprecated": deprecated, "lifetimes": lifetimes, "uplinks": info}
 
     def _publish(self, now: float) -> bool:
         new = self.facts_of(now)
-        kernel = {k: new[k] for k in ("addresses", "gateways", "delegated", "deprecated")}
+        kernel = {k: new[k] for k in ("addresses", "gateways", "delegated", "deprecated", "lifetimes")}
         cur = self.p.facts
         changed = kernel != self._published
         facts = dataclasses.replace(cur, **{k: v for k, v in kernel.items()}, uplinks=new["uplinks"])

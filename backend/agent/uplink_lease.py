@@ -65,6 +65,7 @@ class Update:
     expires: float | None = None        # epoch seconds
     preferred: float | None = None
     server: str | None = None
+    lifetimes: tuple[int, int] | None = None  # a delegation's valid and preferred lifetimes (seconds)
 
 
 def _int(v, default: int | None = None) -> int | None:
@@ -222,7 +223,7 @@ def _parse6(env, link, reason, own, now, msgs):
         if clash:
             return None, [f"delegated prefix {net} refused: overlaps the router's own {clash}"]
         return Update("v6-prefix", link, prefix=str(net), dns=dns, domains=domains, expires=expires,
-                      preferred=preferred), msgs
+                      preferred=preferred, lifetimes=(_lease(life), min(max(0, pref), _lease(life)))), msgs
     raw = env.get("new_ip6_address", "")[:64]
     try:
         ip = ipaddress.IPv6Address(raw)

@@ -257,6 +257,9 @@ class StatusResponse(Out):
     wans: dict[str, dict] = {}  # WAN member -> state, healthy, active, rtt_ms, loss_pct (backend/agent/wan.py)
     links: dict[str, str] = Field({}, description="HEAD's interfaces the agent makes, name -> kind (vlan, bridge, "
                                                   "bond, dummy)")
+    routing: dict | None = Field(None, description="BGP peers and OSPF neighbors as FRR last said (refreshed every "
+                                                   "few seconds by the agent): {time, sessions: [{protocol, peer, "
+                                                   "state, uptime, received, accepted, interface}], errors}")
 
 
 class ConfigResponse(Out):

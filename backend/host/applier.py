@@ -22,7 +22,9 @@ applier back to the previous revision, in order, and HEAD does not move. An appl
 journal implements the optional transaction hooks ``begin()``, ``undo() -> list[str]`` (errors)
 and ``end()``: it is put back by ``undo`` (the daemons: every file byte for byte); the others by
 ``apply(previous desired)`` (the kernel appliers: idempotent, so the ones that never ran do
-nothing). Optional attributes: ``warnings`` (what a tolerant apply kept as it was) and ``fault``
+nothing). The very first commit has no previous revision: a kernel applier that can tell what it
+added implements ``begin_first(desired)`` (remember the kernel before it) and ``undo_first() ->
+list[str]`` (put that back; the links and network appliers). Optional attributes: ``warnings`` (what a tolerant apply kept as it was) and ``fault``
 (the pipeline's fault-injection hook, for tests).
 
 Adding a daemon or a kernel subsystem = one module with an applier class + one ``register`` line in
@@ -81,13 +83,15 @@ class Facts:
     # learned (addresses, gateway, DNS, domain, lease expiry; for status).
     gateways: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     deprecated: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    # delegated prefix -> (valid, preferred) lifetimes of its delegation: the RA lifetimes of its LAN /64s
+    lifetimes: Mapping[str, tuple[int, int]] = field(default_factory=lambda: MappingProxyType({}))
     # status only: not part of the desired state (compare=False: a renewal does not re-render anything)
     uplinks: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}), compare=False)
 
     def __post_init__(self):
         if self.links is not None:
             object.__setattr__(self, "links", frozenset(self.links))
-        for name in ("addresses", "delegated", "wan_health", "gateways", "deprecated", "uplinks"):
+        for name in ("addresses", "delegated", "wan_health", "gateways", "deprecated", "lifetimes", "uplinks"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
 
     def healthy(self, link: str) -> bool:
@@ -101,6 +105,7 @@ class Facts:
                 "wan_health": dict(self.wan_health),
                 "gateways": {k: list(v) for k, v in self.gateways.items()},
                 "deprecated": {k: list(v) for k, v in self.deprecated.items()},
+                "lifetimes": {k: list(v) for k, v in self.lifetimes.items()},
                 "uplinks": dict(self.uplinks)}
 
 
@@ -119,7 +124,7 @@ class Desired:
         # The document under the learned facts: addresses from a delegated prefix made concrete
         # (the same object when the document uses no uplink feature).
         self.source = getattr(cfg, "_source", None) or cfg
-        self.cfg = effective(self.source, self.facts.delegated, self.facts.deprecated)
+        self.cfg = effective(self.source, self.facts.delegated, self.facts.deprecated, self.facts.lifetimes)
         if self.cfg is not self.source:
             ruleset = None  # the ruleset depends on the facts: rendered for these
         self.rev = rev

@@ -12,7 +12,9 @@ document may never own (backend/model/links.py) are refused here too, whatever a
 Order: deletions first, deepest first (a VLAN before its parent); then members leaving a master;
 then creations, parents first (masters before their members are enslaved, a VLAN after its
 parent); then attributes, masters, bridge VLANs. All or nothing: the pipeline puts this applier
-back by applying the previous desired state (idempotent), which deletes what this apply created.
+back by applying the previous desired state (idempotent), which deletes what this apply created;
+on the very first commit (no previous state) ``undo_first`` deletes the links this transaction
+created and releases the members it enslaved, from the links.json record taken at its start.
 """
 
 from __future__ import annotations
@@ -250,6 +252,7 @@ class LinksApplier:
         # whatever a state file says, a link the document may never own is never ours to delete
         self.created = {n: s for n, s in self.created.items() if not foreign_link(n)}
         self.enslaved = {m: n for m, n in self.enslaved.items() if not foreign_link(m) and not foreign_link(n)}
+        self._first: tuple[dict, dict] | None = None
 
     def _save(self) -> None:
         save_state(self._dir, "links", {"created": self.created, "enslaved": self.enslaved})
@@ -405,7 +408,7 @@ class LinksApplier:
             msg = e.args[1] if len(getattr(e, "args", ())) > 1 else e
             raise ApplyError(_path(op), f"kernel refused {describe(op)}: {msg}") from None
 
-    def _settle(self, want: Want) -> None:
+    def _settle(self, want: Want | None) -> None:
         """After an apply (also a failed one): forget what no longer exists, keep the rest."""
         try:
             have = self.kernel.observe()
@@ -414,6 +417,46 @@ class LinksApplier:
         self.created = {n: s for n, s in self.created.items() if n in have and have[n]["kind"] == s["kind"]}
         self.enslaved = {m: master for m, master in self.enslaved.items() if have.get(m, {}).get("master") == master}
         self._save()
+
+    # -- the first commit: no previous revision to apply ------------------------------------------
+
+    def begin_first(self, d: Desired) -> None:
+        """Before a transaction without a previous revision: what we own now (links.json)."""
+        self._first = (dict(self.created), dict(self.enslaved))
+
+    def end(self) -> None:
+        self._first = None
+
+    def undo_first(self) -> list[str]:
+        """Put back the links as they were before this first transaction: release the members it
+        enslaved, delete the links it created (deepest first). Links recorded before it stay."""
+        first = self._first
+        if first is None:
+            return []
+        created0, enslaved0 = first
+        with self._lock:
+            have = self._observe()
+            ops: list[tuple] = []
+            for m, master in sorted(self.enslaved.items()):
+                if enslaved0.get(m) != master and have.get(m, {}).get("master") == master:
+                    ops.append(("master", m, None, have.get(master, {}).get("kind") == "bond"))
+            gone: set[str] = set()
+            for name in reversed(list(self.created)):
+                if name in created0 or name not in have or name in gone:
+                    continue
+                ops.append(("delete", name, have[name]["kind"]))
+                gone |= {n for n, h in have.items() if h.get("link") == name and h["kind"] == "vlan"}
+            errors = []
+            try:
+                with getattr(self.kernel, "session", contextlib.nullcontext)():
+                    for op in ops:
+                        try:
+                            self._run(op)
+                        except ApplyError as e:
+                            errors.append(f"links: {e}")
+            finally:
+                self._settle(None)  # what could not be removed stays recorded (ours to delete later)
+            return errors
 
     def status(self) -> dict:
         return {"created": {n: s["kind"] for n, s in self.created.items()}} if self.created else {}

@@ -22,6 +22,7 @@ from ..model.config import RouterConfig
 from ..model.links import foreign_link
 
 RTPROT_TALGATE = 250  # "proto 250" in `ip route`; ours alone
+RTN_UNREACHABLE = 7   # route type of the unused part of a delegated prefix
 MAIN_TABLE = 254
 IFA_F_NODAD = 0x02
 IFA_F_PERMANENT = 0x80
@@ -124,6 +125,8 @@ class NetApplier:
                     key = RouteKey(fam, str(ipaddress.ip_network(f"{dst}/{r['dst_len']}")),
                                    r.get_attr("RTA_PRIORITY") or 0)
                     st.routes[key] = {"gateway": r.get_attr("RTA_GATEWAY"), "oif": names.get(r.get_attr("RTA_OIF"))}
+                    if r["type"] == RTN_UNREACHABLE:
+                        st.routes[key] = {"gateway": None, "oif": None, "type": "unreachable"}
         for k in [*SYSCTLS, *(extra_sysctls or ())]:
             try:
                 st.sysctls[k] = (self.proc_sys / k).read_text().strip()
@@ -171,7 +174,7 @@ class NetApplier:
             rh = have.routes.get(key)
             if rh is None:
                 ops.append(("route-add", key, rw))
-            elif rh["gateway"] != rw["gateway"] or (rw["oif"] and rh["oif"] != rw["oif"]):
+            elif rh["gateway"] != rw["gateway"] or (rw["oif"] and rh["oif"] != rw["oif"]) or rh.get("type") != rw.get("type"):
                 ops.append(("route-replace", key, rw))
         return ops
 
@@ -233,6 +236,8 @@ class NetApplier:
                     if e.code != 3:  # ESRCH: already gone with its address
                         raise
                 return
+            if rw.get("type") == "unreachable":  # the unused part of a delegated prefix (RFC 7084 WPD-5)
+                kw["type"] = "unreachable"
             if rw.get("gateway"):
                 kw["gateway"] = rw["gateway"]
             if rw.get("oif"):

@@ -17,8 +17,10 @@ from pathlib import Path
 from ..model import Problem
 from ..model.kinds import agent_made_links
 from .applier import Desired, HostContext, load_state, save_state
-from .net import NetApplier, NetState
+from .net import SYSCTLS, NetApplier, NetState
 from .net import desired as config_state
+
+LINK_SYSCTL = "net/ipv6/conf/"  # the per-link sysctls (net/ipv6/conf/LINK/KEY) remembered before a change
 
 
 def route_link(cfg, route) -> str | None:
@@ -73,6 +75,11 @@ class NetworkApplier:
         st = self._load(ctx)
         self.owned: tuple[str, ...] = tuple(st.get("owned", ()))
         self.net.original_mtu = dict(st.get("original_mtu") or {})
+        # per-link sysctls a config set (accept_ra/autoconf of a WAN with ipv6: {...}) -> the value
+        # before; put back when the config stops setting them
+        self.original_sysctls: dict[str, str] = {k: str(v) for k, v in (st.get("original_sysctls") or {}).items()
+                                                 if isinstance(k, str) and k.startswith(LINK_SYSCTL) and k not in SYSCTLS}
+        self._first = None
 
     # -- persisted ownership -----------------------------------------------------------------
 
@@ -80,7 +87,26 @@ class NetworkApplier:
         return load_state(ctx.state_dir, "network")
 
     def _save(self) -> None:
-        save_state(self._file.parent, "network", {"owned": list(self.owned), "original_mtu": self.net.original_mtu})
+        save_state(self._file.parent, "network", {"owned": list(self.owned), "original_mtu": self.net.original_mtu,
+                                                  "original_sysctls": self.original_sysctls})
+
+    def _want(self, d: Desired) -> NetState:
+        """desired_state + the per-link sysctls a former config set, back to their value before."""
+        st = desired_state(d)
+        proc = getattr(self.net, "proc_sys", None)
+        for k, v in self.original_sysctls.items():
+            if k not in st.sysctls and proc is not None and (proc / k).exists():  # a link gone: nothing to put back
+                st.sysctls[k] = v
+        return st
+
+    def _remember_sysctls(self, st: NetState) -> None:
+        proc = getattr(self.net, "proc_sys", None)
+        for k in st.sysctls:
+            if k.startswith(LINK_SYSCTL) and k not in SYSCTLS and k not in self.original_sysctls and proc is not None:
+                try:
+                    self.original_sysctls[k] = (proc / k).read_text().strip()
+                except OSError:
+                    pass
 
     # -- the protocol -----------------------------------------------------------------------------
 
@@ -104,7 +130,7 @@ class NetworkApplier:
         with self._lock:
             saved = dict(self.net.original_mtu)
             try:
-                return self.net.plan(desired_state(d), owned)
+                return self.net.plan(self._want(d), owned)
             finally:
                 self.net.original_mtu = saved
 
@@ -115,12 +141,55 @@ class NetworkApplier:
         with self._lock:
             # Remember every link we may touch before touching it, so a restore can clean up.
             self.owned = tuple(sorted(set(self.owned) | set(d.cfg.interfaces)))
+            want = self._want(d)
+            self._remember_sysctls(want)
             self._save()
-            ops = self.net.plan(desired_state(d), set(self.owned))
+            ops = self.net.plan(want, set(self.owned))
             self.net.execute(ops)
             self.owned = tuple(sorted(d.cfg.interfaces))
+            # a sysctl put back to its value before (or whose link is gone) is no longer ours
+            wanted = desired_state(d).sysctls
+            self.original_sysctls = {k: v for k, v in self.original_sysctls.items() if k in wanted}
             self._save()
             return [describe(op) for op in ops]
+
+    # -- the first commit: no previous revision to apply ------------------------------------------
+
+    def begin_first(self, d: Desired) -> None:
+        """Before a transaction without a previous revision: the links it may touch as they are
+        (state, MTU, permanent addresses, our routes, the sysctls it sets), to put back on failure."""
+        self._first = None
+        names = set(self.owned) | set(d.cfg.interfaces)
+        extra = [*desired_state(d).sysctls, *self.original_sysctls]
+        try:
+            with self._lock:
+                self._first = (self.net.observe(names, extra), dict(self.net.original_mtu), self.owned,
+                               dict(self.original_sysctls))
+        except Exception:  # noqa: BLE001 - no snapshot: undo_first says so instead of guessing
+            self._first = None
+
+    def end(self) -> None:
+        self._first = None
+
+    def undo_first(self) -> list[str]:
+        """Put the links this first transaction touched back as observed at its start: the
+        addresses and routes it added go, those it removed come back, MTU and state as they were
+        (links created by this transaction are gone with the links applier's undo)."""
+        first = self._first
+        if first is None:
+            return ["network: no snapshot of the links before this commit; addresses were left as applied"]
+        before, mtus, owned, sysctls = first
+        with self._lock:
+            try:
+                self.net.execute(self.net.plan(before, set(before.links)))
+            except Exception as e:  # noqa: BLE001 - reported as a restore error
+                return [f"network: {e}"]
+            finally:
+                self.net.original_mtu = mtus
+                self.owned = owned
+                self.original_sysctls = sysctls
+                self._save()
+        return []
 
     def drift(self, d: Desired) -> list[str]:
         return [describe(op) for op in self._ops(d, set(self.owned))]

@@ -7,6 +7,10 @@
 - A gateway learned by DHCPv4 becomes a default route on its link (``proto 250``, like a
   configured one), withdrawn when the WAN health checks mark the link down. A configured route
   to the same destination and metric wins.
+- A delegated prefix gets an ``unreachable`` route (RFC 7084 WPD-5, ``proto 250``, metric
+  :data:`PD_METRIC`): the /64s used on the LANs are more specific (connected), the rest of the
+  prefix is answered with ICMPv6 unreachable instead of bouncing back to the ISP. It follows the
+  delegation (a new prefix replaces it, an expired one removes it) like any learned fact.
 - Learned addresses (``Facts.addresses``) are already kept by ``network.desired_state``.
 """
 
@@ -17,6 +21,7 @@ import ipaddress
 from .net import NetState, RouteKey
 
 DHCP4_METRIC = 0  # the metric of a DHCPv4 default route (the kernel's default for IPv4)
+PD_METRIC = 1024  # the metric of a delegated prefix's unreachable route (the kernel's default for IPv6)
 
 
 def add_learned(cfg, facts, st: NetState) -> None:
@@ -34,3 +39,10 @@ def add_learned(cfg, facts, st: NetState) -> None:
                            DHCP4_METRIC if ip.version == 4 else 1024)
             if key not in st.routes:
                 st.routes[key] = {"gateway": str(ip), "oif": name, "name": f"learned:{name}"}
+    for wan, prefixes in facts.delegated.items():
+        if wan not in cfg.interfaces:
+            continue
+        for pre in prefixes:
+            key = RouteKey(6, str(ipaddress.IPv6Network(pre)), PD_METRIC)
+            if key not in st.routes:
+                st.routes[key] = {"gateway": None, "oif": None, "type": "unreachable", "name": f"delegated:{wan}"}

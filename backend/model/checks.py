@@ -267,6 +267,9 @@ def check(cfg: RouterConfig) -> list[Problem]:
     from .uplink import check as check_uplinks
 
     p += check_uplinks(cfg)
+    from .nptv6 import check as check_nptv6
+
+    p += check_nptv6(cfg)
     return p
 
 

@@ -23,6 +23,7 @@ from pydantic import (
 from . import prefix
 from .base import HOSTNAME_RE, NAME_RE, IfName, Name, Strict, listify
 from .kubernetes import POD_SUBNETS, SERVICE_SUBNETS
+from .nptv6 import Nptv6
 from .routing import Routing
 from .services import DhcpScope, Dns, Mdns, Ntp, RouterAdvert
 from .uplink import DelegatedAddress, Ipv6Auto
@@ -498,6 +499,7 @@ class Nat(Strict):
     masquerade: list[Masquerade] = Field(default_factory=list)
     snat: list[Snat] = Field(default_factory=list)
     forwards: list[PortForward] = Field(default_factory=list)
+    nptv6: list[Nptv6] = Field(default_factory=list, description="IPv6 prefix translation (backend/model/nptv6.py).")
 
 
 class Route(Strict):

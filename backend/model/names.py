@@ -113,6 +113,10 @@ def masquerade_comment(key: str) -> str:
     return f"masquerade {key}"
 
 
+def nptv6_comment(key: str) -> str:
+    return f"nptv6 {key}"
+
+
 def log_prefix(label: str) -> str:
     """The log prefix for a logged rule: ``tg LABEL: `` when that fits in LOG_PREFIX_LEN bytes,
     else the label cut short plus 8 hex digits of its hash (the full name is in the rule's
@@ -188,6 +192,8 @@ def nft_names(cfg) -> list[Ident]:
         comment(snat_comment(s.name), f"nat.snat[{i}].name")
     for i, m in enumerate(cfg.nat.masquerade):
         comment(masquerade_comment(m.key), f"nat.masquerade[{i}]")
+    for i, n in enumerate(cfg.nat.nptv6):
+        comment(nptv6_comment(n.key), f"nat.nptv6[{i}]")
     for ifname in cfg.interfaces:
         out.append(Ident("link", ifname, f"interfaces.{ifname}", IFNAME_MAX))
     return out

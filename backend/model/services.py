@@ -159,6 +159,8 @@ class RouterAdvert(Strict):
     lifetime: int = Field(1800, ge=0, le=9000, description="Router lifetime in seconds (0: not a default router).")
     # Prefixes of a replaced delegation, advertised with preferred lifetime 0 (backend/model/uplink.py).
     _deprecated: list[str] = PrivateAttr(default_factory=list)
+    # /64 of a delegated prefix -> the delegation's (valid, preferred) lifetimes (backend/model/uplink.py).
+    _lifetimes: dict[str, tuple[int, int]] = PrivateAttr(default_factory=dict)
 
     @field_validator("prefixes")
     @classmethod

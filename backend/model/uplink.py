@@ -132,7 +132,8 @@ def pd_address(prefix: str, subnet: int, host: ipaddress.IPv6Address | None) -> 
 
 def uses_facts(cfg) -> bool:
     return any(itf.dhcp4 or itf.v6auto or itf.delegated for itf in cfg.interfaces.values()) or any(
-        s.delegated for s in cfg.sets.values())
+        s.delegated for s in cfg.sets.values()) or any(
+        isinstance(e.inside, DelegatedAddress) or isinstance(e.outside, DelegatedAddress) for e in cfg.nat.nptv6)
 
 
 def resolve(cfg, delegated: Mapping[str, tuple[str, ...]]) -> tuple[dict, list[str]]:
@@ -153,7 +154,8 @@ def resolve(cfg, delegated: Mapping[str, tuple[str, ...]]) -> tuple[dict, list[s
 
 
 def effective(cfg, delegated: Mapping[str, tuple[str, ...]] | None = None,
-              deprecated: Mapping[str, tuple[str, ...]] | None = None):
+              deprecated: Mapping[str, tuple[str, ...]] | None = None,
+              lifetimes: Mapping[str, tuple[int, int]] | None = None):
     """The document as the renderers see it under the learned prefixes: a copy with concrete
     addresses in place of from_delegated entries (none while nothing is delegated), the prefixes of
     a replaced delegation listed for radvd as deprecated, and an input rule letting DHCPv6 replies
@@ -162,6 +164,7 @@ def effective(cfg, delegated: Mapping[str, tuple[str, ...]] | None = None,
     if not uses_facts(src):
         return src
     from .config import Rule
+    from .nptv6 import concrete
 
     eff = src.model_copy(deep=True)
     eff._source = src
@@ -186,6 +189,14 @@ def effective(cfg, delegated: Mapping[str, tuple[str, ...]] | None = None,
             lo, hi = parse_pool(pool)
             pools.append(f"{ipaddress.IPv6Address(base | int(lo))}-{ipaddress.IPv6Address(base | int(hi))}")
         scope.ipv6.pools = pools
+    for path, e, on_itf in _entries(src) if lifetimes else ():  # RA lifetimes of a delegated /64
+        ra = eff.ra.get(path.split(".")[1]) if on_itf else None
+        for pre in (delegated or {}).get(e.from_delegated, ()) if ra is not None else ():
+            net = pd_address(pre, e.subnet, None)
+            if net is not None and pre in lifetimes:
+                ra._lifetimes[net] = tuple(lifetimes[pre])
+    for e in eff.nat.nptv6:  # prefix translation: the delegated side as delegated now (None: not yet)
+        e._inside, e._outside = concrete(e.inside, delegated), concrete(e.outside, delegated)
     if deprecated:
         old, _ = resolve(src, deprecated)
         for (kind, name), addrs in old.items():

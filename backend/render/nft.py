@@ -669,6 +669,11 @@ def _nat_chains(cfg: RouterConfig) -> list[NChain]:
         fam_s = "ip" if fam == 4 else "ip6"
         ex += [COUNTER, E({"snat": {"family": fam_s, "addr": str(s.to)}}, f"snat {fam_s} to {s.to}")]
         post.rules.append(NRule(post.name, ex, names.snat_comment(s.name)))
+    from .nptv6 import nptv6_rules  # prefix translation: after the port forwards, before any masquerade
+
+    npt_in, npt_out = nptv6_rules(cfg, pre.name, post.name)
+    pre.rules += npt_in
+    post.rules[:0] = npt_out
     for m in cfg.nat.masquerade:
         if not cfg.zones[m.out].interfaces:
             continue

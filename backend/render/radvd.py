@@ -1,7 +1,9 @@
 """RouterConfig → radvd.conf. Pure and deterministic.
 
 Per interface in ``ra``: the /64s of its global IPv6 addresses (or the listed prefixes), the M/O
-flags, RDNSS (the interface's address when dns serves its zone) and DNSSL (the LAN domain).
+flags, RDNSS (the interface's address when dns serves its zone) and DNSSL (the LAN domain). A /64 of
+a delegated prefix is advertised with the delegation's valid/preferred lifetimes (at most radvd's
+defaults, at least the RA interval): as given by the ISP, not counted down between renewals.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import ipaddress
 
 from ..model.config import RouterConfig
 from ..model.services import lan_domain, ra_interfaces, serves
+
+RADVD_VALID, RADVD_PREFERRED = 86400, 14400  # radvd's default prefix lifetimes
 
 
 def _on(b: bool) -> str:
@@ -47,6 +51,10 @@ def render_radvd(cfg: RouterConfig) -> str | None:
             L.append(f"    prefix {net} {{")
             L.append("        AdvOnLink on;")
             L.append(f"        AdvAutonomous {_on(auto)};")
+            if str(net) in ra._lifetimes:  # RFC 7084 L-13: never longer than the delegation's
+                valid = max(min(ra._lifetimes[str(net)][0], RADVD_VALID), ra.interval)  # radvd: > MaxRtrAdvInterval
+                L.append(f"        AdvValidLifetime {valid};")
+                L.append(f"        AdvPreferredLifetime {min(ra._lifetimes[str(net)][1], RADVD_PREFERRED, valid)};")
             L.append("    };")
         for p in ra._deprecated:  # a replaced delegated prefix: hosts stop using it for new connections
             L.append(f"    prefix {p} {{")

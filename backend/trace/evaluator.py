@@ -91,6 +91,19 @@ class _Verdict(Exception):
         self.verdict, self.chain, self.comment = verdict, chain, comment
 
 
+def _nat_addr(addr, ip):
+    """The address a nat statement gives: a plain one, or a prefix map (nat.nptv6: the host part
+    kept, like the kernel's NETMAP)."""
+    if not isinstance(addr, dict):
+        return ipaddress.ip_address(addr)
+    for frm, to in addr["map"]["data"]["set"]:
+        src = ipaddress.ip_network(f"{frm['prefix']['addr']}/{frm['prefix']['len']}")
+        if ip in src:
+            dst = ipaddress.ip_network(f"{to['prefix']['addr']}/{to['prefix']['len']}")
+            return dst.network_address + (int(ip) - int(src.network_address))
+    return ip
+
+
 class Tracer:
     def __init__(self, cfg: RouterConfig, rs: Ruleset | None = None):
         self.cfg = cfg
@@ -346,7 +359,7 @@ class Tracer:
             hit = self._nat("prerouting_nat", pkt, ctx, steps)
             if hit and "dnat" in hit[1]:
                 d = hit[1]["dnat"]
-                new_dst = ipaddress.ip_address(d["addr"])
+                new_dst = _nat_addr(d["addr"], ctx["dst"])
                 new_port = d.get("port", ctx["dport"])
                 if (new_dst, new_port) != (ctx["dst"], ctx["dport"]):
                     # The kernel marks a connection DNATed only when the mapping changes its tuple.
@@ -376,7 +389,7 @@ class Tracer:
                     to = self._primary(oif, pkt.family)
                     nat.append({"type": "masquerade", "rule": hit[0], "to": str(to) if to else None})
                 elif "snat" in stmt:
-                    nat.append({"type": "snat", "rule": hit[0], "to": stmt["snat"]["addr"]})
+                    nat.append({"type": "snat", "rule": hit[0], "to": str(_nat_addr(stmt["snat"]["addr"], ctx["src"]))})
         return TraceResult(verdict, rule, "forward", zone_in, oif, self.cfg.zone_of(oif), nat, steps, pdict)
 
 

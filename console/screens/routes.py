@@ -1,6 +1,8 @@
 """routes: the routing tables — connected, static and learned (BGP, OSPF, OSPFv3) routes per table,
-from the kernel and, when FRR runs, the routes it learned but did not install. Live: rows are
-diffed in place; ``/`` filters (by table, kind, prefix, gateway, device)."""
+from the kernel and, when FRR runs, the routes it learned but did not install, and on the summary
+line the BGP peers and OSPF neighbors with their state (status.routing: the agent reads FRR every
+few seconds, the console never does). Live: rows are diffed in place; ``/`` filters (by table,
+kind, prefix, gateway, device)."""
 
 from __future__ import annotations
 
@@ -52,6 +54,21 @@ def summary(doc: dict) -> Text:
     return t
 
 
+SESSION_STYLE = {"Established": "green", "Full": "green"}
+
+
+def sessions_text(routing: dict | None) -> Text:
+    """BGP peers and OSPF neighbors as the agent last read them (status.routing), one line."""
+    t = Text()
+    for s in (routing or {}).get("sessions") or []:
+        state = str(s.get("state") or "?")
+        t.append(f"   {s.get('protocol')} {s.get('peer')} ")
+        t.append(state, style=SESSION_STYLE.get(state.split("/")[0], "bold yellow"))
+        if s.get("accepted") is not None:
+            t.append(f" {s['accepted']} accepted")
+    return t
+
+
 class RoutesView(BaseView):
     NAME = "routes"
 
@@ -63,8 +80,10 @@ class RoutesView(BaseView):
         self.query_one("#routes", LiveTable).focus()
 
     def refresh_view(self, changed: set[str]) -> None:
-        if "routes" in changed or not getattr(self, "_drawn", False):
+        if "routes" in changed or "status" in changed or not getattr(self, "_drawn", False):
             self._drawn = True
             doc = self.store.routes or {}
             self.query_one("#routes", LiveTable).sync(route_rows(doc.get("routes") or []))
-            self.query_one("#rt-summary", Static).update(summary(doc))
+            line = summary(doc)
+            line.append_text(sessions_text((self.store.status or {}).get("routing")))
+            self.query_one("#rt-summary", Static).update(line)

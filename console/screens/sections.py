@@ -42,6 +42,7 @@ SECTIONS: dict[str, tuple[str, list[str]]] = {
     "nat.masquerade": ("list", ["name", "out", "family"]),
     "nat.snat": ("list", ["name", "out", "src", "to"]),
     "nat.forwards": ("list", ["name", "in", "proto", "dport", "to", "src", "log"]),
+    "nat.nptv6": ("list", ["name", "interface", "inside", "outside"]),
     "routes": ("list", ["name", "to", "via", "interface", "metric"]),
     "dhcp": ("dict", ["ipv4", "ipv6"]),
     "dhcp.*.ipv4": ("map", ["enabled", "pools", "lease_time", "routers", "dns", "ntp", "domain"]),

@@ -71,3 +71,27 @@ async def test_routes_read_only_and_plain_terminal():
         assert app.screen.query_one("#routes", LiveTable).row_count == 12
         assert_plain(app)
         assert "READ-ONLY" in screen_text(app)
+
+
+@run_async
+async def test_the_summary_line_shows_bgp_peers_and_ospf_neighbors(tmp_path):
+    """status.routing (the agent's cache of FRR's sessions, backend/observe/routing_state.py) on the
+    routes screen: a peer that is not Established stands out."""
+    from backend.observe.routing_state import RoutingState
+
+    sessions = [{"protocol": "bgp", "peer": "198.51.100.1", "state": "Established", "uptime": "00:01:02",
+                 "received": None, "accepted": 3, "sent": 1, "interface": None, "remote_as": 65002},
+                {"protocol": "bgp", "peer": "2001:db8:100::1", "state": "Active", "uptime": None, "received": None,
+                 "accepted": None, "sent": None, "interface": None, "remote_as": 65002},
+                {"protocol": "ospf", "peer": "192.168.10.10", "state": "Full/DR", "uptime": "3s", "received": None,
+                 "accepted": None, "sent": None, "interface": "lan0", "remote_as": None}]
+    agent = FakeAgent()
+    rs = RoutingState(lambda: tmp_path, reader=lambda vty: (sessions, []))
+    rs.poll()
+    agent.pipeline.routing_state = rs
+    app = make_app(start="routes", agent=agent)
+    async with app.run_test(size=(200, 40)) as pilot:
+        await settle(pilot)
+        text = screen_text(app)
+        assert "bgp 198.51.100.1 Established 3 accepted   bgp 2001:db8:100::1 Active   ospf 192.168.10.10 Full/DR" \
+            in text, text

@@ -350,3 +350,42 @@ def test_bad_routing_refused_with_path_nothing_changes(frr, old, new, path):
     assert (frr.lab.state / "rendered" / "frr" / "frr.conf").read_bytes() == conf
     after = frr.kernel_state()
     assert after["ruleset"] == before["ruleset"] and after["addrs"] == before["addrs"]
+
+
+def test_status_shows_bgp_peers_and_ospf_neighbors(frr):
+    """issue 14: BGP peer and OSPF neighbor state in `talgate status` (text and --json), read by the
+    agent's thread every few seconds (backend/observe/routing_state.py), never on a status poll."""
+
+    def sessions():
+        r = frr.cli("status", "--json", socket=frr.lab.ro_socket)
+        routing = json.loads(r.stdout).get("routing") if r.returncode == 0 else None
+        return {(s["protocol"], s["peer"]): s for s in (routing or {}).get("sessions", [])}
+
+    def ready():
+        s = sessions()
+        b4 = s.get(("bgp", "198.51.100.1"))
+        return s if b4 and b4["state"] == "Established" and b4["accepted"] and b4["sent"] and any(
+            k[0] == "ospf" and v["state"].startswith("Full") for k, v in s.items()) and any(
+            k[0] == "ospfv3" and v["state"].startswith("Full") for k, v in s.items()) else None
+
+    s = wait(ready, 20)
+    assert s, sessions()
+    b4 = s[("bgp", "198.51.100.1")]
+    print(f"\nrouting state: {json.dumps(list(s.values()))}")
+    assert b4["accepted"] == 1 and b4["uptime"] and b4["remote_as"] == 65002, b4  # the import policy let one in
+    assert b4["sent"] == 1, b4  # bgp.networks
+    v6 = [v for k, v in s.items() if k[0] == "bgp" and ":" in k[1]]
+    assert v6 and v6[0]["state"] == "Established" and v6[0]["accepted"] == 1, v6
+    text = frr.cli("status", socket=frr.lab.ro_socket).stdout
+    assert re.search(r"routing    bgp 198\.51\.100\.1 Established up \S+ received - accepted 1 sent 1", text), text
+    assert re.search(r"routing    ospf \S+ on \S+ Full", text), text
+    # a status poll does not run vtysh: 20 polls take far less than 20 vtysh runs would
+    from backend.client import AgentClient
+
+    c = AgentClient(frr.lab.ro_socket)
+    t0 = time.monotonic()
+    for _ in range(20):
+        c.status()
+    per_poll = (time.monotonic() - t0) / 20
+    print(f"status poll with routing state: {per_poll * 1000:.1f} ms")
+    assert per_poll < 0.1, per_poll

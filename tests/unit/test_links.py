@@ -212,6 +212,36 @@ def test_a_failure_after_the_links_were_created_removes_them(tmp_path):
     assert LinksApplier(HostContext(tmp_path / "state"), kernel=k).created == {}
 
 
+def test_a_failure_of_the_very_first_commit_removes_the_links_it_created(tmp_path):
+    """No previous revision to apply: the links this transaction created still go, and the
+    members it enslaved are released (the links.json record of this transaction)."""
+    k = kernel()
+    p, net = _pipeline(tmp_path, k)
+    before = k.snapshot()
+    net.fail["apply"] = RuntimeError("injected")
+    net.fail_after_change = True
+    with pytest.raises(ApplyFailed):
+        p.commit(DOC, "vlans", "test")
+    assert any(op[0] == "create" for op in k.ops)
+    assert k.snapshot() == before
+    assert LinksApplier(HostContext(tmp_path / "state"), kernel=k).created == {}
+
+
+def test_a_failed_first_commit_keeps_links_created_by_an_earlier_one(tmp_path):
+    """Only what this transaction created goes: a link recorded in links.json by an earlier apply
+    (a restart without a recorded revision) stays."""
+    k = kernel()
+    a = applier(tmp_path, k)
+    a.apply(Desired(load_config("interfaces: {wan0: {}, lo9: {kind: dummy}}\n")))
+    assert "lo9" in k.links
+    p, net = _pipeline(tmp_path, k)
+    net.fail["apply"] = RuntimeError("injected")
+    net.fail_after_change = True
+    with pytest.raises(ApplyFailed):
+        p.commit(DOC, "vlans", "test")
+    assert set(k.links) == set(BASE_LINKS) | {"lo9"}
+
+
 def test_an_invalid_document_changes_nothing(tmp_path):
     k = kernel()
     p, _ = _pipeline(tmp_path, k)

@@ -136,8 +136,11 @@ def test_desired_state_under_facts():
     st = desired_state(d)
     assert st.addrs["wan0"] == {"198.51.100.150/24"} and st.addrs["lan0"] == {"192.168.10.1/24",
                                                                              "2001:db8:4000:110::1/64"}
-    [(key, route)] = st.routes.items()
+    [(key, route)] = [(k, r) for k, r in st.routes.items() if r.get("type") != "unreachable"]
     assert (key.dst, route["gateway"], route["oif"]) == ("0.0.0.0/0", "198.51.100.1", "wan0")
+    # RFC 7084 WPD-5: the delegated prefix is unreachable but for the /64s in use (more specific)
+    [pd] = [k for k, r in st.routes.items() if r.get("type") == "unreachable"]
+    assert (pd.family, pd.dst, pd.metric) == (6, "2001:db8:4000:100::/56", 1024)
     assert st.sysctls["net/ipv6/conf/wan0/accept_ra"] == "2" and st.sysctls["net/ipv6/conf/wan0/autoconf"] == "1"
     assert "2001:db8:4000:110::/64" in d.ruleset.text()
     # an unhealthy WAN loses its learned default route too; other facts re-render the ruleset
@@ -403,3 +406,45 @@ def test_render_and_trace_of_the_agent_follow_the_learned_prefix(tmp_path):
     assert "2001:db8:4000:110::/64" in agent.client.render()["nft"]
     got = agent.client.trace(pkt)
     assert got["verdict"] == "accept" and got["rule"] == "rule dns-from-lan-pd", got
+
+
+def _prefix_block(radvd: str, prefix: str) -> str:
+    return radvd.split(f"prefix {prefix} {{", 1)[1].split("};", 1)[0]
+
+
+def test_ra_lifetimes_of_a_delegated_prefix_follow_the_delegation(manager, tmp_path):
+    """RFC 7084 L-13: a LAN prefix from a delegation is advertised with lifetimes no longer than the
+    delegation's (valid/preferred), at most radvd's defaults; a renewal with the same lifetimes
+    re-renders nothing; radvd -c accepts the result."""
+    p, u = manager
+    now = time.time()
+    u.handle(v6(new_life_starts=str(int(now)), new_max_life="7200", new_preferred_life="3600"), 6, now)
+    assert u._publish(now)
+    assert dict(p.facts.lifetimes) == {"2001:db8:4000:100::/56": (7200, 3600)}
+    cfg = validate_text(DOC.read_text())[0]
+    radvd = render_radvd(Desired(cfg, p.facts).cfg)
+    block = _prefix_block(radvd, "2001:db8:4000:110::/64")
+    assert "AdvValidLifetime 7200;" in block and "AdvPreferredLifetime 3600;" in block
+    # the same lifetimes at a renewal: no new facts, nothing re-rendered
+    u.handle(v6(reason="RENEW6", new_life_starts=str(int(now) + 1), new_max_life="7200",
+                new_preferred_life="3600"), 6, now + 1)
+    assert not u._publish(now + 1)
+    # longer than radvd's defaults: capped at them; shorter than the RA interval: at least the interval
+    for life, pref, want in (("900000", "400000", (86400, 14400)), ("60", "40", (60, 40)), ("10", "10", (10, 10))):
+        u.handle(v6(reason="RENEW6", new_life_starts=str(int(now)), new_max_life=life, new_preferred_life=pref), 6, now)
+        u._publish(now)
+        radvd = render_radvd(Desired(cfg, p.facts).cfg)
+        block = _prefix_block(radvd, "2001:db8:4000:110::/64")
+        ra_interval = cfg.ra["lan0"].interval
+        valid = max(want[0], ra_interval)
+        assert f"AdvValidLifetime {valid};" in block and f"AdvPreferredLifetime {min(want[1], valid)};" in block
+        if shutil.which("radvd"):
+            f = tmp_path / "radvd.conf"
+            f.write_text(radvd)
+            r = subprocess.run(["radvd", "-c", "-C", str(f)], capture_output=True, text=True)
+            assert r.returncode == 0, r.stderr
+    # no lifetimes known (a learned.json of an older agent): radvd's defaults
+    import dataclasses
+
+    radvd = render_radvd(Desired(cfg, dataclasses.replace(p.facts, lifetimes={})).cfg)
+    assert "Lifetime" not in _prefix_block(radvd, "2001:db8:4000:110::/64")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -30,3 +31,17 @@ def listify(v):
     if isinstance(v, list):
         return v
     return [v]  # a scalar (or a float or mapping: refused by the item's own validator, not a TypeError)
+
+
+def route_gateway(route):
+    """A route (``to``, ``via``, ``interface``) needs a gateway or a link; ``default`` (0.0.0.0/0)
+    follows the gateway's family. Shared by the main table's routes and the policy tables'."""
+    if route.via is None and route.interface is None:
+        raise ValueError("a route needs via or interface")
+    net = ipaddress.ip_network(route.to)
+    if route.via is not None and route.via.version != net.version:
+        if net.prefixlen == 0:
+            route.to = "::/0" if route.via.version == 6 else "0.0.0.0/0"
+        else:
+            raise ValueError(f"gateway {route.via} is not in the family of {route.to}")
+    return route

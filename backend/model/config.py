@@ -21,7 +21,7 @@ from pydantic import (
 )
 
 from . import prefix
-from .base import HOSTNAME_RE, NAME_RE, IfName, Name, Strict, listify
+from .base import HOSTNAME_RE, NAME_RE, IfName, Name, Strict, listify, route_gateway
 from .kubernetes import POD_SUBNETS, SERVICE_SUBNETS
 from .nptv6 import Nptv6
 from .routing import Routing
@@ -511,16 +511,7 @@ class Route(Strict):
 
     @model_validator(mode="after")
     def _gw(self):
-        if self.via is None and self.interface is None:
-            raise ValueError("a route needs via or interface")
-        net = ipaddress.ip_network(self.to)
-        if self.via is not None and self.via.version != net.version:
-            # 'default' means 0.0.0.0/0; follow the gateway's family.
-            if net.prefixlen == 0:
-                self.to = "::/0" if self.via.version == 6 else "0.0.0.0/0"
-            else:
-                raise ValueError(f"gateway {self.via} is not in the family of {self.to}")
-        return self
+        return route_gateway(self)
 
     @property
     def key(self) -> str:

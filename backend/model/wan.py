@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from .base import IfName, Name, Strict, listify
+from .base import IfName, Name, Strict, listify, route_gateway
 
 MARK_SHIFT = 16
 MARK_MASK = 0xFF << MARK_SHIFT
@@ -177,15 +177,7 @@ class TableRoute(Strict):
 
     @model_validator(mode="after")
     def _gw(self):
-        if self.via is None and self.interface is None:
-            raise ValueError("a route needs via or interface")
-        net = ipaddress.ip_network(self.to)
-        if self.via is not None and self.via.version != net.version:
-            if net.prefixlen == 0:
-                self.to = "::/0" if self.via.version == 6 else "0.0.0.0/0"
-            else:
-                raise ValueError(f"gateway {self.via} is not in the family of {self.to}")
-        return self
+        return route_gateway(self)
 
 
 class RoutingTable(Strict):

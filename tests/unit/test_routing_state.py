@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 import time
 
-from backend.cli import _routing_lines
 from backend.observe import routing_state as rs
+from backend.status_text import routing_lines as _routing_lines
 
 BGP = {"198.51.100.1": {"remoteAs": 65002, "bgpState": "Established", "bgpTimerUpString": "00:01:02",
                         "addressFamilyInfo": {"ipv4Unicast": {"acceptedPrefixCounter": 1, "sentPrefixCounter": 2},

@@ -132,6 +132,7 @@ class _Services:
 
 class Pipeline:
     clock = staticmethod(time.time)  # confirm deadlines, apply and drift times (a test double fixes it)
+    routing_state = None  # the agent's FRR session reader (observe/routing_state.py), set by the server
 
     def __init__(self, repo_path: str | os.PathLike, state_dir: str | os.PathLike,
                  rendered_dir: str | os.PathLike | None = None, *,

@@ -20,6 +20,8 @@ from backend.lab.lab import example_config
 
 
 class StubPipeline:
+    routing_state = None  # as the real Pipeline's before the server starts its FRR reader
+
     def __init__(self):
         self.calls = []
 

@@ -24,6 +24,12 @@ async def settle(pilot) -> None:
     for _ in range(3):
         await pilot.app.workers.wait_for_complete()
         await pilot.pause()
+    # An input's cursor blinks every 0.5 s: on a slow run the picture caught it off. Held steady (shown).
+    from textual.widgets import Input
+
+    for w in pilot.app.screen.query(Input):
+        w.cursor_blink = False
+    await pilot.pause()
 
 
 async def go(pilot, view: str) -> None:

@@ -110,28 +110,9 @@ def _interfaces(cfg: RouterConfig, v4: Ospf | None, v6: Ospf | None) -> list[str
     names = list(dict.fromkeys([*(v4.interfaces if v4 else {}), *(v6.interfaces if v6 else {})]))
     for n in names:
         out.append(f"interface {n}")
-        if v4 is not None and n in v4.interfaces:
-            o = v4.interfaces[n]
-            out.append(f" ip ospf area {o.area}")
-            out.append(f" ip ospf hello-interval {o.hello}")
-            out.append(f" ip ospf dead-interval {o.dead}")
-            if o.cost is not None:
-                out.append(f" ip ospf cost {o.cost}")
-            if o.network:
-                out.append(f" ip ospf network {o.network}")
-            if o.passive:
-                out.append(" ip ospf passive")
-        if v6 is not None and n in v6.interfaces:
-            o = v6.interfaces[n]
-            out.append(f" ipv6 ospf6 area {o.area}")
-            out.append(f" ipv6 ospf6 hello-interval {o.hello}")
-            out.append(f" ipv6 ospf6 dead-interval {o.dead}")
-            if o.cost is not None:
-                out.append(f" ipv6 ospf6 cost {o.cost}")
-            if o.network:
-                out.append(f" ipv6 ospf6 network {o.network}")
-            if o.passive:
-                out.append(" ipv6 ospf6 passive")
+        for proto, cmd in ((v4, "ip ospf"), (v6, "ipv6 ospf6")):
+            if proto is not None and n in proto.interfaces:
+                out += _ospf_interface(cmd, proto.interfaces[n])
         out += ["exit", "!"]
     return out
 
@@ -201,3 +182,15 @@ def render_frr(cfg: RouterConfig) -> str | None:
         lines += _ospf_install_filter(cfg, v6, 6)
     lines.append("end")
     return "\n".join(lines) + "\n"
+
+
+def _ospf_interface(cmd: str, o) -> list[str]:
+    """One interface's OSPF (``ip ospf``) or OSPFv3 (``ipv6 ospf6``) lines: the same settings, two prefixes."""
+    out = [f" {cmd} area {o.area}", f" {cmd} hello-interval {o.hello}", f" {cmd} dead-interval {o.dead}"]
+    if o.cost is not None:
+        out.append(f" {cmd} cost {o.cost}")
+    if o.network:
+        out.append(f" {cmd} network {o.network}")
+    if o.passive:
+        out.append(f" {cmd} passive")
+    return out
